@@ -1,0 +1,296 @@
+//! The `consort` command-line client.
+//!
+//! Every command talks to the local daemon over its control socket. Human output goes to
+//! stdout; with `--json`, stdout carries exactly one JSON document instead (errors too, as
+//! `{"error": {"code", "message"}}`). Exit codes: 0 success, 1 failure, 2 no daemon answering.
+
+use std::fs::{OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use consort_protocol::{ErrorCode, Request, Response, StatusInfo};
+use serde_json::json;
+
+use crate::client::{Client, ClientError};
+use crate::config::Config;
+use crate::paths;
+
+/// Drive a local consortd: the daemon that federates your organization's ML with partners.
+#[derive(Debug, Parser)]
+#[command(name = "consort", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory of the daemon to talk to (its consort.toml names the socket).
+    #[arg(long, global = true, env = "CONSORT_DIR", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Control socket path; overrides --dir.
+    #[arg(long, global = true, env = "CONSORT_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print one machine-readable JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `consort` commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the daemon's party, PeerId, version, uptime, listen addresses and data directory.
+    Status,
+    /// Stop the daemon gracefully: answer in-flight requests, flush, remove the socket.
+    Shutdown {
+        /// Return as soon as the daemon has accepted the request, without waiting for it to exit.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the daemon to exit.
+        #[arg(long, default_value_t = 30, value_name = "S")]
+        timeout: u64,
+    },
+}
+
+/// Failure of a CLI command, with its exit code.
+struct Failure {
+    code: &'static str,
+    message: String,
+    exit: u8,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match &e {
+            ClientError::NotRunning { .. } => Failure {
+                code: "not_running",
+                message: e.to_string(),
+                exit: 2,
+            },
+            ClientError::Daemon(err) => Failure {
+                code: error_code_name(err.code),
+                message: e.to_string(),
+                exit: 1,
+            },
+            _ => Failure {
+                code: "protocol",
+                message: e.to_string(),
+                exit: 1,
+            },
+        }
+    }
+}
+
+fn error_code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadFrame => "bad_frame",
+        ErrorCode::FrameTooLarge => "frame_too_large",
+        ErrorCode::VersionMismatch => "version_mismatch",
+        ErrorCode::HelloRequired => "hello_required",
+        ErrorCode::UnknownRequest => "unknown_request",
+        ErrorCode::ShuttingDown => "shutting_down",
+        ErrorCode::Internal => "internal",
+        _ => "other",
+    }
+}
+
+/// Entry point of the `consort` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"error": {"code": f.code, "message": f.message}})
+                );
+            }
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+struct Target {
+    socket: PathBuf,
+    dir: Option<PathBuf>,
+}
+
+impl Target {
+    fn resolve(cli: &Cli) -> Self {
+        if let Some(socket) = &cli.socket {
+            return Self {
+                socket: paths::absolute(socket),
+                dir: cli.dir.as_deref().map(paths::absolute),
+            };
+        }
+        let dir = paths::absolute(&cli.dir.clone().unwrap_or_else(paths::default_data_dir));
+        let socket = Config::load(&dir.join(paths::CONFIG_FILE))
+            .map(|s| s.socket)
+            .unwrap_or_else(|_| dir.join(paths::SOCKET_FILE));
+        Self {
+            socket,
+            dir: Some(dir),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, Failure> {
+        Client::connect(&self.socket).await.map_err(|e| {
+            let mut f = Failure::from(e);
+            if f.exit == 2 {
+                let dir = self.dir.as_deref().unwrap_or(Path::new("DIR"));
+                f.message = format!(
+                    "{}. Start one with `consortd run --dir {}`",
+                    f.message,
+                    dir.display()
+                );
+            }
+            f
+        })
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let target = Target::resolve(&cli);
+    match cli.command {
+        Command::Status => {
+            let mut client = target.connect().await?;
+            match client.request(Request::Status).await? {
+                Response::Status(s) => {
+                    print_status(&s, cli.json);
+                    Ok(())
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Shutdown { no_wait, timeout } => {
+            let mut client = target.connect().await?;
+            let status = match client.request(Request::Status).await? {
+                Response::Status(s) => s,
+                other => return Err(unexpected(&other)),
+            };
+            match client.request(Request::Shutdown).await? {
+                Response::ShuttingDown => {}
+                other => return Err(unexpected(&other)),
+            }
+            drop(client);
+            let stopped = if no_wait {
+                false
+            } else {
+                wait_stopped(
+                    &target.socket,
+                    Path::new(&status.data_dir),
+                    Duration::from_secs(timeout),
+                )
+                .await?;
+                true
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"party": status.party, "pid": status.pid, "stopped": stopped})
+                );
+            } else if stopped {
+                println!(
+                    "consortd of party {} (pid {}) stopped",
+                    status.party, status.pid
+                );
+            } else {
+                println!(
+                    "consortd of party {} (pid {}) is shutting down",
+                    status.party, status.pid
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn unexpected(r: &Response) -> Failure {
+    Failure {
+        code: "protocol",
+        message: format!("unexpected answer from consortd: {r:?}"),
+        exit: 1,
+    }
+}
+
+/// Waits until the socket is gone and the data directory's lock is released.
+async fn wait_stopped(socket: &Path, data_dir: &Path, timeout: Duration) -> Result<(), Failure> {
+    let deadline = Instant::now() + timeout;
+    let lock = data_dir.join(paths::LOCK_FILE);
+    loop {
+        if !socket.exists() && lock_is_free(&lock) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure {
+                code: "timeout",
+                message: format!("consortd did not stop within {}s", timeout.as_secs()),
+                exit: 1,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn lock_is_free(path: &Path) -> bool {
+    match OpenOptions::new().read(true).open(path) {
+        Err(_) => true,
+        Ok(f) => match f.try_lock_shared() {
+            Ok(()) => true,
+            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::Error(_)) => true,
+        },
+    }
+}
+
+fn print_status(s: &StatusInfo, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(s) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot render JSON: {e}"),
+        }
+        return;
+    }
+    let stores = s
+        .stores
+        .iter()
+        .map(|c| format!("{} {}", c.actor, c.records))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = [
+        ("party", s.party.clone()),
+        ("peer id", s.peer_id.clone()),
+        ("version", s.version.clone()),
+        ("uptime", format_duration(s.uptime_s)),
+        ("listen", s.listen.join(" ")),
+        ("data dir", s.data_dir.clone()),
+        ("socket", s.socket.clone()),
+        ("pid", s.pid.to_string()),
+        ("records", stores),
+    ];
+    for (k, v) in rows {
+        println!("{k:<9} {v}");
+    }
+}
+
+fn format_duration(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..60 => format!("{secs:.1}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}

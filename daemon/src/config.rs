@@ -1,0 +1,414 @@
+//! `consort.toml`: the daemon's configuration.
+//!
+//! Parsed in two stages: serde reads the file strictly (unknown keys are errors, so a typo never
+//! silently falls back to a default), then [`Config::validate`] checks values and returns the
+//! settings the daemon actually runs with.
+
+use std::path::{Path, PathBuf};
+
+use consort_protocol::{DEFAULT_MAX_FRAME_BYTES, PartyName};
+use serde::{Deserialize, Serialize};
+
+use crate::paths;
+
+/// Errors reading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the line and key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config {path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The contents of `consort.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This organization's party name, `[a-z0-9][a-z0-9-]{0,62}`.
+    pub party: PartyName,
+    /// libp2p listen multiaddrs.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Data directory; defaults to the directory holding this file.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Control socket path; defaults to `<data_dir>/consortd.sock`.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Largest control-socket frame accepted, in bytes.
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_frame_bytes: usize,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Local database.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Partner organizations: the only peers allowed to connect.
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+    /// What partners may ask of this party.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Locally registered script operators, by name.
+    #[serde(default)]
+    pub operators: std::collections::BTreeMap<String, OperatorConfig>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Filter directive when `RUST_LOG` is not set (`info`, `consort=debug,info`, ...).
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` (readable lines) or `json` (one object per line).
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// sled page cache, in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: default_cache_mb(),
+        }
+    }
+}
+
+/// `[[partners]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// The partner's party name.
+    pub party: PartyName,
+    /// The partner's PeerId (printed by its `consortd init`).
+    pub peer_id: String,
+    /// Where to dial it; may be empty when discovery finds it.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Parties whose job proposals are considered (`"*"` for every partner).
+    #[serde(default)]
+    pub accept_from: Vec<String>,
+    /// Components partners may run here (empty: every built-in component).
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Hold every proposal until `consort job approve`.
+    #[serde(default)]
+    pub manual_approval: bool,
+    /// Parties allowed to read this party's task logs.
+    #[serde(default)]
+    pub share_logs_with: Vec<String>,
+}
+
+/// `[operators.NAME]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Kill the process after this many seconds.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+}
+
+fn default_listen() -> Vec<String> {
+    vec![DEFAULT_LISTEN.to_owned()]
+}
+fn default_max_frame_bytes() -> usize {
+    DEFAULT_MAX_FRAME_BYTES
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+fn default_cache_mb() -> u64 {
+    16
+}
+
+/// Listen address written by `consortd init` when none is given.
+pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4750";
+
+/// Settings resolved from a validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The parsed file.
+    pub config: Config,
+    /// The file it came from.
+    pub config_path: PathBuf,
+    /// Absolute data directory.
+    pub data_dir: PathBuf,
+    /// Absolute control socket path.
+    pub socket: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, as read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate(path)
+    }
+
+    /// Checks values and resolves paths.
+    pub fn validate(self, path: &Path) -> Result<Settings, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        for (i, addr) in self.listen.iter().enumerate() {
+            addr.parse::<multiaddr::Multiaddr>().map_err(|e| {
+                invalid(
+                    &format!("listen[{i}]"),
+                    format!("'{addr}' is not a multiaddr: {e}"),
+                )
+            })?;
+        }
+        for (i, p) in self.partners.iter().enumerate() {
+            p.peer_id.parse::<libp2p_identity::PeerId>().map_err(|e| {
+                invalid(
+                    &format!("partners[{i}].peer_id"),
+                    format!("'{}': {e}", p.peer_id),
+                )
+            })?;
+            for (j, addr) in p.addrs.iter().enumerate() {
+                addr.parse::<multiaddr::Multiaddr>().map_err(|e| {
+                    invalid(
+                        &format!("partners[{i}].addrs[{j}]"),
+                        format!("'{addr}' is not a multiaddr: {e}"),
+                    )
+                })?;
+            }
+            if p.party == self.party {
+                return Err(invalid(
+                    &format!("partners[{i}].party"),
+                    "a party cannot be its own partner".into(),
+                ));
+            }
+        }
+        if self.max_frame_bytes < 1024 || self.max_frame_bytes > u32::MAX as usize {
+            return Err(invalid(
+                "max_frame_bytes",
+                format!(
+                    "{} is out of range (1024 ..= 4294967295)",
+                    self.max_frame_bytes
+                ),
+            ));
+        }
+        if self.storage.cache_mb == 0 {
+            return Err(invalid("storage.cache_mb", "must be at least 1".into()));
+        }
+        for (name, op) in &self.operators {
+            if op.command.is_empty() {
+                return Err(invalid(
+                    &format!("operators.{name}.command"),
+                    "must name a program".into(),
+                ));
+            }
+        }
+        let base = paths::absolute(path.parent().unwrap_or(Path::new(".")));
+        let data_dir = match &self.data_dir {
+            Some(d) => paths::absolute(&base.join(d)),
+            None => base,
+        };
+        let socket = match &self.socket {
+            Some(s) => paths::absolute(&data_dir.join(s)),
+            None => data_dir.join(paths::SOCKET_FILE),
+        };
+        Ok(Settings {
+            config: self,
+            config_path: paths::absolute(path),
+            data_dir,
+            socket,
+        })
+    }
+}
+
+/// The commented `consort.toml` written by `consortd init`.
+pub fn render_template(party: &PartyName, peer_id: &str, listen: &[String]) -> String {
+    let listen = listen
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"# Consort daemon configuration for party "{party}".
+# This party's PeerId (give it to your partners): {peer_id}
+# Start the daemon with:  consortd run --dir <this directory>
+
+# This organization's name in federations: [a-z0-9][a-z0-9-]{{0,62}}.
+party = "{party}"
+
+# libp2p listen addresses (multiaddrs). Partners dial these.
+listen = [{listen}]
+
+# Control socket for the `consort` CLI (default: consortd.sock in this directory; mode 0600).
+# socket = "/run/consort/consortd.sock"
+
+# Largest control-socket message, in bytes (default 64 MiB).
+# max_frame_bytes = 67108864
+
+[log]
+# Used when RUST_LOG is not set: "info", "debug", or directives like "consort=debug,info".
+level = "info"
+# "text" for readable lines, "json" for one JSON object per line.
+format = "text"
+
+[storage]
+# sled page cache in MiB.
+cache_mb = 16
+
+[policy]
+# Parties whose job proposals this daemon considers; "*" means every partner.
+accept_from = ["*"]
+# Components partners may run here; empty means every built-in component.
+components = []
+# Hold every proposal until an operator runs `consort job approve`.
+manual_approval = false
+# Parties allowed to read this party's task logs.
+share_logs_with = []
+
+# Partners: the only peers allowed to connect. One block per partner organization:
+# [[partners]]
+# party = "insurer-b"
+# peer_id = "12D3KooW..."
+# addrs = ["/ip4/192.0.2.10/tcp/4750"]
+
+# Script operators jobs may name as `component: script:NAME`. Only these run here:
+# [operators.prep]
+# command = ["python3", "/srv/ops/prep.py"]
+# env = {{ PYTHONUNBUFFERED = "1" }}
+# timeout_s = 600
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn party(s: &str) -> PartyName {
+        PartyName::new(s).expect("valid")
+    }
+
+    #[test]
+    fn template_parses_and_validates() {
+        let text = render_template(
+            &party("bank-a"),
+            "12D3KooWx",
+            &["/ip4/127.0.0.1/tcp/0".into()],
+        );
+        let s = Config::parse(&text, Path::new("/srv/consort/consort.toml")).expect("valid");
+        assert_eq!(s.config.party.as_str(), "bank-a");
+        assert_eq!(s.data_dir, Path::new("/srv/consort"));
+        assert_eq!(s.socket, Path::new("/srv/consort/consortd.sock"));
+        assert_eq!(s.config.policy.accept_from, vec!["*"]);
+        assert!(s.config.partners.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("party = \"Bad\"", "party"),
+            ("party = \"a\"\nlisten = [\"nope\"]", "listen[0]"),
+            ("party = \"a\"\ntypo = 1", "typo"),
+            ("party = \"a\"\nmax_frame_bytes = 3", "max_frame_bytes"),
+            (
+                "party = \"a\"\n[[partners]]\nparty = \"b\"\npeer_id = \"xyz\"",
+                "partners[0].peer_id",
+            ),
+            (
+                "party = \"a\"\n[operators.x]\ncommand = []",
+                "operators.x.command",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text, Path::new("/c/consort.toml"))
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_dir() {
+        let s = Config::parse(
+            "party = \"a\"\ndata_dir = \"data\"\nsocket = \"s.sock\"",
+            Path::new("/etc/c/consort.toml"),
+        )
+        .expect("valid");
+        assert_eq!(s.data_dir, Path::new("/etc/c/data"));
+        assert_eq!(s.socket, Path::new("/etc/c/data/s.sock"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The `consortd` daemon and the `consort` CLI.
+//!
+//! Thin by design: parse arguments and configuration, wire the libraries together, print.
+//! The binaries in `src/bin` only call [`daemon_main`] and [`cli::main`].
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon_cli;
+pub mod identity;
+pub mod init;
+pub mod logging;
+pub mod paths;
+pub mod run;
+mod server;
+
+pub use run::daemon_main;

@@ -1,0 +1,294 @@
+//! The control-socket protocol between `consort` (or a script operator) and its local `consortd`.
+//!
+//! A connection starts with [`ClientMessage::Hello`]; the daemon answers
+//! [`ServerMessage::Welcome`] when it speaks the same protocol version, or
+//! [`ServerMessage::Error`] and closes. Then the client sends requests, each with an id that the
+//! response echoes. Any protocol violation (bad frame, unknown request, request before hello) is
+//! answered with an error and the connection is closed; the daemon itself carries on.
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol name sent in the hello, so that a stray client of another program is told apart.
+pub const CONTROL_PROTOCOL: &str = "consort-control";
+
+/// Version of the control protocol spoken by this build.
+pub const CONTROL_PROTOCOL_VERSION: u16 = 1;
+
+/// A message from the client to the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message of every connection.
+    Hello {
+        /// Must be [`CONTROL_PROTOCOL`].
+        protocol: String,
+        /// The client's [`CONTROL_PROTOCOL_VERSION`].
+        version: u16,
+        /// Free-form client description, for the daemon's log (e.g. `consort 0.1.0`).
+        client: String,
+    },
+    /// A request; the response carries the same id.
+    Request {
+        /// Chosen by the client; echoed in the response.
+        id: u64,
+        /// What is asked.
+        request: Request,
+    },
+}
+
+/// Requests a client can make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// Who and how the daemon is.
+    Status,
+    /// Stop the daemon gracefully (answer in-flight requests, flush, remove the socket).
+    Shutdown,
+    /// Any request kind this daemon does not know (sent by a newer client).
+    #[serde(other)]
+    Unknown,
+}
+
+/// A message from the daemon to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Answer to a compatible hello.
+    Welcome {
+        /// The daemon's [`CONTROL_PROTOCOL_VERSION`].
+        version: u16,
+        /// The daemon's build version.
+        daemon_version: String,
+    },
+    /// Successful answer to request `id`.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        response: Response,
+    },
+    /// A failed request, or a protocol violation (then `id` is absent and the connection closes).
+    Error {
+        /// The request's id, when the error answers one.
+        id: Option<u64>,
+        /// What went wrong.
+        error: ControlError,
+    },
+}
+
+/// Successful answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(StatusInfo),
+    /// Answer to [`Request::Shutdown`]: the daemon is stopping.
+    ShuttingDown,
+}
+
+/// What `consort status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// This daemon's party name.
+    pub party: String,
+    /// This daemon's libp2p PeerId (base58), which partners list.
+    pub peer_id: String,
+    /// Build version of `consortd`.
+    pub version: String,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Listen multiaddrs.
+    pub listen: Vec<String>,
+    /// Data directory (absolute).
+    pub data_dir: String,
+    /// Control socket path.
+    pub socket: String,
+    /// Process id of the daemon.
+    pub pid: u32,
+    /// Records held by each actor's store, by actor name.
+    pub stores: Vec<StoreCount>,
+}
+
+/// Number of records an actor's store holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreCount {
+    /// Actor name (`scheduler`, `executor`, ...).
+    pub actor: String,
+    /// Records in the trees it owns.
+    pub records: u64,
+}
+
+/// An error that travels to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    /// Machine-readable class of the error.
+    pub code: ErrorCode,
+    /// One line for a human.
+    pub message: String,
+}
+
+impl ControlError {
+    /// Builds an error from a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classes of control errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame could not be decoded.
+    BadFrame,
+    /// The frame exceeded the size limit.
+    FrameTooLarge,
+    /// The client speaks another protocol or protocol version.
+    VersionMismatch,
+    /// The first message was not a hello, or a second hello came.
+    HelloRequired,
+    /// The request kind is not known to this daemon.
+    UnknownRequest,
+    /// The daemon is shutting down and takes no new work.
+    ShuttingDown,
+    /// The daemon failed to serve the request.
+    Internal,
+    /// Any code this client does not know (sent by a newer daemon).
+    #[serde(other)]
+    Other,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameCodec, encode_frame};
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(msg: &T) -> T {
+        let frame = encode_frame(msg, 1 << 20).expect("encode");
+        let mut codec = FrameCodec::<T, T>::new(1 << 20);
+        codec
+            .decode(&mut BytesMut::from(&frame[..]))
+            .expect("decode")
+            .expect("one frame")
+    }
+
+    #[test]
+    fn client_messages_round_trip() {
+        let msgs = [
+            ClientMessage::Hello {
+                protocol: CONTROL_PROTOCOL.into(),
+                version: CONTROL_PROTOCOL_VERSION,
+                client: "test".into(),
+            },
+            ClientMessage::Request {
+                id: 1,
+                request: Request::Status,
+            },
+            ClientMessage::Request {
+                id: u64::MAX,
+                request: Request::Shutdown,
+            },
+        ];
+        for msg in msgs {
+            assert_eq!(round_trip(&msg), msg);
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let status = StatusInfo {
+            party: "bank-a".into(),
+            peer_id: "12D3KooW".into(),
+            version: "0.1.0".into(),
+            uptime_s: 1.5,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            data_dir: "/tmp/x".into(),
+            socket: "/tmp/x/consortd.sock".into(),
+            pid: 42,
+            stores: vec![StoreCount {
+                actor: "scheduler".into(),
+                records: 3,
+            }],
+        };
+        let msgs = [
+            ServerMessage::Welcome {
+                version: 1,
+                daemon_version: "0.1.0".into(),
+            },
+            ServerMessage::Response {
+                id: 9,
+                response: Response::Status(status),
+            },
+            ServerMessage::Response {
+                id: 10,
+                response: Response::ShuttingDown,
+            },
+            ServerMessage::Error {
+                id: None,
+                error: ControlError::new(ErrorCode::VersionMismatch, "v2 vs v1"),
+            },
+        ];
+        for msg in msgs {
+            assert_eq!(round_trip(&msg), msg);
+        }
+    }
+
+    /// A newer client's request decodes as `Unknown` instead of failing the whole frame.
+    #[test]
+    fn unknown_request_kind_decodes_as_unknown() {
+        #[derive(Serialize)]
+        struct FutureRequest {
+            kind: &'static str,
+            extra: u32,
+        }
+        #[derive(Serialize)]
+        struct FutureMessage {
+            r#type: &'static str,
+            id: u64,
+            request: FutureRequest,
+        }
+        let msg = FutureMessage {
+            r#type: "request",
+            id: 5,
+            request: FutureRequest {
+                kind: "frobnicate",
+                extra: 1,
+            },
+        };
+        let frame = encode_frame(&msg, 1024).expect("encode");
+        let mut codec = FrameCodec::<ClientMessage, ClientMessage>::new(1024);
+        let got = codec
+            .decode(&mut BytesMut::from(&frame[..]))
+            .expect("decode");
+        assert_eq!(
+            got,
+            Some(ClientMessage::Request {
+                id: 5,
+                request: Request::Unknown
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_error_code_decodes_as_other() {
+        #[derive(Serialize)]
+        struct E {
+            code: &'static str,
+            message: &'static str,
+        }
+        let bytes = rmp_serde::to_vec_named(&E {
+            code: "from_the_future",
+            message: "m",
+        })
+        .expect("encode");
+        let err: ControlError = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(err.code, ErrorCode::Other);
+    }
+}

@@ -1,0 +1,17 @@
+//! Consort's shared vocabulary: identifiers, the control-socket protocol and its framing.
+//!
+//! This crate does no I/O. Everything that crosses a process boundary (the control socket now,
+//! the peer protocols later) is defined here once, so the daemon, the CLI and the tests agree on
+//! it by construction. Every message is MessagePack with named fields (`rmp_serde::to_vec_named`),
+//! so adding a field never breaks an older reader.
+
+pub mod control;
+pub mod frame;
+pub mod ids;
+
+pub use control::{
+    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, Request,
+    Response, ServerMessage, StatusInfo,
+};
+pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
+pub use ids::{InvalidName, PartyName};

@@ -1,0 +1,19 @@
+//! Consort's persistent state: a small typed facade over sled.
+//!
+//! sled never appears outside this crate. Every stored value is a [`Record`]: MessagePack with
+//! named fields inside an envelope that carries the record's schema version, so a later build
+//! can recognise (and migrate) what an earlier one wrote instead of misreading it.
+//!
+//! sled is good at many small records; large artifacts (models, tables, big channel payloads)
+//! are kept as files next to it and only their metadata lives here (see STACK_NOTES: sled does
+//! not fsync its blob files).
+
+mod error;
+mod meta;
+mod store;
+mod tree;
+
+pub use error::StorageError;
+pub use meta::DaemonMeta;
+pub use store::{Store, StoreOptions, TreeName};
+pub use tree::{Record, Tree};

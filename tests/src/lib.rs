@@ -1,0 +1,253 @@
+//! Harness for end-to-end tests: real `consortd` processes on this machine, driven through the
+//! real `consort` CLI, each in its own temporary data directory.
+//!
+//! Every wait polls an observable condition with a deadline; every daemon is killed when its
+//! handle drops, so a failing test leaves no process behind.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Directory holding the built `consortd` and `consort` binaries (built once per test process).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        // Build the binaries of the current profile (a no-op when they are fresh).
+        let release = cfg!(not(debug_assertions));
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(&workspace)
+            .args(["build", "--quiet", "-p", "consort-daemon", "--bins"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building consortd/consort failed");
+        // target dir: the test executable lives in <target>/<profile>/deps/.
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().to_owned()
+    })
+}
+
+/// Path of one of our binaries.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Polls `f` every 10 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `consort` invocation's result.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// stdout as JSON (panics with the whole output when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs `consort` with `args` (no `CONSORT_DIR` inherited).
+pub fn consort(args: &[&str]) -> CliOutput {
+    let out = Command::new(bin("consort"))
+        .args(args)
+        .env_remove("CONSORT_DIR")
+        .env_remove("CONSORT_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run consort");
+    CliOutput::from(out)
+}
+
+/// Runs `consortd` with `args` to completion.
+pub fn consortd(args: &[&str]) -> CliOutput {
+    let out = Command::new(bin("consortd"))
+        .args(args)
+        .env_remove("CONSORT_DIR")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run consortd");
+    CliOutput::from(out)
+}
+
+/// One party's data directory, initialised with `consortd init`.
+pub struct Party {
+    _tmp: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+    pub name: String,
+    pub peer_id: String,
+}
+
+impl Party {
+    /// Initialises a party in a fresh temporary directory, listening on a loopback port.
+    pub fn init(name: &str) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("consort-e2e")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().join(name);
+        let out = consortd(&[
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--party",
+            name,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--json",
+        ]);
+        assert_eq!(out.code, Some(0), "init failed: {out:?}");
+        let v = out.json();
+        Self {
+            _tmp: Some(tmp),
+            dir,
+            name: name.to_owned(),
+            peer_id: v["peer_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub fn dir_str(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("consortd.sock")
+    }
+
+    /// `consort --dir DIR ARGS...`
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        let mut all = vec!["--dir", self.dir_str()];
+        all.extend_from_slice(args);
+        consort(&all)
+    }
+
+    /// Starts `consortd run` without waiting for it.
+    pub fn spawn(&self) -> Daemon {
+        let log = self
+            .dir
+            .parent()
+            .unwrap()
+            .join(format!("{}.log", self.name));
+        let logfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin("consortd"))
+            .args(["run", "--dir", self.dir_str()])
+            .env_remove("CONSORT_DIR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile)
+            .spawn()
+            .expect("spawn consortd");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Starts the daemon and waits until `consort status` answers.
+    pub fn start(&self) -> Daemon {
+        let mut daemon = self.spawn();
+        wait_for("consortd to answer", Duration::from_secs(20), || {
+            if let Some(status) = daemon.try_exit() {
+                panic!(
+                    "consortd exited early with {status}; log:\n{}",
+                    daemon.log()
+                );
+            }
+            let out = self.cli(&["--json", "status"]);
+            (out.code == Some(0)).then_some(())
+        });
+        daemon
+    }
+}
+
+/// A running `consortd` process; killed (SIGKILL) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Exit status if the process has ended.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().unwrap().try_wait().unwrap()
+    }
+
+    /// Waits for the process to end.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        wait_for("consortd to exit", timeout, || self.try_exit())
+    }
+
+    /// Sends `signal` (a libc signal number).
+    pub fn signal(&self, signal: i32) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: kill(2) on a child we spawned and have not reaped; no memory is involved.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
