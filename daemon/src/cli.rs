@@ -49,6 +49,8 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_name = "S")]
         timeout: u64,
     },
+    /// Run the demonstration: start daemons in a temporary directory and drive them.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Failure of a CLI command, with its exit code.
@@ -164,6 +166,13 @@ impl Target {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let target = Target::resolve(&cli);
     match cli.command {
+        Command::Demo(args) => crate::demo::run(&args, cli.json)
+            .await
+            .map_err(|e| Failure {
+                code: "demo",
+                message: e.to_string(),
+                exit: 1,
+            }),
         Command::Status => {
             let mut client = target.connect().await?;
             match client.request(Request::Status).await? {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon_cli;
+pub mod demo;
 pub mod identity;
 pub mod init;
 pub mod logging;

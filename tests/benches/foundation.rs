@@ -17,7 +17,7 @@ use consort_protocol::frame::{decode_body, encode_frame};
 use consort_protocol::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, Request, ServerMessage,
 };
-use consort_tests::{Party, bin, wait_for};
+use consort_tests::{Party, bin};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -64,10 +64,19 @@ fn main() {
 
         let t = Instant::now();
         let mut d = party.spawn();
-        wait_for("socket", Duration::from_secs(20), || {
-            let mut s = UnixStream::connect(party.socket()).ok()?;
-            status_round_trip(&mut s, 1).then_some(())
-        });
+        // Poll every 1 ms (tests poll at 10 ms; here the granularity would be the result).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !UnixStream::connect(party.socket())
+            .map(|mut s| status_round_trip(&mut s, 1))
+            .unwrap_or(false)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready; log:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         ready.push(t.elapsed().as_secs_f64() * 1e3);
         d.signal(libc::SIGTERM);
         d.wait_exit(Duration::from_secs(20));
@@ -79,6 +88,7 @@ fn main() {
     let rss = rss_kib(d.pid());
 
     let mut s = UnixStream::connect(party.socket()).unwrap();
+    assert!(status_round_trip(&mut s, 1));
     let n = 5000;
     let mut rtt = Vec::with_capacity(n);
     for i in 0..n {
@@ -129,7 +139,7 @@ fn main() {
     drop(d);
 }
 
-/// Hello (on the first call of a connection) plus one status request.
+/// Hello (on the first call of a connection, `id == 1`) plus one status request.
 fn status_round_trip(s: &mut UnixStream, id: u64) -> bool {
     if id == 1 {
         let hello = ClientMessage::Hello {
