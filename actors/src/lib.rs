@@ -7,12 +7,15 @@
 
 mod executor;
 mod model_manager;
+pub mod network;
+mod network_actor;
 mod scheduler;
 mod stats;
 mod tracker;
 
 pub use executor::Executor;
 pub use model_manager::ModelManager;
+pub use network_actor::NetworkActor;
 pub use scheduler::Scheduler;
 pub use stats::{ActorError, StoreStats};
 pub use tracker::Tracker;
@@ -48,30 +51,11 @@ impl Actors {
     /// Asks every actor how many records it holds. An actor that does not answer is an error:
     /// status must not claim a healthy daemon whose actors are gone.
     pub async fn store_counts(&self) -> Result<Vec<StoreCount>, ActorError> {
-        let (s, e, t, m) = futures_join(
-            self.scheduler.send(StoreStats),
-            self.executor.send(StoreStats),
-            self.tracker.send(StoreStats),
-            self.model_manager.send(StoreStats),
-        )
-        .await;
-        Ok(vec![s??, e??, t??, m??])
+        Ok(vec![
+            self.scheduler.send(StoreStats).await??,
+            self.executor.send(StoreStats).await??,
+            self.tracker.send(StoreStats).await??,
+            self.model_manager.send(StoreStats).await??,
+        ])
     }
-}
-
-async fn futures_join<A, B, C, D>(
-    a: A,
-    b: B,
-    c: C,
-    d: D,
-) -> (A::Output, B::Output, C::Output, D::Output)
-where
-    A: std::future::Future,
-    B: std::future::Future,
-    C: std::future::Future,
-    D: std::future::Future,
-{
-    // Requests are already queued in the mailboxes when `send` returns its future, so awaiting
-    // them in order costs no more than a join.
-    (a.await, b.await, c.await, d.await)
 }

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use consort_protocol::{ErrorCode, Request, Response, StatusInfo};
+use consort_protocol::{
+    ErrorCode, PeerInfo, PingReport, RecordInfo, Request, Response, StatusInfo,
+};
 use serde_json::json;
 
 use crate::client::{Client, ClientError};
@@ -51,6 +53,64 @@ pub enum Command {
     },
     /// Run the demonstration: start daemons in a temporary directory and drive them.
     Demo(crate::demo::DemoArgs),
+    /// List partners: connected or not, addresses, round-trip time, last seen, dropped messages.
+    Peers,
+    /// Reach one partner: dial, round trip, versions, or why it cannot be reached.
+    Ping {
+        /// The partner's party name.
+        party: String,
+    },
+    /// Ping every partner and explain each one that cannot be reached.
+    Doctor,
+    /// Add or remove partners (persisted; effective without a restart).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Replicated records: versioned values each party writes and every partner keeps.
+    #[command(subcommand)]
+    Record(RecordCommand),
+}
+
+/// `consort partner ...`
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Allow a partner and connect to it now.
+    Add {
+        /// Its party name.
+        #[arg(long)]
+        party: String,
+        /// Its PeerId (printed by its `consortd init`).
+        #[arg(long)]
+        peer_id: String,
+        /// Where to reach it (repeatable), e.g. /ip4/192.0.2.10/tcp/4750.
+        #[arg(long = "addr", value_name = "MULTIADDR")]
+        addrs: Vec<String>,
+    },
+    /// Disallow a partner; its connections close at once.
+    Remove {
+        /// Its party name.
+        party: String,
+    },
+}
+
+/// `consort record ...`
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Write one of this party's records; partners receive it by gossip or catch-up.
+    Put {
+        /// Key.
+        key: String,
+        /// Value (text).
+        value: String,
+    },
+    /// Read the record KEY written by party ORIGIN.
+    Get {
+        /// The party that wrote it.
+        origin: String,
+        /// Key.
+        key: String,
+    },
+    /// List every record held here.
+    List,
 }
 
 /// Failure of a CLI command, with its exit code.
@@ -58,6 +118,8 @@ struct Failure {
     code: &'static str,
     message: String,
     exit: u8,
+    /// The command already printed its JSON document (with `--json`).
+    reported: bool,
 }
 
 impl From<ClientError> for Failure {
@@ -67,16 +129,19 @@ impl From<ClientError> for Failure {
                 code: "not_running",
                 message: e.to_string(),
                 exit: 2,
+                reported: false,
             },
             ClientError::Daemon(err) => Failure {
                 code: error_code_name(err.code),
                 message: e.to_string(),
                 exit: 1,
+                reported: false,
             },
             _ => Failure {
                 code: "protocol",
                 message: e.to_string(),
                 exit: 1,
+                reported: false,
             },
         }
     }
@@ -91,6 +156,9 @@ fn error_code_name(code: ErrorCode) -> &'static str {
         ErrorCode::UnknownRequest => "unknown_request",
         ErrorCode::ShuttingDown => "shutting_down",
         ErrorCode::Internal => "internal",
+        ErrorCode::InvalidArgument => "invalid_argument",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::Unreachable => "unreachable",
         _ => "other",
     }
 }
@@ -112,7 +180,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if json {
+            if json && !f.reported {
                 println!(
                     "{}",
                     json!({"error": {"code": f.code, "message": f.message}})
@@ -172,12 +240,101 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 code: "demo",
                 message: e.to_string(),
                 exit: 1,
+                reported: false,
             }),
         Command::Status => {
             let mut client = target.connect().await?;
             match client.request(Request::Status).await? {
                 Response::Status(s) => {
                     print_status(&s, cli.json);
+                    Ok(())
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Peers => {
+            let mut client = target.connect().await?;
+            match client.request(Request::Peers).await? {
+                Response::Peers { peers } => {
+                    print_peers(&peers, cli.json);
+                    Ok(())
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Ping { party } => {
+            let mut client = target.connect().await?;
+            match client.request(Request::Ping { party }).await? {
+                Response::Ping(report) => {
+                    print_pings(std::slice::from_ref(&report), cli.json, true)
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Doctor => {
+            let mut client = target.connect().await?;
+            match client.request(Request::Doctor).await? {
+                Response::Doctor { reports } => print_pings(&reports, cli.json, false),
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Partner(cmd) => {
+            let request = match cmd {
+                PartnerCommand::Add {
+                    party,
+                    peer_id,
+                    addrs,
+                } => Request::PartnerAdd {
+                    party,
+                    peer_id,
+                    addrs,
+                },
+                PartnerCommand::Remove { party } => Request::PartnerRemove { party },
+            };
+            let mut client = target.connect().await?;
+            match client.request(request).await? {
+                Response::Done { message } => {
+                    if cli.json {
+                        println!("{}", json!({"ok": true, "message": message}));
+                    } else {
+                        println!("{message}");
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
+        Command::Record(cmd) => {
+            let put = matches!(cmd, RecordCommand::Put { .. });
+            let request = match cmd {
+                RecordCommand::Put { key, value } => Request::RecordPut {
+                    key,
+                    value: value.into_bytes(),
+                },
+                RecordCommand::Get { origin, key } => Request::RecordGet { origin, key },
+                RecordCommand::List => Request::RecordList,
+            };
+            let mut client = target.connect().await?;
+            match client.request(request).await? {
+                Response::Record { record: None } => Err(Failure {
+                    code: "not_found",
+                    message: "no such record".into(),
+                    exit: 1,
+                    reported: false,
+                }),
+                Response::Record { record: Some(r) } if put && !cli.json => {
+                    println!(
+                        "stored {}/{} v{}; published to partners",
+                        r.origin, r.key, r.version
+                    );
+                    Ok(())
+                }
+                Response::Record { record: Some(r) } => {
+                    print_records(std::slice::from_ref(&r), cli.json, true);
+                    Ok(())
+                }
+                Response::Records { records } => {
+                    print_records(&records, cli.json, false);
                     Ok(())
                 }
                 other => Err(unexpected(&other)),
@@ -231,6 +388,7 @@ fn unexpected(r: &Response) -> Failure {
         code: "protocol",
         message: format!("unexpected answer from consortd: {r:?}"),
         exit: 1,
+        reported: false,
     }
 }
 
@@ -247,6 +405,7 @@ async fn wait_stopped(socket: &Path, data_dir: &Path, timeout: Duration) -> Resu
                 code: "timeout",
                 message: format!("consortd did not stop within {}s", timeout.as_secs()),
                 exit: 1,
+                reported: false,
             });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -291,6 +450,137 @@ fn print_status(s: &StatusInfo, json: bool) {
     ];
     for (k, v) in rows {
         println!("{k:<9} {v}");
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+fn ago(unix_ms: Option<u64>) -> String {
+    let Some(ms) = unix_ms else {
+        return "never".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(ms);
+    format!(
+        "{} ago",
+        format_duration(now.saturating_sub(ms) as f64 / 1e3)
+    )
+}
+
+fn print_peers(peers: &[PeerInfo], json: bool) {
+    if json {
+        return print_json(&peers);
+    }
+    if peers.is_empty() {
+        println!(
+            "no partners; add one with `consort partner add --party P --peer-id ID --addr MULTIADDR`"
+        );
+        return;
+    }
+    println!(
+        "{:<16} {:<10} {:>8} {:>12} {:>8}  {:<54} addrs",
+        "party", "state", "rtt", "last seen", "dropped", "peer id"
+    );
+    for p in peers {
+        let rtt = p
+            .rtt_ms
+            .map(|r| format!("{r:.1}ms"))
+            .unwrap_or_else(|| "-".into());
+        let state = if p.connected { "connected" } else { "down" };
+        println!(
+            "{:<16} {:<10} {:>8} {:>12} {:>8}  {:<54} {}",
+            p.party,
+            state,
+            rtt,
+            ago(p.last_seen),
+            p.rejected_messages,
+            p.peer_id,
+            p.addrs.join(" ")
+        );
+    }
+}
+
+/// Prints ping reports; fails (exit 1) when any partner is unreachable.
+fn print_pings(reports: &[PingReport], json: bool, single: bool) -> Result<(), Failure> {
+    if json {
+        if single {
+            print_json(&reports[0]);
+        } else {
+            print_json(&reports);
+        }
+    } else {
+        if reports.is_empty() {
+            println!("no partners configured");
+        }
+        for r in reports {
+            if r.ok {
+                println!(
+                    "{}: ok, {:.1} ms, consortd {}, {}",
+                    r.party,
+                    r.rtt_ms.unwrap_or(0.0),
+                    r.version.as_deref().unwrap_or("?"),
+                    r.protocol.as_deref().unwrap_or("?")
+                );
+            } else {
+                println!("{}: UNREACHABLE — {}", r.party, r.diagnosis);
+            }
+        }
+    }
+    let down: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.party.as_str())
+        .collect();
+    if down.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: "unreachable",
+            message: format!("unreachable: {}", down.join(", ")),
+            exit: 1,
+            reported: json,
+        })
+    }
+}
+
+fn print_records(records: &[RecordInfo], json: bool, with_value: bool) {
+    if json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let mut v = json!({"origin": r.origin, "key": r.key, "version": r.version, "written_at_ms": r.written_at_ms});
+                if with_value {
+                    v["value"] = json!(String::from_utf8_lossy(&r.value));
+                }
+                v
+            })
+            .collect();
+        if with_value && rows.len() == 1 {
+            print_json(&rows[0]);
+        } else {
+            print_json(&rows);
+        }
+        return;
+    }
+    for r in records {
+        if with_value {
+            println!(
+                "{}/{} v{}: {}",
+                r.origin,
+                r.key,
+                r.version,
+                String::from_utf8_lossy(&r.value)
+            );
+        } else {
+            println!("{}/{} v{}", r.origin, r.key, r.version);
+        }
     }
 }
 

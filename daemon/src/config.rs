@@ -76,6 +76,66 @@ pub struct Config {
     /// Locally registered script operators, by name.
     #[serde(default)]
     pub operators: std::collections::BTreeMap<String, OperatorConfig>,
+    /// Peer-to-peer network.
+    #[serde(default)]
+    pub network: NetworkSection,
+}
+
+/// `[network]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Federation name: partners gossip records on one topic per federation.
+    #[serde(default = "default_federation")]
+    pub federation: String,
+    /// Find partners on the local network with mDNS.
+    #[serde(default)]
+    pub mdns: bool,
+    /// Learn partner addresses from connected partners (Kademlia among partners only).
+    #[serde(default = "default_true")]
+    pub kademlia: bool,
+    /// Longest pause between redials of an unreachable partner, in seconds.
+    #[serde(default = "default_redial_max_s")]
+    pub redial_max_s: u64,
+    /// Period of the record catch-up with every connected partner, in seconds.
+    #[serde(default = "default_antientropy_s")]
+    pub antientropy_s: u64,
+    /// Deadline of one request attempt to a partner, in seconds.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u64,
+    /// Largest message accepted from a partner, in bytes.
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_message_bytes: usize,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self {
+            federation: default_federation(),
+            mdns: false,
+            kademlia: true,
+            redial_max_s: default_redial_max_s(),
+            antientropy_s: default_antientropy_s(),
+            request_timeout_s: default_request_timeout_s(),
+            max_message_bytes: default_max_frame_bytes(),
+        }
+    }
+}
+
+fn default_federation() -> String {
+    "default".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_redial_max_s() -> u64 {
+    30
+}
+fn default_antientropy_s() -> u64 {
+    30
+}
+fn default_request_timeout_s() -> u64 {
+    10
 }
 
 /// `[log]`
@@ -235,7 +295,23 @@ impl Config {
                 )
             })?;
         }
+        let mut seen = std::collections::HashMap::new();
         for (i, p) in self.partners.iter().enumerate() {
+            if let Some(first) = seen.insert(p.peer_id.clone(), p.party.clone()) {
+                return Err(invalid(
+                    &format!("partners[{i}].peer_id"),
+                    format!(
+                        "{} is already the PeerId of partner '{first}'; one key, one party",
+                        p.peer_id
+                    ),
+                ));
+            }
+            if self.partners[..i].iter().any(|q| q.party == p.party) {
+                return Err(invalid(
+                    &format!("partners[{i}].party"),
+                    format!("'{}' is listed twice", p.party),
+                ));
+            }
             p.peer_id.parse::<libp2p_identity::PeerId>().map_err(|e| {
                 invalid(
                     &format!("partners[{i}].peer_id"),
@@ -264,6 +340,33 @@ impl Config {
                     "{} is out of range (1024 ..= 4294967295)",
                     self.max_frame_bytes
                 ),
+            ));
+        }
+        let n = &self.network;
+        if n.federation.is_empty()
+            || !n
+                .federation
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "network.federation",
+                format!("'{}' must be letters, digits, '-' or '_'", n.federation),
+            ));
+        }
+        for (key, v) in [
+            ("network.redial_max_s", n.redial_max_s),
+            ("network.antientropy_s", n.antientropy_s),
+            ("network.request_timeout_s", n.request_timeout_s),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(invalid(key, format!("{v} is out of range (1 ..= 86400)")));
+            }
+        }
+        if n.max_message_bytes < 1024 || n.max_message_bytes > u32::MAX as usize {
+            return Err(invalid(
+                "network.max_message_bytes",
+                format!("{} is out of range", n.max_message_bytes),
             ));
         }
         if self.storage.cache_mb == 0 {
@@ -338,6 +441,17 @@ components = []
 manual_approval = false
 # Parties allowed to read this party's task logs.
 share_logs_with = []
+
+[network]
+# Partners gossip job and task records on one topic per federation.
+federation = "default"
+# Find partners on the local network by mDNS (then their addrs may be left empty).
+mdns = false
+# Learn partner addresses from any connected partner (a Kademlia DHT among partners only).
+kademlia = true
+# Longest pause between redials of an unreachable partner, and the catch-up period (seconds).
+redial_max_s = 30
+antientropy_s = 30
 
 # Partners: the only peers allowed to connect. One block per partner organization:
 # [[partners]]

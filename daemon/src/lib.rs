@@ -11,6 +11,7 @@ pub mod demo;
 pub mod identity;
 pub mod init;
 pub mod logging;
+pub mod network;
 pub mod paths;
 pub mod run;
 mod server;

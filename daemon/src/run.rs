@@ -13,13 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use consort_actors::Actors;
+use consort_actors::network;
 use consort_protocol::StatusInfo;
-use consort_storage::{DaemonMeta, Store, StoreOptions};
+use consort_storage::{DaemonMeta, PartnerOverrides, RecordStore, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, LogFormat, Settings};
+use crate::network as net;
 use crate::server::{self, ServerState};
 use crate::{identity, logging, paths};
 
@@ -81,6 +83,16 @@ pub fn daemon_main(source: ConfigSource, log_format: Option<LogFormat>) -> anyho
     }
     info!(path = %db_path.display(), "store opened");
 
+    let overrides = PartnerOverrides::open(&store)?;
+    let records = RecordStore::open(&store)?;
+    let partners = net::effective_partners(&settings, &overrides)?;
+    let network = network::start(
+        net::network_config(&settings, key)?,
+        partners,
+        records.clone(),
+    )?;
+    info!(partners = settings.config.partners.len(), "network started");
+
     let status = StatusInfo {
         party: settings.config.party.to_string(),
         peer_id: peer_id.to_base58(),
@@ -93,8 +105,22 @@ pub fn daemon_main(source: ConfigSource, log_format: Option<LogFormat>) -> anyho
         stores: Vec::new(),
     };
 
+    let network::Network {
+        client,
+        events,
+        thread,
+    } = network;
+    let shared = Shared {
+        client: client.clone(),
+        records,
+        overrides,
+    };
     let system = actix_rt::System::new();
-    let served = system.block_on(serve(&settings, &store, status, started));
+    let served = system.block_on(serve(&settings, &store, status, started, shared, events));
+    system.block_on(client.shutdown());
+    if thread.join().is_err() {
+        warn!("the network thread panicked");
+    }
 
     // Whatever happened while serving, leave the store consistent and say whether we did.
     let flushed = store
@@ -109,13 +135,23 @@ pub fn daemon_main(source: ConfigSource, log_format: Option<LogFormat>) -> anyho
     Ok(())
 }
 
+/// Handles the daemon's parts share.
+struct Shared {
+    client: network::NetworkClient,
+    records: RecordStore,
+    overrides: PartnerOverrides,
+}
+
 async fn serve(
     settings: &Settings,
     store: &Store,
     status: StatusInfo,
     started: Instant,
+    shared: Shared,
+    events: tokio::sync::mpsc::Receiver<network::NetworkEvent>,
 ) -> anyhow::Result<()> {
     let actors = Actors::start(store);
+    consort_actors::NetworkActor::start_with(shared.client.clone(), events);
     info!("actors started");
 
     let listener = bind_socket(&settings.socket)?;
@@ -127,6 +163,9 @@ async fn serve(
         actors,
         shutdown: shutdown.clone(),
         max_frame_bytes: settings.config.max_frame_bytes,
+        net: shared.client,
+        records: shared.records,
+        overrides: shared.overrides,
     });
     info!(
         socket = %settings.socket.display(),

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
+use crate::network as net;
+
 /// Most control connections served at once; further clients wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
 /// A client must greet within this time.
@@ -41,6 +43,12 @@ pub(crate) struct ServerState {
     pub shutdown: CancellationToken,
     /// Frame limit.
     pub max_frame_bytes: usize,
+    /// The partner network.
+    pub net: consort_actors::network::NetworkClient,
+    /// Replicated records (read directly; writes go through the network).
+    pub records: consort_storage::RecordStore,
+    /// Partners added or removed at run time.
+    pub overrides: consort_storage::PartnerOverrides,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
@@ -190,13 +198,34 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
                     format!("cannot read actor stores: {e}"),
                 )
             })?;
+            let listen = match state.net.listen_addrs().await {
+                Ok(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
+                Err(_) => state.status.listen.clone(),
+            };
             Ok(Response::Status(StatusInfo {
                 uptime_s: state.started.elapsed().as_secs_f64(),
                 stores,
+                listen,
                 ..state.status.clone()
             }))
         }
         Request::Shutdown => Ok(Response::ShuttingDown),
+        Request::Peers => net::peers(&state.net).await,
+        Request::Ping { party } => net::ping(&state.net, &party, &state.status.peer_id)
+            .await
+            .map(Response::Ping),
+        Request::Doctor => net::doctor(&state.net, &state.status.peer_id).await,
+        Request::PartnerAdd {
+            party,
+            peer_id,
+            addrs,
+        } => net::partner_add(&state.net, &state.overrides, &party, &peer_id, &addrs).await,
+        Request::PartnerRemove { party } => {
+            net::partner_remove(&state.net, &state.overrides, &party).await
+        }
+        Request::RecordPut { key, value } => net::record_put(&state.net, key, value).await,
+        Request::RecordGet { origin, key } => net::record_get(&state.records, &origin, &key),
+        Request::RecordList => net::record_list(&state.records),
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
             "unknown request; this consortd is older than the client",

@@ -44,6 +44,46 @@ pub enum Request {
     Status,
     /// Stop the daemon gracefully (answer in-flight requests, flush, remove the socket).
     Shutdown,
+    /// Partners and their connection state.
+    Peers,
+    /// Dial a partner and measure a request round trip.
+    Ping {
+        /// The partner's party name.
+        party: String,
+    },
+    /// Ping every partner and diagnose the unreachable ones.
+    Doctor,
+    /// Add (or replace) a partner; effective at once and persisted.
+    PartnerAdd {
+        /// Party name.
+        party: String,
+        /// Its PeerId.
+        peer_id: String,
+        /// Multiaddrs to dial (may be empty when discovery finds it).
+        addrs: Vec<String>,
+    },
+    /// Remove a partner; it is disconnected at once. Persisted.
+    PartnerRemove {
+        /// Party name.
+        party: String,
+    },
+    /// Write one of this party's replicated records (published to every partner).
+    RecordPut {
+        /// Key.
+        key: String,
+        /// Value (UTF-8 text from the CLI).
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// Read a replicated record.
+    RecordGet {
+        /// Party that wrote it.
+        origin: String,
+        /// Key.
+        key: String,
+    },
+    /// List every replicated record held here (values omitted).
+    RecordList,
     /// Any request kind this daemon does not know (sent by a newer client).
     #[serde(other)]
     Unknown,
@@ -85,6 +125,89 @@ pub enum Response {
     Status(StatusInfo),
     /// Answer to [`Request::Shutdown`]: the daemon is stopping.
     ShuttingDown,
+    /// Answer to [`Request::Peers`].
+    Peers {
+        /// One entry per partner.
+        peers: Vec<PeerInfo>,
+    },
+    /// Answer to [`Request::Ping`].
+    Ping(PingReport),
+    /// Answer to [`Request::Doctor`].
+    Doctor {
+        /// One report per partner.
+        reports: Vec<PingReport>,
+    },
+    /// Answer to partner add/remove and record put.
+    Done {
+        /// What was done, for a human.
+        message: String,
+    },
+    /// Answer to [`Request::RecordGet`].
+    Record {
+        /// The record, if held.
+        record: Option<RecordInfo>,
+    },
+    /// Answer to [`Request::RecordList`].
+    Records {
+        /// Every record held (values omitted).
+        records: Vec<RecordInfo>,
+    },
+}
+
+/// A partner as seen by this daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Partner party name.
+    pub party: String,
+    /// Its PeerId.
+    pub peer_id: String,
+    /// Whether a connection is open and the partner identified itself on it.
+    pub connected: bool,
+    /// Known addresses (configured and discovered).
+    pub addrs: Vec<String>,
+    /// Latest ping round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// When we last heard from it (Unix milliseconds).
+    pub last_seen: Option<u64>,
+    /// Messages from it that were dropped (identity mismatch, bad signature, malformed).
+    pub rejected_messages: u64,
+    /// `config` (consort.toml) or `cli` (`consort partner add`).
+    pub source: String,
+}
+
+/// Result of pinging one partner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PingReport {
+    /// Partner party name.
+    pub party: String,
+    /// Its configured PeerId.
+    pub peer_id: String,
+    /// Whether a request round trip succeeded.
+    pub ok: bool,
+    /// Round trip of the ping request, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// The partner's consortd version.
+    pub version: Option<String>,
+    /// The partner's identify protocol and agent version.
+    pub protocol: Option<String>,
+    /// Plain-language diagnosis.
+    pub diagnosis: String,
+}
+
+/// A replicated record, for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordInfo {
+    /// Party that wrote it.
+    pub origin: String,
+    /// Key.
+    pub key: String,
+    /// Version.
+    pub version: u64,
+    /// Writer's clock, Unix milliseconds.
+    pub written_at_ms: u64,
+    /// Value bytes (empty in listings).
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
 }
 
 /// What `consort status` shows.
@@ -158,6 +281,12 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The daemon failed to serve the request.
     Internal,
+    /// The request's arguments are invalid.
+    InvalidArgument,
+    /// The named thing (partner, record) does not exist.
+    NotFound,
+    /// The network did not deliver in time or the partner is unreachable.
+    Unreachable,
     /// Any code this client does not know (sent by a newer daemon).
     #[serde(other)]
     Other,

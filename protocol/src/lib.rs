@@ -8,10 +8,11 @@
 pub mod control;
 pub mod frame;
 pub mod ids;
+pub mod peer;
 
 pub use control::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, Request,
-    Response, ServerMessage, StatusInfo,
+    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, PeerInfo,
+    PingReport, RecordInfo, Request, Response, ServerMessage, StatusInfo,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
 pub use ids::{InvalidName, PartyName};

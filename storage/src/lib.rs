@@ -10,10 +10,14 @@
 
 mod error;
 mod meta;
+mod partners;
+mod records;
 mod store;
 mod tree;
 
 pub use error::StorageError;
 pub use meta::DaemonMeta;
+pub use partners::{PartnerEntry, PartnerOverrides};
+pub use records::{Applied, RecordStore};
 pub use store::{Store, StoreOptions, TreeName};
 pub use tree::{Record, Tree};

@@ -37,6 +37,10 @@ pub enum TreeName {
     Metrics,
     /// Model commits and refs (ModelManager).
     Models,
+    /// Replicated records from every party (Network).
+    Records,
+    /// Partners added or removed at run time (Network).
+    Partners,
 }
 
 impl TreeName {
@@ -50,6 +54,8 @@ impl TreeName {
             TreeName::Logs => "logs",
             TreeName::Metrics => "metrics",
             TreeName::Models => "models",
+            TreeName::Records => "records",
+            TreeName::Partners => "partners",
         }
     }
 }

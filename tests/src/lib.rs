@@ -251,3 +251,115 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS does not hand it out again soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Parties sharing one temporary directory, each listening on its own loopback port.
+pub struct Federation {
+    _tmp: tempfile::TempDir,
+    pub parties: Vec<Party>,
+    pub ports: Vec<u16>,
+}
+
+impl Federation {
+    /// Initialises `names`, each with a fixed loopback port, and no partners yet.
+    pub fn init(names: &[&str]) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("consort-fed")
+            .tempdir()
+            .unwrap();
+        let mut parties = Vec::new();
+        let mut ports = Vec::new();
+        for name in names {
+            let port = free_port();
+            let dir = tmp.path().join(name);
+            let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+            let out = consortd(&[
+                "init",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--party",
+                name,
+                "--listen",
+                &listen,
+                "--json",
+            ]);
+            assert_eq!(out.code, Some(0), "init failed: {out:?}");
+            parties.push(Party {
+                _tmp: None,
+                dir,
+                name: (*name).to_owned(),
+                peer_id: out.json()["peer_id"].as_str().unwrap().to_owned(),
+            });
+            ports.push(port);
+        }
+        Self {
+            _tmp: tmp,
+            parties,
+            ports,
+        }
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.ports[i])
+    }
+
+    /// Lists party `j` as a partner in party `i`'s consort.toml (with or without its address).
+    pub fn configure_partner(&self, i: usize, j: usize, with_addr: bool) {
+        let p = &self.parties[j];
+        let addrs = if with_addr {
+            format!("\"{}\"", self.addr(j))
+        } else {
+            String::new()
+        };
+        self.append_config(
+            i,
+            &format!(
+                "\n[[partners]]\nparty = \"{}\"\npeer_id = \"{}\"\naddrs = [{addrs}]\n",
+                p.name, p.peer_id
+            ),
+        );
+    }
+
+    /// Appends raw TOML to party `i`'s config.
+    pub fn append_config(&self, i: usize, text: &str) {
+        use std::io::Write;
+        let path = self.parties[i].dir.join("consort.toml");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+}
+
+/// `consort --json peers` of `party`, as (party → connected).
+pub fn connected_peers(party: &Party) -> Vec<(String, bool)> {
+    let out = party.cli(&["--json", "peers"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["party"].as_str().unwrap().to_owned(),
+                p["connected"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+impl Federation {
+    /// Replaces `from` by `to` in party `i`'s config (panics when `from` is absent).
+    pub fn edit_config(&self, i: usize, from: &str, to: &str) {
+        let path = self.parties[i].dir.join("consort.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from:?} not in config");
+        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+    }
+}

@@ -1,0 +1,112 @@
+//! The composed libp2p behaviour and how it is built.
+
+use std::time::Duration;
+
+use consort_protocol::peer::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, RR_PROTOCOL};
+use libp2p::allow_block_list::{self, AllowedPeers};
+use libp2p::connection_limits::{self, ConnectionLimits};
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, gossipsub, identify, kad, mdns, ping, request_response};
+
+use super::codec::MsgpackCodec;
+
+/// Everything a Consort daemon speaks to its partners.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Only partners may hold a connection.
+    pub allow: allow_block_list::Behaviour<AllowedPeers>,
+    /// Bounds on connections.
+    pub limits: connection_limits::Behaviour,
+    /// Versions and listen addresses of the other side.
+    pub identify: identify::Behaviour,
+    /// Round-trip times.
+    pub ping: ping::Behaviour,
+    /// Replicated records.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Requests between partners.
+    pub rr: request_response::Behaviour<MsgpackCodec>,
+    /// Partner addresses learned from any connected partner.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    /// LAN discovery.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Error type the swarm builder accepts from a behaviour constructor.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Knobs for [`Behaviour::new`].
+pub struct BehaviourOptions {
+    /// Largest request-response message.
+    pub max_message_bytes: usize,
+    /// Request-response deadline per attempt.
+    pub request_timeout: Duration,
+    /// Enable Kademlia.
+    pub kademlia: bool,
+    /// Enable mDNS.
+    pub mdns: bool,
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key`.
+    pub fn new(key: &Keypair, opts: &BehaviourOptions) -> Result<Self, BoxError> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .heartbeat_interval(Duration::from_millis(500))
+            .max_transmit_size(256 * 1024)
+            .build()
+            .map_err(|e| BoxError::from(format!("gossipsub config: {e}")))?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(|e| BoxError::from(format!("gossipsub: {e}")))?;
+        let rr = request_response::Behaviour::with_codec(
+            MsgpackCodec::new(opts.max_message_bytes),
+            [(
+                StreamProtocol::new(RR_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(opts.request_timeout)
+                .with_max_concurrent_streams(256),
+        );
+        let kad = opts.kademlia.then(|| {
+            let mut cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            cfg.set_query_timeout(Duration::from_secs(10));
+            let mut kad =
+                kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), cfg);
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        });
+        let mdns = if opts.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| BoxError::from(format!("mdns: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            allow: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(64))
+                    .with_max_established_incoming(Some(256))
+                    .with_max_established_per_peer(Some(4)),
+            ),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                    .with_agent_version(format!("consortd/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            gossipsub,
+            rr,
+            kad: kad.into(),
+            mdns: mdns.into(),
+        })
+    }
+}

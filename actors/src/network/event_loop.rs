@@ -1,0 +1,786 @@
+//! The event loop: sole owner of the Swarm. Commands come in over a bounded channel, events go
+//! out over another; nothing else touches libp2p.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use consort_protocol::PartyName;
+use consort_protocol::peer::{
+    GossipEnvelope, IDENTIFY_PROTOCOL, PeerRequest, PeerRequestBody, PeerResponse, Record,
+};
+use consort_storage::{Applied, RecordStore};
+use futures::StreamExt;
+use libp2p::identity::{Keypair, PublicKey};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
+use super::{Command, NetError, NetworkEvent, PartnerView};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `addr` without a trailing `/p2p/<peer>` component.
+fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
+/// The public key behind an ed25519 PeerId (identity multihash), if it is one.
+pub(crate) fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
+    let mh = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    PublicKey::try_decode_protobuf(mh.digest()).ok()
+}
+
+/// What an outbound request's answer is for.
+pub(crate) enum Pending {
+    /// A caller waits for it.
+    Reply(oneshot::Sender<Result<PeerResponse, NetError>>),
+    /// Our own catch-up with this peer: apply the records.
+    CatchUp(PeerId),
+}
+
+/// Checks that `record` carries a valid signature by the key behind `origin_peer`.
+pub(crate) fn check_signature(record: &Record, origin_peer: &PeerId) -> Result<(), String> {
+    let key = public_key_of(origin_peer).ok_or("origin key is not ed25519")?;
+    if key.verify(&record.signing_bytes(), &record.signature) {
+        Ok(())
+    } else {
+        Err(format!("bad signature on a record of '{}'", record.origin))
+    }
+}
+
+pub(crate) struct EventLoop {
+    pub swarm: Swarm<Behaviour>,
+    pub key: Keypair,
+    pub party: PartyName,
+    pub partners: Partners,
+    pub records: RecordStore,
+    pub topic: gossipsub::IdentTopic,
+    pub commands: mpsc::Receiver<Command>,
+    pub events: mpsc::Sender<NetworkEvent>,
+    pub redial_max: Duration,
+    pub antientropy: Duration,
+    pub pending: HashMap<OutboundRequestId, Pending>,
+    pub inbound_app: HashMap<u64, ResponseChannel<PeerResponse>>,
+    pub next_app_id: u64,
+    pub refused_logged: HashSet<PeerId>,
+    pub refused_total: u64,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub dropped_events: u64,
+}
+
+impl EventLoop {
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut antientropy = tokio::time::interval(self.antientropy);
+        antientropy.tick().await;
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.on_command(c),
+                },
+                _ = tick.tick() => self.redial_due(),
+                _ = antientropy.tick() => self.catch_up_all(),
+            }
+        }
+        debug!("network event loop stopped");
+    }
+
+    fn emit(&mut self, event: NetworkEvent) {
+        // Never block the network on a slow consumer: drop and count instead.
+        if self.events.try_send(event).is_err() {
+            self.dropped_events += 1;
+            if self.dropped_events.is_power_of_two() {
+                warn!(
+                    dropped = self.dropped_events,
+                    "network events dropped: consumer too slow"
+                );
+            }
+        }
+    }
+
+    // ---- dialing --------------------------------------------------------------------------
+
+    fn redial_due(&mut self) {
+        let now = Instant::now();
+        let any_connected = self.partners.iter_sorted().iter().any(|p| p.connected());
+        let mut to_dial = Vec::new();
+        for state in self.partners.iter_mut() {
+            if state.connections > 0 || state.next_dial > now {
+                continue;
+            }
+            to_dial.push((state.partner.peer_id, state.dial_addrs()));
+            state.next_dial = now + state.backoff;
+            state.backoff = (state.backoff * 2).min(self.redial_max);
+        }
+        for (peer, addrs) in to_dial {
+            if addrs.is_empty()
+                && any_connected
+                && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+            {
+                kad.get_closest_peers(peer);
+            }
+            self.dial(peer, addrs);
+        }
+    }
+
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            self.on_dial_error(peer, &e);
+        }
+    }
+
+    fn on_dial_error(&mut self, peer: PeerId, error: &DialError) {
+        let diagnosis = match error {
+            DialError::WrongPeerId { obtained, address } => Diagnosis::WrongPeerId {
+                addr: address.to_string(),
+                obtained: *obtained,
+            },
+            DialError::NoAddresses => Diagnosis::NoAddress,
+            DialError::DialPeerConditionFalse(_) => return,
+            DialError::Transport(errors) => {
+                let mut diag = Diagnosis::Other(error.to_string());
+                for (addr, e) in errors {
+                    let text = format!("{e:?}").to_lowercase();
+                    if text.contains("connectionrefused") || text.contains("connection refused") {
+                        diag = Diagnosis::NothingListening(addr.to_string());
+                    } else if text.contains("resolve")
+                        || text.contains("dns")
+                        || text.contains("lookup")
+                    {
+                        diag = Diagnosis::NameResolution(addr.to_string());
+                    }
+                }
+                diag
+            }
+            other => Diagnosis::Other(other.to_string()),
+        };
+        if let Some(state) = self.partners.get_mut(&peer) {
+            debug!(party = %state.partner.party, %peer, ?diagnosis, "dial failed");
+            state.diagnosis = Some(diagnosis);
+        }
+    }
+
+    // ---- swarm events ---------------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address)
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let Some(state) = self.partners.get_mut(&peer_id) {
+                    state.connections = num_established.get();
+                    state.connected_at = Some(Instant::now());
+                    state.backoff = BACKOFF_START;
+                    if endpoint.is_dialer() {
+                        let addr = without_p2p(endpoint.get_remote_address());
+                        if !state.partner.addrs.contains(&addr) && !state.discovered.contains(&addr)
+                        {
+                            state.discovered.push(addr);
+                        }
+                    }
+                    debug!(party = %state.partner.party, %peer_id, "connection established");
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                let mut lost = None;
+                if let Some(state) = self.partners.get_mut(&peer_id) {
+                    state.connections = num_established;
+                    if num_established == 0 {
+                        if !state.identified
+                            && state
+                                .connected_at
+                                .is_some_and(|t| t.elapsed() < Duration::from_secs(3))
+                        {
+                            state.diagnosis = Some(Diagnosis::RefusedByThem);
+                        }
+                        let was = state.identified;
+                        state.identified = false;
+                        state.next_dial = Instant::now() + state.backoff;
+                        if was {
+                            info!(party = %state.partner.party, %peer_id, "partner disconnected");
+                            lost = Some(state.partner.party.clone());
+                        }
+                    }
+                }
+                if let Some(party) = lost {
+                    self.emit(NetworkEvent::PartnerDisconnected(party));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                self.on_dial_error(peer, &error);
+            }
+            SwarmEvent::IncomingConnectionError {
+                peer_id,
+                send_back_addr,
+                error,
+                ..
+            } => {
+                if let ListenError::Denied { .. } = error {
+                    if let Some(peer) = peer_id
+                        && self.partners.get(&peer).is_none()
+                    {
+                        self.refused_total += 1;
+                        if self.refused_logged.insert(peer) {
+                            warn!(%peer, addr = %send_back_addr, "refused connection from a peer that is not a partner");
+                        }
+                    }
+                } else {
+                    debug!(addr = %send_back_addr, %error, "incoming connection failed");
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identified(peer_id, info)
+            }
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                if let Some(state) = self.partners.get_mut(&peer) {
+                    state.rtt = Some(rtt);
+                    state.last_seen = Some(now_ms());
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let acceptance = self.on_gossip(&propagation_source, &message);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            BehaviourEvent::Rr(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.on_request(peer, request, channel),
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    } => match self.pending.remove(&request_id) {
+                        Some(Pending::Reply(tx)) => {
+                            let _ = tx.send(Ok(response));
+                        }
+                        Some(Pending::CatchUp(peer)) => self.on_catch_up_response(peer, response),
+                        None => {}
+                    },
+                }
+            }
+            BehaviourEvent::Rr(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            }) => {
+                debug!(%peer, %error, "request failed");
+                if let Some(Pending::Reply(tx)) = self.pending.remove(&request_id) {
+                    let _ = tx.send(Err(NetError::Request(error.to_string())));
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                ..
+            }) => {
+                for found in ok.peers {
+                    self.learn_addrs(found.peer_id, found.addrs, "kademlia");
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                for (peer, addr) in list {
+                    self.learn_addrs(peer, vec![addr], "mdns");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn learn_addrs(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, via: &'static str) {
+        let Some(state) = self.partners.get_mut(&peer) else {
+            return;
+        };
+        let mut new = false;
+        for addr in addrs.iter().map(without_p2p) {
+            if !state.partner.addrs.contains(&addr) && !state.discovered.contains(&addr) {
+                debug!(party = %state.partner.party, %addr, via, "partner address discovered");
+                state.discovered.push(addr);
+                new = true;
+            }
+        }
+        if new && state.connections == 0 {
+            state.next_dial = Instant::now();
+            state.backoff = BACKOFF_START;
+        }
+    }
+
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        let Some(state) = self.partners.get_mut(&peer) else {
+            return;
+        };
+        if info.protocol_version != IDENTIFY_PROTOCOL {
+            warn!(party = %state.partner.party, protocol = %info.protocol_version, "partner speaks another protocol version");
+        }
+        state.agent = Some(info.agent_version.clone());
+        state.protocol = Some(info.protocol_version.clone());
+        state.last_seen = Some(now_ms());
+        state.diagnosis = None;
+        let newly = !state.identified && state.connections > 0;
+        state.identified = state.connections > 0;
+        let party = state.partner.party.clone();
+        for addr in &info.listen_addrs {
+            if !state.discovered.contains(addr) && !state.partner.addrs.contains(addr) {
+                state.discovered.push(addr.clone());
+            }
+        }
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            for addr in info.listen_addrs {
+                kad.add_address(&peer, addr);
+            }
+        }
+        if newly {
+            info!(%party, %peer, agent = %info.agent_version, "partner connected");
+            self.emit(NetworkEvent::PartnerConnected(party));
+            self.catch_up(peer);
+        }
+    }
+
+    // ---- records ----------------------------------------------------------------------------
+
+    /// Checks a record's origin and signature. `sender` is the PeerId it came from directly.
+    fn verify_record(&self, record: &Record) -> Result<(), String> {
+        let origin_peer = if record.origin == self.party {
+            self.key.public().to_peer_id()
+        } else {
+            self.partners
+                .peer_of(record.origin.as_str())
+                .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
+        };
+        check_signature(record, &origin_peer)
+    }
+
+    fn apply_record(&mut self, record: Record) -> Result<(), String> {
+        self.verify_record(&record)?;
+        match self.records.apply(&record) {
+            Ok(Applied::Stored) => {
+                debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
+                self.emit(NetworkEvent::RecordUpdated(record));
+                Ok(())
+            }
+            Ok(Applied::Stale) => Ok(()),
+            Err(e) => {
+                warn!(error = %e, "cannot store a record");
+                Ok(())
+            }
+        }
+    }
+
+    fn reject_from(&mut self, peer: &PeerId, why: &str) {
+        if let Some(state) = self.partners.get_mut(peer) {
+            state.rejected += 1;
+            warn!(party = %state.partner.party, %peer, reason = why, "message dropped");
+        } else {
+            warn!(%peer, reason = why, "message from a non-partner dropped");
+        }
+    }
+
+    fn on_gossip(
+        &mut self,
+        via: &PeerId,
+        message: &gossipsub::Message,
+    ) -> gossipsub::MessageAcceptance {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        if let Some(state) = self.partners.get_mut(via) {
+            state.last_seen = Some(now_ms());
+        }
+        let Some(source) = message.source else {
+            self.reject_from(via, "unsigned gossip");
+            return Reject;
+        };
+        let envelope: GossipEnvelope = match rmp_serde::from_slice(&message.data) {
+            Ok(e) => e,
+            Err(_) => {
+                self.reject_from(via, "malformed gossip");
+                return Reject;
+            }
+        };
+        // Identity binding: the signed gossip source must be the party the record claims.
+        let bound = if source == self.key.public().to_peer_id() {
+            Some(&self.party)
+        } else {
+            self.partners.party_of(&source)
+        };
+        if bound != Some(&envelope.record.origin) {
+            let why = format!(
+                "gossip from {source} claims to be from '{}'",
+                envelope.record.origin
+            );
+            self.reject_from(via, &why);
+            return Reject;
+        }
+        if envelope.record.origin == self.party {
+            return Ignore;
+        }
+        match self.apply_record(envelope.record) {
+            Ok(()) => Accept,
+            Err(why) => {
+                self.reject_from(via, &why);
+                Reject
+            }
+        }
+    }
+
+    fn publish(&mut self, record: &Record) {
+        let envelope = GossipEnvelope {
+            v: 1,
+            record: record.clone(),
+        };
+        let Ok(bytes) = rmp_serde::to_vec_named(&envelope) else {
+            return;
+        };
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            // InsufficientPeers when nobody is connected: catch-up delivers it later.
+            debug!(error = %e, key = %record.key, "gossip publish deferred to catch-up");
+        }
+    }
+
+    fn put_record(&mut self, key: String, value: Vec<u8>) -> Result<Record, NetError> {
+        let now = now_ms();
+        let version = self
+            .records
+            .next_version(self.party.as_str(), &key, now)
+            .map_err(|e| NetError::Storage(e.to_string()))?;
+        let mut record = Record {
+            origin: self.party.clone(),
+            key,
+            version,
+            written_at_ms: now,
+            value,
+            signature: Vec::new(),
+        };
+        record.signature = self
+            .key
+            .sign(&record.signing_bytes())
+            .map_err(|e| NetError::Storage(format!("cannot sign: {e}")))?;
+        self.records
+            .apply(&record)
+            .map_err(|e| NetError::Storage(e.to_string()))?;
+        self.publish(&record);
+        Ok(record)
+    }
+
+    /// Anti-entropy with one partner: send our digest, apply what comes back.
+    fn catch_up(&mut self, peer: PeerId) {
+        let entries = match self.records.digest() {
+            Ok(d) => d,
+            Err(e) => return warn!(error = %e, "cannot read the record digest"),
+        };
+        let req = PeerRequest {
+            from: self.party.clone(),
+            body: PeerRequestBody::Digest { entries },
+        };
+        let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+        self.pending.insert(id, Pending::CatchUp(peer));
+    }
+
+    fn catch_up_all(&mut self) {
+        let peers: Vec<PeerId> = self
+            .partners
+            .iter_sorted()
+            .iter()
+            .filter(|s| s.connected())
+            .map(|s| s.partner.peer_id)
+            .collect();
+        for peer in peers {
+            self.catch_up(peer);
+        }
+    }
+
+    fn on_catch_up_response(&mut self, peer: PeerId, response: PeerResponse) {
+        let PeerResponse::Records { records } = response else {
+            return;
+        };
+        let mut stored = 0usize;
+        for record in records {
+            match self.apply_record(record) {
+                Ok(()) => stored += 1,
+                Err(why) => self.reject_from(&peer, &why),
+            }
+        }
+        if stored > 0 {
+            debug!(%peer, stored, "catch-up applied records");
+        }
+    }
+
+    // ---- inbound requests -------------------------------------------------------------------
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: PeerRequest,
+        channel: ResponseChannel<PeerResponse>,
+    ) {
+        let bound = self.partners.party_of(&peer).cloned();
+        if let Some(state) = self.partners.get_mut(&peer) {
+            state.last_seen = Some(now_ms());
+        }
+        let response = if bound.as_ref() != Some(&request.from) {
+            let why = format!("request from {peer} claims to be from '{}'", request.from);
+            self.reject_from(&peer, &why);
+            PeerResponse::Error {
+                message: "the sender's PeerId is not bound to the party it names".into(),
+            }
+        } else {
+            match request.body {
+                PeerRequestBody::Ping { .. } => PeerResponse::Pong {
+                    party: self.party.clone(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                },
+                PeerRequestBody::Digest { entries } => match self.records.newer_than(&entries) {
+                    Ok(records) => PeerResponse::Records { records },
+                    Err(e) => PeerResponse::Error {
+                        message: format!("cannot read records: {e}"),
+                    },
+                },
+                PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
+                PeerRequestBody::App { topic, body } => {
+                    self.next_app_id += 1;
+                    let id = self.next_app_id;
+                    self.inbound_app.insert(id, channel);
+                    let party = request.from;
+                    self.emit(NetworkEvent::AppRequest {
+                        id,
+                        party,
+                        topic,
+                        body,
+                    });
+                    return;
+                }
+                PeerRequestBody::Unknown => PeerResponse::Error {
+                    message: "unknown request kind".into(),
+                },
+            }
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .rr
+            .send_response(channel, response);
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Shutdown => {}
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::Peers { reply } => {
+                let views = self
+                    .partners
+                    .iter_sorted()
+                    .into_iter()
+                    .map(PartnerView::from)
+                    .collect();
+                let _ = reply.send(views);
+            }
+            Command::AddPartner { partner, reply } => {
+                let _ = reply.send(self.add_partner(partner));
+            }
+            Command::RemovePartner { party, reply } => {
+                let _ = reply.send(self.remove_partner(&party));
+            }
+            Command::PutRecord { key, value, reply } => {
+                let _ = reply.send(self.put_record(key, value));
+            }
+            Command::Request { party, body, reply } => {
+                let Some(peer) = self.partners.peer_of(&party) else {
+                    let _ = reply.send(Err(NetError::UnknownPartner(party)));
+                    return;
+                };
+                let addrs = self
+                    .partners
+                    .get(&peer)
+                    .map(|s| s.dial_addrs())
+                    .unwrap_or_default();
+                let req = PeerRequest {
+                    from: self.party.clone(),
+                    body,
+                };
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request_with_addresses(&peer, req, addrs);
+                self.pending.insert(id, Pending::Reply(reply));
+            }
+            Command::Respond { id, response } => {
+                if let Some(channel) = self.inbound_app.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, response);
+                }
+            }
+            Command::Dial { party, reply } => {
+                let result = match self.partners.peer_of(&party) {
+                    None => Err(NetError::UnknownPartner(party)),
+                    Some(peer) => {
+                        if let Some(state) = self.partners.get_mut(&peer) {
+                            state.next_dial = Instant::now();
+                            state.backoff = BACKOFF_START;
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    pub fn add_partner(&mut self, partner: Partner) -> Result<(), NetError> {
+        if partner.party == self.party {
+            return Err(NetError::Invalid(
+                "a party cannot be its own partner".into(),
+            ));
+        }
+        let peer = partner.peer_id;
+        if let Some(other) = self.partners.party_of(&peer)
+            && *other != partner.party
+        {
+            return Err(NetError::Invalid(format!(
+                "{peer} is already the PeerId of partner '{other}'; remove that partner first"
+            )));
+        }
+        if peer == self.key.public().to_peer_id() {
+            return Err(NetError::Invalid("that is this party's own PeerId".into()));
+        }
+        info!(party = %partner.party, %peer, "partner added");
+        if let Some(old) = self.partners.upsert(partner.clone()) {
+            self.drop_peer(old);
+        }
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.allow.allow_peer(peer);
+        behaviour.gossipsub.add_explicit_peer(&peer);
+        if let Some(kad) = behaviour.kad.as_mut() {
+            for addr in &partner.addrs {
+                kad.add_address(&peer, addr.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_partner(&mut self, party: &str) -> Result<(), NetError> {
+        let peer = self
+            .partners
+            .remove(party)
+            .ok_or_else(|| NetError::UnknownPartner(party.to_owned()))?;
+        info!(%party, %peer, "partner removed; disconnecting");
+        self.drop_peer(peer);
+        Ok(())
+    }
+
+    fn drop_peer(&mut self, peer: PeerId) {
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.allow.disallow_peer(peer);
+        behaviour.gossipsub.remove_explicit_peer(&peer);
+        if let Some(kad) = behaviour.kad.as_mut() {
+            kad.remove_peer(&peer);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(key: &Keypair, origin: &str, value: &[u8]) -> Record {
+        let mut r = Record {
+            origin: PartyName::new(origin).expect("name"),
+            key: "task/j/t/1".into(),
+            version: 7,
+            written_at_ms: 1,
+            value: value.to_vec(),
+            signature: Vec::new(),
+        };
+        r.signature = key.sign(&r.signing_bytes()).expect("sign");
+        r
+    }
+
+    #[test]
+    fn records_are_bound_to_their_origin_key() {
+        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (pa, pb) = (a.public().to_peer_id(), b.public().to_peer_id());
+        let record = signed(&a, "bank-a", b"running");
+        assert_eq!(public_key_of(&pa).map(|k| k.to_peer_id()), Some(pa));
+        assert!(check_signature(&record, &pa).is_ok());
+        // The same record claimed for a party bound to another key is refused.
+        assert!(check_signature(&record, &pb).is_err());
+        // b signs a record that says it comes from bank-a: bound to a's key, so refused.
+        let forged = signed(&b, "bank-a", b"success");
+        assert!(check_signature(&forged, &pa).is_err());
+        // Tampering with any signed field breaks the signature.
+        let mut tampered = record.clone();
+        tampered.value = b"success".to_vec();
+        assert!(check_signature(&tampered, &pa).is_err());
+        let mut bumped = record;
+        bumped.version += 1;
+        assert!(check_signature(&bumped, &pa).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The replicated record set: the highest version of every `(origin, key)` this party knows.
+
+use consort_protocol::peer::{DigestEntry, Record};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StorageError;
+use crate::store::{Store, TreeName};
+use crate::tree::{Record as Stored, Tree};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredRecord(Record);
+
+impl Stored for StoredRecord {
+    const KIND: &'static str = "replicated record";
+    const VERSION: u16 = 1;
+}
+
+/// What [`RecordStore::apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The record was new or newer and is now stored.
+    Stored,
+    /// An equal or newer version was already held; nothing changed.
+    Stale,
+}
+
+/// Replicated records, keyed by origin and key. Signature checks happen before `apply`.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    tree: Tree<StoredRecord>,
+}
+
+fn db_key(origin: &str, key: &str) -> Vec<u8> {
+    // Party names never contain '\0', so the split is unambiguous.
+    let mut k = Vec::with_capacity(origin.len() + key.len() + 1);
+    k.extend_from_slice(origin.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+impl RecordStore {
+    /// Opens the records tree of `store`.
+    pub fn open(store: &Store) -> Result<Self, StorageError> {
+        Ok(Self {
+            tree: store.tree(TreeName::Records)?,
+        })
+    }
+
+    /// The record under `(origin, key)`.
+    pub fn get(&self, origin: &str, key: &str) -> Result<Option<Record>, StorageError> {
+        Ok(self.tree.get(db_key(origin, key))?.map(|r| r.0))
+    }
+
+    /// Keeps `record` if it is newer than what is held.
+    pub fn apply(&self, record: &Record) -> Result<Applied, StorageError> {
+        let key = db_key(record.origin.as_str(), &record.key);
+        if let Some(held) = self.tree.get(&key)?
+            && held.0.version >= record.version
+        {
+            return Ok(Applied::Stale);
+        }
+        self.tree.put(&key, &StoredRecord(record.clone()))?;
+        Ok(Applied::Stored)
+    }
+
+    /// The version the next write of `(origin, key)` should carry: above both the held
+    /// version and the wall clock in milliseconds, so versions stay monotonic across restarts
+    /// and clock steps.
+    pub fn next_version(&self, origin: &str, key: &str, now_ms: u64) -> Result<u64, StorageError> {
+        let held = self.get(origin, key)?.map(|r| r.version).unwrap_or(0);
+        Ok(held.saturating_add(1).max(now_ms))
+    }
+
+    /// Every record held.
+    pub fn all(&self) -> Result<Vec<Record>, StorageError> {
+        self.tree
+            .scan_prefix([])
+            .map(|r| r.map(|(_, v)| v.0))
+            .collect()
+    }
+
+    /// `(origin, key, version)` of every record held.
+    pub fn digest(&self) -> Result<Vec<DigestEntry>, StorageError> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .map(|r| DigestEntry {
+                origin: r.origin,
+                key: r.key,
+                version: r.version,
+            })
+            .collect())
+    }
+
+    /// The records held here that `digest` lacks or holds in an older version.
+    pub fn newer_than(&self, digest: &[DigestEntry]) -> Result<Vec<Record>, StorageError> {
+        let known: std::collections::HashMap<(&str, &str), u64> = digest
+            .iter()
+            .map(|e| ((e.origin.as_str(), e.key.as_str()), e.version))
+            .collect();
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|r| {
+                known
+                    .get(&(r.origin.as_str(), r.key.as_str()))
+                    .is_none_or(|v| *v < r.version)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_protocol::PartyName;
+
+    fn rec(origin: &str, key: &str, version: u64) -> Record {
+        Record {
+            origin: PartyName::new(origin).expect("name"),
+            key: key.into(),
+            version,
+            written_at_ms: 0,
+            value: vec![version as u8],
+            signature: vec![],
+        }
+    }
+
+    #[test]
+    fn highest_version_wins_and_digests_diff() {
+        let store = Store::temporary().expect("open");
+        let a = RecordStore::open(&store).expect("records");
+        assert_eq!(a.apply(&rec("p", "k", 2)).expect("apply"), Applied::Stored);
+        assert_eq!(a.apply(&rec("p", "k", 1)).expect("apply"), Applied::Stale);
+        assert_eq!(a.apply(&rec("p", "k", 2)).expect("apply"), Applied::Stale);
+        assert_eq!(a.apply(&rec("q", "k", 1)).expect("apply"), Applied::Stored);
+        assert_eq!(a.get("p", "k").expect("get").map(|r| r.version), Some(2));
+
+        let other = Store::temporary().expect("open");
+        let b = RecordStore::open(&other).expect("records");
+        b.apply(&rec("p", "k", 1)).expect("apply");
+        b.apply(&rec("r", "x", 5)).expect("apply");
+        let missing = a.newer_than(&b.digest().expect("digest")).expect("diff");
+        let mut got: Vec<_> = missing
+            .iter()
+            .map(|r| (r.origin.as_str(), r.version))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![("p", 2), ("q", 1)]);
+        for r in &missing {
+            b.apply(r).expect("apply");
+        }
+        assert!(
+            a.newer_than(&b.digest().expect("digest"))
+                .expect("diff")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn next_version_is_monotonic() {
+        let store = Store::temporary().expect("open");
+        let s = RecordStore::open(&store).expect("records");
+        assert_eq!(s.next_version("p", "k", 1000).expect("v"), 1000);
+        s.apply(&rec("p", "k", 5000)).expect("apply");
+        assert_eq!(s.next_version("p", "k", 1000).expect("v"), 5001);
+    }
+}
