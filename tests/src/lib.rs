@@ -363,3 +363,115 @@ impl Federation {
         std::fs::write(path, text.replacen(from, to, 1)).unwrap();
     }
 }
+
+impl Party {
+    /// Starts `consortd run` inside network namespace `netns` and waits until it answers.
+    /// (The control socket is a file, so the CLI reaches it from the host namespace.)
+    pub fn start_in(&self, netns: &str) -> Daemon {
+        let log = self
+            .dir
+            .parent()
+            .unwrap()
+            .join(format!("{}.log", self.name));
+        let logfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(bin("consortd"))
+            .args(["run", "--dir", self.dir_str()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile)
+            .spawn()
+            .expect("spawn consortd in a netns");
+        let mut daemon = Daemon {
+            child: Some(child),
+            log,
+        };
+        wait_for(
+            "consortd in netns to answer",
+            Duration::from_secs(20),
+            || {
+                if let Some(status) = daemon.try_exit() {
+                    panic!(
+                        "consortd exited early with {status}; log:\n{}",
+                        daemon.log()
+                    );
+                }
+                (self.cli(&["status"]).code == Some(0)).then_some(())
+            },
+        );
+        daemon
+    }
+}
+
+/// Two network namespaces joined by a veth pair: a private two-host LAN for tests that need
+/// real interfaces (mDNS ignores loopback). Removed on drop.
+pub struct TwoHostLan {
+    pub ns: [String; 2],
+}
+
+impl TwoHostLan {
+    /// Creates the LAN, or returns `None` when this process may not (not root, no `ip`).
+    pub fn create() -> Option<Self> {
+        #[allow(unsafe_code)]
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let have_ip = Command::new("ip")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !root || !have_ip {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = (std::process::id() % 10_000) * 10 + n;
+        let ns = [format!("consort-{id}-a"), format!("consort-{id}-b")];
+        let veth = [format!("cva{id}"), format!("cvb{id}")];
+        let subnet = 1 + (id % 250);
+        let lan = Self { ns: ns.clone() };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &ns[0]]);
+        ip(&["netns", "add", &ns[1]]);
+        ip(&[
+            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
+        ]);
+        for i in 0..2 {
+            ip(&["link", "set", &veth[i], "netns", &ns[i]]);
+            let addr = format!("10.251.{subnet}.{}/24", i + 1);
+            ip(&["-n", &ns[i], "addr", "add", &addr, "dev", &veth[i]]);
+            ip(&[
+                "-n",
+                &ns[i],
+                "link",
+                "set",
+                &veth[i],
+                "up",
+                "multicast",
+                "on",
+            ]);
+            ip(&["-n", &ns[i], "link", "set", "lo", "up"]);
+        }
+        Some(lan)
+    }
+}
+
+impl Drop for TwoHostLan {
+    fn drop(&mut self) {
+        for ns in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}

@@ -261,3 +261,38 @@ fn ping_and_doctor_diagnose_unreachable_partners() {
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("not a partner"), "{}", out.stderr);
 }
+
+/// a and c know each other only by PeerId; both know b's address, and b knows theirs. a learns
+/// c's address from b (Kademlia among partners) and connects.
+#[test]
+fn kademlia_learns_partner_addresses_from_a_connected_partner() {
+    let fed = Federation::init(&["a", "b", "c"]);
+    fed.configure_partner(0, 1, true);
+    fed.configure_partner(0, 2, false);
+    fed.configure_partner(1, 0, true);
+    fed.configure_partner(1, 2, true);
+    fed.configure_partner(2, 1, true);
+    fed.configure_partner(2, 0, false);
+    let _d: Vec<_> = fed.parties.iter().map(|p| p.start()).collect();
+    let (a, c) = (&fed.parties[0], &fed.parties[2]);
+    wait_for("a and c connected through b's knowledge", T, || {
+        (all_connected(&connected_peers(a), 2) && all_connected(&connected_peers(c), 2))
+            .then_some(())
+    });
+    let peers = a.cli(&["--json", "peers"]).json();
+    let c_entry = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["party"] == "c")
+        .unwrap();
+    let c_addr = fed.addr(2);
+    assert!(
+        c_entry["addrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str() == Some(c_addr.as_str())),
+        "a learned c's address: {c_entry}"
+    );
+}
