@@ -158,6 +158,21 @@ impl Party {
 
     /// Starts `consortd run` without waiting for it.
     pub fn spawn(&self) -> Daemon {
+        self.launch(None)
+    }
+
+    /// Starts the daemon and waits until `consort status` answers.
+    pub fn start(&self) -> Daemon {
+        self.wait_ready(self.launch(None))
+    }
+
+    /// Like [`Party::start`], inside network namespace `netns` (the control socket is a file,
+    /// so the CLI reaches it from the host namespace).
+    pub fn start_in(&self, netns: &str) -> Daemon {
+        self.wait_ready(self.launch(Some(netns)))
+    }
+
+    fn launch(&self, netns: Option<&str>) -> Daemon {
         let log = self
             .dir
             .parent()
@@ -168,7 +183,15 @@ impl Party {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(bin("consortd"))
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("consortd"));
+                c
+            }
+            None => Command::new(bin("consortd")),
+        };
+        let child = cmd
             .args(["run", "--dir", self.dir_str()])
             .env_remove("CONSORT_DIR")
             .env("RUST_LOG", "info")
@@ -183,9 +206,7 @@ impl Party {
         }
     }
 
-    /// Starts the daemon and waits until `consort status` answers.
-    pub fn start(&self) -> Daemon {
-        let mut daemon = self.spawn();
+    fn wait_ready(&self, mut daemon: Daemon) -> Daemon {
         wait_for("consortd to answer", Duration::from_secs(20), || {
             if let Some(status) = daemon.try_exit() {
                 panic!(
@@ -193,8 +214,7 @@ impl Party {
                     daemon.log()
                 );
             }
-            let out = self.cli(&["--json", "status"]);
-            (out.code == Some(0)).then_some(())
+            (self.cli(&["--json", "status"]).code == Some(0)).then_some(())
         });
         daemon
     }
@@ -361,51 +381,6 @@ impl Federation {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{from:?} not in config");
         std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-    }
-}
-
-impl Party {
-    /// Starts `consortd run` inside network namespace `netns` and waits until it answers.
-    /// (The control socket is a file, so the CLI reaches it from the host namespace.)
-    pub fn start_in(&self, netns: &str) -> Daemon {
-        let log = self
-            .dir
-            .parent()
-            .unwrap()
-            .join(format!("{}.log", self.name));
-        let logfile = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", netns])
-            .arg(bin("consortd"))
-            .args(["run", "--dir", self.dir_str()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(logfile)
-            .spawn()
-            .expect("spawn consortd in a netns");
-        let mut daemon = Daemon {
-            child: Some(child),
-            log,
-        };
-        wait_for(
-            "consortd in netns to answer",
-            Duration::from_secs(20),
-            || {
-                if let Some(status) = daemon.try_exit() {
-                    panic!(
-                        "consortd exited early with {status}; log:\n{}",
-                        daemon.log()
-                    );
-                }
-                (self.cli(&["status"]).code == Some(0)).then_some(())
-            },
-        );
-        daemon
     }
 }
 
