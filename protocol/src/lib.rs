@@ -8,6 +8,7 @@
 pub mod control;
 pub mod frame;
 pub mod ids;
+pub mod job;
 pub mod peer;
 
 pub use control::{
