@@ -390,19 +390,19 @@ fn topological_order(tasks: &BTreeMap<String, PlannedTask>, errs: &mut Errors) -
         if let Some(start) = left.iter().next() {
             let mut path = vec![*start];
             let mut cur = *start;
-            loop {
-                let Some(next) = tasks[cur]
-                    .upstream
-                    .iter()
-                    .map(String::as_str)
-                    .find(|u| left.contains(u))
-                else {
-                    break;
-                };
+            let next_of = |t: &str| {
+                tasks.get(t).and_then(|t| {
+                    t.upstream
+                        .iter()
+                        .map(String::as_str)
+                        .find(|u| left.contains(u))
+                })
+            };
+            while let Some(next) = next_of(cur) {
                 if let Some(pos) = path.iter().position(|p| *p == next) {
                     let mut cycle: Vec<&str> = path[pos..].to_vec();
                     cycle.reverse();
-                    cycle.push(cycle[0]);
+                    cycle.push(next);
                     errs.add("tasks", format!("cycle: {}", cycle.join(" → ")));
                     break;
                 }
