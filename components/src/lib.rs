@@ -1,9 +1,15 @@
-//! Consort's federated operators (reader, PSI, hetero/homo LR, evaluation, ...).
+//! Consort's federated operators, written only against [`TaskContext`].
 //!
-//! Components are pure and synchronous: they see only a `TaskContext` (inputs, params,
-//! remote/get, metrics, outputs, cancellation), never actix, libp2p or sled, so that each one
-//! is unit-tested with an in-memory multi-party harness. The jobs issue adds the context and
-//! the first components; until then the registry is empty.
+//! Components are synchronous and deterministic given their inputs: they see a
+//! [`TaskContext`] (params, inputs, outputs, remote/get, metrics, log, cancellation), never
+//! actix, libp2p or sled. The executor gives them a context backed by the data channel; the
+//! [`harness`] gives them one backed by memory, so every algorithm is unit-tested with all
+//! parties in one process.
 
-/// Names of the components this build can run (grows with the jobs and learning issues).
-pub const BUILTIN_COMPONENTS: &[&str] = &[];
+pub mod context;
+pub mod harness;
+mod registry;
+mod testing;
+
+pub use context::{Endpoint, Target, TaskContext, TaskError};
+pub use registry::{BUILTIN_COMPONENTS, ComponentFn, component, schema};

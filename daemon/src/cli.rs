@@ -68,6 +68,20 @@ pub enum Command {
     /// Replicated records: versioned values each party writes and every partner keeps.
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Federated jobs: DAGs of tasks every party runs on its own data.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+/// `consort job ...`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Check a job file (YAML or JSON) without a daemon: print the plan, or every problem with
+    /// its key path.
+    Validate {
+        /// The job file.
+        file: PathBuf,
+    },
 }
 
 /// `consort partner ...`
@@ -252,6 +266,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 other => Err(unexpected(&other)),
             }
         }
+        Command::Job(JobCommand::Validate { file }) => match crate::job_cli::load_plan(&file) {
+            Ok(plan) => {
+                crate::job_cli::print_plan(&plan, cli.json);
+                Ok(())
+            }
+            Err(errors) => {
+                crate::job_cli::print_errors(&errors, cli.json);
+                Err(Failure {
+                    code: "invalid_job",
+                    message: format!(
+                        "{} is not a valid job ({} problem(s))",
+                        file.display(),
+                        errors.len()
+                    ),
+                    exit: 1,
+                    reported: cli.json,
+                })
+            }
+        },
         Command::Peers => {
             let mut client = target.connect().await?;
             match client.request(Request::Peers).await? {

@@ -10,6 +10,7 @@ pub mod daemon_cli;
 pub mod demo;
 pub mod identity;
 pub mod init;
+pub mod job_cli;
 pub mod logging;
 pub mod network;
 pub mod paths;

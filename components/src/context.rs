@@ -1,0 +1,102 @@
+//! What a running component may do.
+
+use std::fmt;
+
+use consort_protocol::PartyName;
+use consort_protocol::job::{Params, Role};
+
+/// Why a component stopped without success.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The component decided the task failed.
+    #[error("{0}")]
+    Failed(String),
+    /// The task was cancelled (job stopped, timeout).
+    #[error("cancelled")]
+    Cancelled,
+    /// A parameter is missing or has the wrong type (validation should have caught it).
+    #[error("parameter '{0}': {1}")]
+    Param(String, String),
+    /// Exchanging data with another party failed.
+    #[error("data channel: {0}")]
+    Channel(String),
+}
+
+/// One party in one role: the unit that sends and receives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// Role.
+    pub role: Role,
+    /// Party.
+    pub party: PartyName,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.role, self.party)
+    }
+}
+
+/// Whom `remote` sends to and `get` receives from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every endpoint of a role in this task.
+    Role(Role),
+    /// One endpoint.
+    One(Endpoint),
+}
+
+/// The component's view of its task.
+pub trait TaskContext: Send + Sync {
+    /// Job id.
+    fn job_id(&self) -> &str;
+    /// Task name.
+    fn task(&self) -> &str;
+    /// This run's endpoint (party and role).
+    fn me(&self) -> &Endpoint;
+    /// Merged parameters for this run.
+    fn params(&self) -> &Params;
+    /// Every endpoint running this task, including this one.
+    fn endpoints(&self) -> &[Endpoint];
+    /// The bytes of input `name` (an upstream output at this endpoint), if wired.
+    fn input(&self, name: &str) -> Result<Option<Vec<u8>>, TaskError>;
+    /// Stores output `name`.
+    fn output(&self, name: &str, data: &[u8]) -> Result<(), TaskError>;
+    /// Sends `data` under `tag` to every endpoint of `to` (never to itself).
+    fn remote(&self, to: &Target, tag: &str, data: &[u8]) -> Result<(), TaskError>;
+    /// Receives what every endpoint of `from` sent under `tag` (waits; never from itself).
+    fn get(&self, from: &Target, tag: &str) -> Result<Vec<(Endpoint, Vec<u8>)>, TaskError>;
+    /// Appends points to metric `namespace`/`name`.
+    fn log_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        points: &[(f64, f64)],
+    ) -> Result<(), TaskError>;
+    /// Writes a line to the task log.
+    fn log(&self, line: &str);
+    /// Whether the task was cancelled; long loops check it.
+    fn is_cancelled(&self) -> bool;
+
+    /// The endpoints `target` names, other than this one.
+    fn resolve(&self, target: &Target) -> Vec<Endpoint> {
+        self.endpoints()
+            .iter()
+            .filter(|e| *e != self.me())
+            .filter(|e| match target {
+                Target::Role(r) => e.role == *r,
+                Target::One(one) => *e == one,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Parameter `name` as a number.
+    fn param_f64(&self, name: &str) -> Result<f64, TaskError> {
+        self.params()
+            .get(name)
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| TaskError::Param(name.into(), "missing or not a number".into()))
+    }
+}

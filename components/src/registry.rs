@@ -1,0 +1,82 @@
+//! The built-in components: their schemas and entry points.
+
+use consort_protocol::job::{ComponentSchema, ParamSpec, ParamType, Ports, Role};
+use serde_json::json;
+
+use crate::context::{TaskContext, TaskError};
+use crate::testing;
+
+/// A component's entry point.
+pub type ComponentFn = fn(&dyn TaskContext) -> Result<(), TaskError>;
+
+/// Names of the components this build runs.
+pub const BUILTIN_COMPONENTS: &[&str] = &["noop", "sleep", "fail", "relay", "sum"];
+
+/// The schema of component `name`: a built-in, or `script:NAME` (a script operator: any role,
+/// inputs, outputs and params; whether a party has registered it is checked by that party).
+pub fn schema(name: &str) -> Option<ComponentSchema> {
+    let all = Role::ALL.to_vec();
+    if let Some(op) = name.strip_prefix("script:") {
+        let ok = !op.is_empty()
+            && op
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        return ok.then(|| ComponentSchema {
+            name: name.to_owned(),
+            roles: all,
+            inputs: Ports::Any,
+            outputs: Ports::Any,
+            params: None,
+        });
+    }
+    let s =
+        |roles: Vec<Role>, inputs: Ports, outputs: Ports, params: Vec<ParamSpec>| ComponentSchema {
+            name: name.to_owned(),
+            roles,
+            inputs,
+            outputs,
+            params: Some(params),
+        };
+    Some(match name {
+        "noop" => s(all, Ports::Any, Ports::Named(vec!["data"]), vec![]),
+        "sleep" => s(
+            all,
+            Ports::Any,
+            Ports::Named(vec![]),
+            vec![ParamSpec::required("seconds", ParamType::Float)],
+        ),
+        "fail" => s(
+            all,
+            Ports::Any,
+            Ports::Named(vec![]),
+            vec![ParamSpec::with_default(
+                "message",
+                ParamType::Str,
+                json!("failed on purpose"),
+            )],
+        ),
+        "relay" => s(all, Ports::Any, Ports::Named(vec![]), vec![]),
+        "sum" => s(
+            all,
+            Ports::Any,
+            Ports::Named(vec![]),
+            vec![
+                ParamSpec::required("value", ParamType::Float),
+                ParamSpec::optional("expect", ParamType::Float),
+            ],
+        ),
+        _ => return None,
+    })
+}
+
+/// The entry point of built-in component `name`.
+pub fn component(name: &str) -> Option<ComponentFn> {
+    Some(match name {
+        "noop" => testing::noop,
+        "sleep" => testing::sleep,
+        "fail" => testing::fail,
+        "relay" => testing::relay,
+        "sum" => testing::sum,
+        _ => return None,
+    })
+}
