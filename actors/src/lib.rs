@@ -9,7 +9,7 @@ mod executor;
 mod model_manager;
 pub mod network;
 mod network_actor;
-mod scheduler;
+pub mod scheduler;
 mod stats;
 mod tracker;
 

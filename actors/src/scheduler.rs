@@ -1,3 +1,5 @@
+pub mod derive;
+
 use actix::{Actor, Context, Handler};
 use consort_storage::{Store, TreeName};
 

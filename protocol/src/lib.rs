@@ -9,6 +9,7 @@ pub mod control;
 pub mod frame;
 pub mod ids;
 pub mod job;
+pub mod jobs;
 pub mod peer;
 
 pub use control::{

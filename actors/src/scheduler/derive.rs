@@ -1,0 +1,417 @@
+//! Job state derived from replicated records. Pure: every party computes the same answer from
+//! the same records, which is what makes scheduling work without a coordinator.
+
+use std::collections::BTreeMap;
+
+use consort_protocol::PartyName;
+use consort_protocol::job::{JobPlan, PlannedTask, Role};
+use consort_protocol::jobs::{Decision, JobRecord, RunState, StopRecord, TaskStateRecord};
+use serde::{Deserialize, Serialize};
+
+/// Identifies one run: a task attempt at one party in one role.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunKey {
+    /// Task name.
+    pub task: String,
+    /// Attempt, from 1.
+    pub attempt: u32,
+    /// Role.
+    pub role: Role,
+    /// Party.
+    pub party: PartyName,
+}
+
+/// Overall state of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Waiting for every participant's decision.
+    Pending,
+    /// Accepted everywhere; tasks run.
+    Running,
+    /// Every task succeeded at every party.
+    Success,
+    /// A task failed after its retries.
+    Failed,
+    /// Stopped by `consort job stop`.
+    Canceled,
+    /// A participant refused it.
+    Rejected,
+}
+
+impl JobStatus {
+    /// Whether the job is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobStatus::Pending | JobStatus::Running)
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Failed => "failed",
+            JobStatus::Canceled => "canceled",
+            JobStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// How a task stands at its current attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// Not finished (or being retried).
+    InProgress,
+    /// Every run succeeded.
+    Success,
+    /// A run failed and no retry is left.
+    Failed {
+        /// Who failed.
+        party: PartyName,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Everything known about one job.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// The initiator's record.
+    pub job: JobRecord,
+    /// The plan, as this party validated the spec (an error if it could not).
+    pub plan: Result<JobPlan, String>,
+    /// Each participant's decision.
+    pub decisions: BTreeMap<PartyName, Decision>,
+    /// Every run state seen.
+    pub runs: BTreeMap<RunKey, TaskStateRecord>,
+    /// Stop requests, by party.
+    pub stops: BTreeMap<PartyName, StopRecord>,
+}
+
+impl JobView {
+    /// A view with only the job record.
+    pub fn new(job: JobRecord, plan: Result<JobPlan, String>) -> Self {
+        Self {
+            job,
+            plan,
+            decisions: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            stops: BTreeMap::new(),
+        }
+    }
+
+    fn task(&self, name: &str) -> Option<&PlannedTask> {
+        self.plan
+            .as_ref()
+            .ok()?
+            .tasks
+            .iter()
+            .find(|t| t.name == name)
+    }
+
+    fn retries(&self) -> u32 {
+        self.plan.as_ref().map(|p| p.conf.auto_retries).unwrap_or(0)
+    }
+
+    fn highest_attempt(&self, task: &str) -> u32 {
+        self.runs
+            .keys()
+            .filter(|k| k.task == task)
+            .map(|k| k.attempt)
+            .max()
+            .unwrap_or(1)
+    }
+
+    fn first_failure(&self, task: &str, attempt: u32) -> Option<(PartyName, String)> {
+        self.runs
+            .iter()
+            .filter(|(k, r)| k.task == task && k.attempt == attempt && r.state == RunState::Failed)
+            .map(|(k, r)| (k.party.clone(), r.error.clone().unwrap_or_default()))
+            .next()
+    }
+
+    /// The attempt the task is at now: the highest seen, or the next one if that one failed
+    /// somewhere and a retry is left.
+    pub fn attempt_of(&self, task: &str) -> u32 {
+        let a = self.highest_attempt(task);
+        if self.first_failure(task, a).is_some() && a <= self.retries() {
+            a + 1
+        } else {
+            a
+        }
+    }
+
+    /// The state of one run, if recorded.
+    pub fn run(
+        &self,
+        task: &str,
+        attempt: u32,
+        role: Role,
+        party: &PartyName,
+    ) -> Option<&TaskStateRecord> {
+        self.runs.get(&RunKey {
+            task: task.to_owned(),
+            attempt,
+            role,
+            party: party.clone(),
+        })
+    }
+
+    /// How the task stands.
+    pub fn outcome(&self, task: &str) -> TaskOutcome {
+        let Some(planned) = self.task(task) else {
+            return TaskOutcome::InProgress;
+        };
+        let a = self.attempt_of(task);
+        if let Some((party, error)) = self.first_failure(task, a) {
+            return TaskOutcome::Failed { party, error };
+        }
+        let all_done = planned.runs.iter().all(|r| {
+            self.run(task, a, r.role, &r.party)
+                .is_some_and(|s| s.state == RunState::Success)
+        });
+        if all_done {
+            TaskOutcome::Success
+        } else {
+            TaskOutcome::InProgress
+        }
+    }
+
+    /// Every participant of the plan.
+    pub fn participants(&self) -> Vec<PartyName> {
+        self.plan
+            .as_ref()
+            .map(|p| p.participants().into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The job's state.
+    pub fn status(&self) -> JobStatus {
+        if self
+            .decisions
+            .values()
+            .any(|d| matches!(d, Decision::Rejected { .. }))
+        {
+            return JobStatus::Rejected;
+        }
+        let Ok(plan) = &self.plan else {
+            return JobStatus::Rejected;
+        };
+        let outcomes: Vec<TaskOutcome> = plan.tasks.iter().map(|t| self.outcome(&t.name)).collect();
+        if outcomes.iter().all(|o| *o == TaskOutcome::Success) {
+            return JobStatus::Success;
+        }
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, TaskOutcome::Failed { .. }))
+        {
+            return JobStatus::Failed;
+        }
+        if !self.stops.is_empty() {
+            return JobStatus::Canceled;
+        }
+        let all_accepted = self
+            .participants()
+            .iter()
+            .all(|p| self.decisions.get(p) == Some(&Decision::Accepted));
+        if all_accepted {
+            JobStatus::Running
+        } else {
+            JobStatus::Pending
+        }
+    }
+
+    /// Runs of `me` that may start now: every upstream task succeeded everywhere, and this
+    /// attempt of the run has not been recorded yet.
+    pub fn runnable(&self, me: &PartyName) -> Vec<RunKey> {
+        if self.status() != JobStatus::Running {
+            return Vec::new();
+        }
+        let Ok(plan) = &self.plan else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for task in &plan.tasks {
+            let ready = task
+                .upstream
+                .iter()
+                .all(|u| self.outcome(u) == TaskOutcome::Success);
+            if !ready || self.outcome(&task.name) != TaskOutcome::InProgress {
+                continue;
+            }
+            let a = self.attempt_of(&task.name);
+            for run in task.runs.iter().filter(|r| &r.party == me) {
+                if self.run(&task.name, a, run.role, me).is_none() {
+                    out.push(RunKey {
+                        task: task.name.clone(),
+                        attempt: a,
+                        role: run.role,
+                        party: me.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether a run of this party that is in progress should be cancelled: the job is over,
+    /// or its task moved on to a later attempt, or failed elsewhere.
+    pub fn is_moot(&self, key: &RunKey) -> bool {
+        self.status().is_final()
+            || self.attempt_of(&key.task) > key.attempt
+            || self.first_failure(&key.task, key.attempt).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_protocol::job::{ComponentSchema, JobSpec, Ports, validate};
+    use consort_protocol::jobs::JobId;
+
+    fn schema(name: &str) -> Option<ComponentSchema> {
+        Some(ComponentSchema {
+            name: name.into(),
+            roles: Role::ALL.to_vec(),
+            inputs: Ports::Any,
+            outputs: Ports::Any,
+            params: None,
+        })
+    }
+
+    fn p(s: &str) -> PartyName {
+        PartyName::new(s).expect("name")
+    }
+
+    fn view(retries: u32) -> JobView {
+        let spec = format!(
+            "name: j\nparties: {{guest: [a], host: [b]}}\nconf: {{auto_retries: {retries}}}\ntasks:\n  one: {{component: x}}\n  two: {{component: x, depends_on: [one]}}\n"
+        );
+        let plan = validate(&JobSpec::parse(&spec).expect("parse"), &schema)
+            .map_err(|_| "invalid".to_owned());
+        let job = JobRecord {
+            v: 1,
+            job_id: JobId::mint(1, 1),
+            initiator: p("a"),
+            spec,
+            submitted_at_ms: 1,
+        };
+        JobView::new(job, plan)
+    }
+
+    fn set(v: &mut JobView, task: &str, attempt: u32, role: Role, party: &str, state: RunState) {
+        let error = (state == RunState::Failed).then(|| format!("{party} broke"));
+        v.runs.insert(
+            RunKey {
+                task: task.into(),
+                attempt,
+                role,
+                party: p(party),
+            },
+            TaskStateRecord {
+                v: 1,
+                state,
+                started_at_ms: Some(1),
+                ended_at_ms: None,
+                error,
+            },
+        );
+    }
+
+    fn accept_all(v: &mut JobView) {
+        v.decisions.insert(p("a"), Decision::Accepted);
+        v.decisions.insert(p("b"), Decision::Accepted);
+    }
+
+    #[test]
+    fn pending_until_everyone_accepts_then_runs_in_order() {
+        let mut v = view(0);
+        v.decisions.insert(p("a"), Decision::Accepted);
+        assert_eq!(v.status(), JobStatus::Pending);
+        assert!(v.runnable(&p("a")).is_empty());
+        v.decisions.insert(p("b"), Decision::Accepted);
+        assert_eq!(v.status(), JobStatus::Running);
+        let r = v.runnable(&p("a"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].task.as_str(), r[0].attempt, r[0].role),
+            ("one", 1, Role::Guest)
+        );
+        // `two` waits until `one` succeeded at both parties.
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Success);
+        assert!(v.runnable(&p("a")).is_empty());
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Success);
+        assert_eq!(v.runnable(&p("b"))[0].task, "two");
+        set(&mut v, "two", 1, Role::Guest, "a", RunState::Success);
+        set(&mut v, "two", 1, Role::Host, "b", RunState::Success);
+        assert_eq!(v.status(), JobStatus::Success);
+    }
+
+    #[test]
+    fn rejection_anywhere_rejects_the_job() {
+        let mut v = view(0);
+        v.decisions.insert(p("a"), Decision::Accepted);
+        v.decisions.insert(
+            p("b"),
+            Decision::Rejected {
+                reason: "no".into(),
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Rejected);
+    }
+
+    #[test]
+    fn failure_without_retries_fails_the_job_and_makes_other_runs_moot() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Running);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Failed);
+        assert_eq!(v.status(), JobStatus::Failed);
+        assert_eq!(
+            v.outcome("one"),
+            TaskOutcome::Failed {
+                party: p("b"),
+                error: "b broke".into()
+            }
+        );
+        let running = RunKey {
+            task: "one".into(),
+            attempt: 1,
+            role: Role::Guest,
+            party: p("a"),
+        };
+        assert!(v.is_moot(&running));
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_everywhere() {
+        let mut v = view(1);
+        accept_all(&mut v);
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Canceled);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Failed);
+        assert_eq!(v.status(), JobStatus::Running);
+        assert_eq!(v.attempt_of("one"), 2);
+        assert_eq!(v.runnable(&p("a"))[0].attempt, 2);
+        assert_eq!(v.runnable(&p("b"))[0].attempt, 2);
+        // The second failure is final.
+        set(&mut v, "one", 2, Role::Host, "b", RunState::Failed);
+        assert_eq!(v.attempt_of("one"), 2);
+        assert_eq!(v.status(), JobStatus::Failed);
+    }
+
+    #[test]
+    fn stop_cancels() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        v.stops.insert(
+            p("b"),
+            StopRecord {
+                v: 1,
+                reason: "operator".into(),
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Canceled);
+        assert!(v.runnable(&p("a")).is_empty());
+    }
+}

@@ -1,0 +1,268 @@
+//! Replicated job and task-state records: what parties tell each other about jobs.
+//!
+//! Scheduling is decentralized. Each party is the only writer of its own records (they are
+//! signed by its key); every party derives the same job state from the same set of records.
+//! Keys, under each record's origin party:
+//! - `job/<job>`: the job, written by its initiator;
+//! - `decision/<job>`: a participant's acceptance or rejection;
+//! - `task/<job>/<task>/<attempt>/<role>`: this party's state of one run of a task;
+//! - `stop/<job>`: a participant asked to cancel the job.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::PartyName;
+use crate::job::Role;
+
+/// Schema version of the values below.
+pub const RECORD_VERSION: u16 = 1;
+
+/// A job's id: unique across parties and sortable by submission time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// Mints an id from the time (ms since the epoch) and 32 random bits: `j` + 12 + 8 hex digits.
+    pub fn mint(now_ms: u64, random: u32) -> Self {
+        Self(format!("j{:012x}{random:08x}", now_ms & 0xffff_ffff_ffff))
+    }
+
+    /// Checks an id given by a user or a peer.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok =
+            s.len() == 21 && s.starts_with('j') && s[1..].chars().all(|c| c.is_ascii_hexdigit());
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `job/<job>`: the job as proposed by its initiator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Schema version.
+    pub v: u16,
+    /// The job id.
+    pub job_id: JobId,
+    /// Who submitted it.
+    pub initiator: PartyName,
+    /// The job file, verbatim; every party validates it itself.
+    pub spec: String,
+    /// Submission time (Unix ms).
+    pub submitted_at_ms: u64,
+}
+
+/// A participant's answer to a proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// It takes part.
+    Accepted,
+    /// It refuses, and says why.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// An operator must run `consort job approve` or `reject`.
+    AwaitingApproval,
+}
+
+/// `decision/<job>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Schema version.
+    pub v: u16,
+    /// The answer.
+    pub decision: Decision,
+}
+
+/// State of one run of a task at one party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Not started.
+    Waiting,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Success,
+    /// Finished with an error.
+    Failed,
+    /// Stopped because the job was stopped (or another party's failure made it moot).
+    Canceled,
+}
+
+impl RunState {
+    /// Whether the run is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Success | RunState::Failed | RunState::Canceled
+        )
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Waiting => "waiting",
+            RunState::Running => "running",
+            RunState::Success => "success",
+            RunState::Failed => "failed",
+            RunState::Canceled => "canceled",
+        }
+    }
+}
+
+/// `task/<job>/<task>/<attempt>/<role>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStateRecord {
+    /// Schema version.
+    pub v: u16,
+    /// State.
+    pub state: RunState,
+    /// When it started (Unix ms).
+    pub started_at_ms: Option<u64>,
+    /// When it ended (Unix ms).
+    pub ended_at_ms: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// `stop/<job>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRecord {
+    /// Schema version.
+    pub v: u16,
+    /// Why (shown in `job show`).
+    pub reason: String,
+}
+
+/// The key of a job record.
+pub fn job_key(job: &JobId) -> String {
+    format!("job/{job}")
+}
+
+/// The key of a decision record.
+pub fn decision_key(job: &JobId) -> String {
+    format!("decision/{job}")
+}
+
+/// The key of a stop record.
+pub fn stop_key(job: &JobId) -> String {
+    format!("stop/{job}")
+}
+
+/// The key of a task-state record.
+pub fn task_key(job: &JobId, task: &str, attempt: u32, role: Role) -> String {
+    format!("task/{job}/{task}/{attempt}/{role}")
+}
+
+/// What a record key is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    /// `job/<job>`.
+    Job(JobId),
+    /// `decision/<job>`.
+    Decision(JobId),
+    /// `stop/<job>`.
+    Stop(JobId),
+    /// `task/<job>/<task>/<attempt>/<role>`.
+    Task {
+        /// Job.
+        job: JobId,
+        /// Task name.
+        task: String,
+        /// Attempt, from 1.
+        attempt: u32,
+        /// Role of the run.
+        role: Role,
+    },
+}
+
+impl RecordKey {
+    /// Parses a record key; `None` for keys of other subsystems or malformed ones.
+    pub fn parse(key: &str) -> Option<Self> {
+        let mut parts = key.split('/');
+        let kind = parts.next()?;
+        let job = JobId::parse(parts.next()?)?;
+        let out = match kind {
+            "job" => RecordKey::Job(job),
+            "decision" => RecordKey::Decision(job),
+            "stop" => RecordKey::Stop(job),
+            "task" => RecordKey::Task {
+                job,
+                task: parts.next()?.to_owned(),
+                attempt: parts.next()?.parse().ok()?,
+                role: Role::parse(parts.next()?)?,
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(out)
+    }
+
+    /// The job the key belongs to.
+    pub fn job(&self) -> &JobId {
+        match self {
+            RecordKey::Job(j) | RecordKey::Decision(j) | RecordKey::Stop(j) => j,
+            RecordKey::Task { job, .. } => job,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_sort_by_time_and_parse_back() {
+        let a = JobId::mint(1_000, 0xffff_ffff);
+        let b = JobId::mint(1_001, 0);
+        assert!(a < b);
+        assert_eq!(JobId::parse(a.as_str()), Some(a));
+        assert_eq!(JobId::parse("j123"), None);
+        assert_eq!(JobId::parse("x0000000000010000000a"), None);
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let job = JobId::mint(5, 6);
+        assert_eq!(
+            RecordKey::parse(&job_key(&job)),
+            Some(RecordKey::Job(job.clone()))
+        );
+        assert_eq!(
+            RecordKey::parse(&stop_key(&job)),
+            Some(RecordKey::Stop(job.clone()))
+        );
+        let k = task_key(&job, "lr", 2, Role::Arbiter);
+        assert_eq!(
+            RecordKey::parse(&k),
+            Some(RecordKey::Task {
+                job: job.clone(),
+                task: "lr".into(),
+                attempt: 2,
+                role: Role::Arbiter
+            })
+        );
+        for bad in [
+            "task/x/lr/1/guest",
+            "task/j/lr",
+            "other/thing",
+            &format!("{k}/extra"),
+            &format!("task/{job}/lr/x/guest"),
+        ] {
+            assert_eq!(RecordKey::parse(bad), None, "{bad}");
+        }
+    }
+}
