@@ -1,3 +1,6 @@
+//! The Scheduler: authority over this party's task states, deriving every job's state from the
+//! replicated records of all parties.
+
 pub mod derive;
 
 use actix::{Actor, Context, Handler};
