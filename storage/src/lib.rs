@@ -9,15 +9,19 @@
 //! not fsync its blob files).
 
 mod error;
+mod mailbox;
 mod meta;
 mod partners;
 mod records;
 mod store;
+mod tracking;
 mod tree;
 
 pub use error::StorageError;
+pub use mailbox::Mailbox;
 pub use meta::DaemonMeta;
 pub use partners::{PartnerEntry, PartnerOverrides};
 pub use records::{Applied, RecordStore};
 pub use store::{Store, StoreOptions, TreeName};
+pub use tracking::{LogLine, MetricKey, MetricSeries, Tracking};
 pub use tree::{Record, Tree};

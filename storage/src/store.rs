@@ -41,6 +41,8 @@ pub enum TreeName {
     Records,
     /// Partners added or removed at run time (Network).
     Partners,
+    /// Data-channel messages waiting for their task (Executor).
+    Mailbox,
 }
 
 impl TreeName {
@@ -56,6 +58,7 @@ impl TreeName {
             TreeName::Models => "models",
             TreeName::Records => "records",
             TreeName::Partners => "partners",
+            TreeName::Mailbox => "mailbox",
         }
     }
 }
@@ -136,10 +139,19 @@ impl Store {
     }
 }
 
-#[cfg(test)]
 impl Store {
-    pub(crate) fn db_for_tests(&self) -> &sled::Db {
+    pub(crate) fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    pub(crate) fn raw_tree(&self, name: TreeName) -> Result<sled::Tree, StorageError> {
+        self.db
+            .open_tree(name.as_str())
+            .map_err(|source| StorageError::Db {
+                op: "open_tree",
+                tree: name.as_str().to_owned(),
+                source,
+            })
     }
 }
 

@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn garbage_is_reported_as_corrupt() {
         let store = Store::temporary().expect("open");
-        let raw = store.db_for_tests().open_tree("jobs").expect("tree");
+        let raw = store.db().open_tree("jobs").expect("tree");
         raw.insert("a", &b"\xc1garbage"[..]).expect("insert");
         let err = store
             .tree::<Job>(TreeName::Jobs)
