@@ -1,30 +1,76 @@
-use actix::{Actor, Context, Handler};
-use consort_storage::{Store, TreeName};
+//! The Executor: runs this party's part of tasks. Built-in components run on their own threads
+//! (never on an actor's thread) with a [`ChannelCtx`](context::ChannelCtx) backed by the data
+//! channel, the mailbox and the tracking store. It reports every end to the Scheduler.
 
+mod context;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use consort_components::{Endpoint, TaskError};
+use consort_protocol::PartyName;
+use consort_protocol::job::Params;
+use consort_protocol::jobs::JobId;
+use consort_storage::{Mailbox, Store, Tracking, TreeName};
+use tracing::{info, warn};
+
+use crate::network::NetworkClient;
+use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
-/// Runs this party's role of tasks on blocking threads and child processes.
-#[derive(Debug)]
+pub use context::output_path;
+
+/// Runs this party's role of tasks on threads, with the data channel.
 pub struct Executor {
     store: Store,
+    deps: Option<ExecDeps>,
+    running: BTreeMap<(JobId, RunKey), Arc<AtomicBool>>,
+}
+
+/// What running tasks needs (absent in a store-only Executor).
+#[derive(Clone)]
+pub struct ExecDeps {
+    /// This party.
+    pub me: PartyName,
+    /// The network (for `remote`).
+    pub net: NetworkClient,
+    /// Incoming channel messages.
+    pub mailbox: Mailbox,
+    /// Logs and metrics.
+    pub tracking: Tracking,
+    /// Where task outputs are written (`<data dir>/jobs`).
+    pub work_dir: PathBuf,
 }
 
 impl Executor {
     /// Trees this actor owns.
-    pub const TREES: &'static [TreeName] = &[TreeName::Runs];
+    pub const TREES: &'static [TreeName] = &[TreeName::Runs, TreeName::Mailbox];
 
-    /// Creates the actor over `store`.
+    /// An executor over `store` that cannot run tasks (tests, tools).
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            deps: None,
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// An executor that runs tasks.
+    pub fn with_deps(store: Store, deps: ExecDeps) -> Self {
+        Self {
+            store,
+            deps: Some(deps),
+            running: BTreeMap::new(),
+        }
     }
 }
 
 impl Actor for Executor {
     type Context = Context<Self>;
-
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(actor = "executor", "actor started");
-    }
 }
 
 /// Counts the records in this actor's trees.
@@ -33,5 +79,155 @@ impl Handler<StoreStats> for Executor {
 
     fn handle(&mut self, _msg: StoreStats, _ctx: &mut Context<Self>) -> Self::Result {
         stats::count("executor", &self.store, Self::TREES)
+    }
+}
+
+/// Start one run.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartRun {
+    /// Job.
+    pub job: JobId,
+    /// Which run.
+    pub key: RunKey,
+    /// Component name.
+    pub component: String,
+    /// Merged params.
+    pub params: Params,
+    /// Every endpoint running the task.
+    pub endpoints: Vec<Endpoint>,
+    /// Input name → file written by the upstream run at this party.
+    pub inputs: BTreeMap<String, PathBuf>,
+    /// `conf.task_timeout_s`.
+    pub timeout: Duration,
+    /// Who hears the end.
+    pub reply_to: Recipient<RunFinished>,
+}
+
+/// Cancel one run (no-op if it is not running).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelRun {
+    /// Job.
+    pub job: JobId,
+    /// Which run.
+    pub key: RunKey,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Success.
+    Success,
+    /// Failure, with the reason.
+    Failed(String),
+    /// Cancelled.
+    Canceled,
+}
+
+/// A run ended (sent to the Scheduler).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RunFinished {
+    /// Job.
+    pub job: JobId,
+    /// Which run.
+    pub key: RunKey,
+    /// How.
+    pub end: RunEnd,
+}
+
+/// Stop tracking a finished run.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Forget(JobId, RunKey);
+
+/// Starts the run on its own thread.
+impl Handler<StartRun> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartRun, ctx: &mut Context<Self>) {
+        let job = msg.job.clone();
+        let key = msg.key.clone();
+        let Some(deps) = self.deps.clone() else {
+            msg.reply_to.do_send(RunFinished {
+                job,
+                key,
+                end: RunEnd::Failed("executor not configured".into()),
+            });
+            return;
+        };
+        let Some(f) = consort_components::component(&msg.component) else {
+            let end = RunEnd::Failed(format!(
+                "component '{}' is not available at {}",
+                msg.component, deps.me
+            ));
+            msg.reply_to.do_send(RunFinished { job, key, end });
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.running
+            .insert((job.clone(), key.clone()), cancel.clone());
+        let me_addr = ctx.address();
+        let reply = msg.reply_to.clone();
+        info!(job = %job, task = %key.task, attempt = key.attempt, role = %key.role, "run started");
+        let spawned = std::thread::Builder::new()
+            .name(format!("task-{}", key.task))
+            .spawn(move || {
+                let started = Instant::now();
+                let ctx = context::ChannelCtx::new(&deps, &msg, cancel.clone(), started);
+                let outcome = match ctx {
+                    Err(e) => Err(e),
+                    Ok(ctx) => {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx)));
+                        let timed_out = ctx.timed_out();
+                        match r {
+                            Err(_) => Err(TaskError::Failed("the component panicked".into())),
+                            Ok(Err(_)) if timed_out => Err(TaskError::Failed(format!(
+                                "timed out after {} s (conf.task_timeout_s)",
+                                msg.timeout.as_secs()
+                            ))),
+                            Ok(r) => r,
+                        }
+                    }
+                };
+                let end = match outcome {
+                    Ok(()) => RunEnd::Success,
+                    Err(TaskError::Cancelled) => RunEnd::Canceled,
+                    Err(e) => RunEnd::Failed(e.to_string()),
+                };
+                info!(job = %msg.job, task = %msg.key.task, role = %msg.key.role, ?end, elapsed_ms = started.elapsed().as_millis() as u64, "run ended");
+                me_addr.do_send(Forget(msg.job.clone(), msg.key.clone()));
+                msg.reply_to.do_send(RunFinished { job: msg.job, key: msg.key, end });
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start a task thread");
+            self.running.remove(&(job.clone(), key.clone()));
+            reply.do_send(RunFinished {
+                job,
+                key,
+                end: RunEnd::Failed(format!("cannot start a thread: {e}")),
+            });
+        }
+    }
+}
+
+/// Flags the run as cancelled; the component stops at its next check.
+impl Handler<CancelRun> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRun, _ctx: &mut Context<Self>) {
+        if let Some(flag) = self.running.get(&(msg.job, msg.key)) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Forgets a finished run.
+impl Handler<Forget> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forget, _ctx: &mut Context<Self>) {
+        self.running.remove(&(msg.0, msg.1));
     }
 }

@@ -5,7 +5,7 @@
 //! and the serving actor arrive with their issues; the four below are the control plane's
 //! skeleton, each already owning its trees.
 
-mod executor;
+pub mod executor;
 mod model_manager;
 pub mod network;
 mod network_actor;
@@ -20,9 +20,36 @@ pub use scheduler::Scheduler;
 pub use stats::{ActorError, StoreStats};
 pub use tracker::Tracker;
 
+use std::path::PathBuf;
+
 use actix::{Actor, Addr};
+use consort_protocol::PartyName;
 use consort_protocol::control::StoreCount;
-use consort_storage::Store;
+use consort_storage::{Mailbox, RecordStore, Store, Tracking};
+
+use executor::ExecDeps;
+use network::{NetworkClient, NetworkEvent};
+use scheduler::{Policy, SchedulerDeps};
+
+/// What the job machinery needs from the daemon.
+pub struct JobDeps {
+    /// This party.
+    pub me: PartyName,
+    /// The network.
+    pub net: NetworkClient,
+    /// Its events.
+    pub events: tokio::sync::mpsc::Receiver<NetworkEvent>,
+    /// Replicated records.
+    pub records: RecordStore,
+    /// Data-channel mailbox (one handle per process).
+    pub mailbox: Mailbox,
+    /// Logs and metrics.
+    pub tracking: Tracking,
+    /// Policy.
+    pub policy: Policy,
+    /// `<data dir>/jobs`.
+    pub work_dir: PathBuf,
+}
 
 /// Addresses of the running actors.
 #[derive(Clone)]
@@ -35,19 +62,51 @@ pub struct Actors {
     pub tracker: Addr<Tracker>,
     /// Model store.
     pub model_manager: Addr<ModelManager>,
+    /// Routes network events.
+    pub network: Addr<NetworkActor>,
 }
 
 impl Actors {
     /// Starts every actor on the current actix System, each with its own trees of `store`.
-    pub fn start(store: &Store) -> Self {
+    pub fn start(store: &Store, deps: JobDeps) -> Self {
+        let executor = Executor::with_deps(
+            store.clone(),
+            ExecDeps {
+                me: deps.me.clone(),
+                net: deps.net.clone(),
+                mailbox: deps.mailbox.clone(),
+                tracking: deps.tracking.clone(),
+                work_dir: deps.work_dir.clone(),
+            },
+        )
+        .start();
+        let scheduler = Scheduler::with_deps(
+            store.clone(),
+            SchedulerDeps {
+                me: deps.me.clone(),
+                net: deps.net.clone(),
+                records: deps.records,
+                executor: executor.clone(),
+                policy: deps.policy,
+                work_dir: deps.work_dir,
+            },
+        )
+        .start();
+        let network = NetworkActor::start_with(
+            deps.net,
+            deps.me,
+            deps.mailbox,
+            scheduler.clone().recipient(),
+            deps.events,
+        );
         Self {
-            scheduler: Scheduler::new(store.clone()).start(),
-            executor: Executor::new(store.clone()).start(),
+            scheduler,
+            executor,
             tracker: Tracker::new(store.clone()).start(),
             model_manager: ModelManager::new(store.clone()).start(),
+            network,
         }
     }
-
     /// Asks every actor how many records it holds. An actor that does not answer is an error:
     /// status must not claim a healthy daemon whose actors are gone.
     pub async fn store_counts(&self) -> Result<Vec<StoreCount>, ActorError> {

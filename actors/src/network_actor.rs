@@ -1,21 +1,31 @@
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, StreamHandler, WrapFuture};
+use actix::{Actor, AsyncContext, Context, Recipient, StreamHandler, WrapFuture};
+use consort_protocol::PartyName;
+use consort_protocol::jobs::{CHANNEL_TOPIC, ChannelMessage, valid_tag};
 use consort_protocol::peer::PeerResponse;
+use consort_storage::Mailbox;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::network::{NetworkClient, NetworkEvent};
+use crate::scheduler::RecordChanged;
 
-/// The actors' side of the network: consumes its events and routes them (records to the
-/// scheduler, requests to their subsystem). Holds only a [`NetworkClient`]; the Swarm runs on
-/// its own thread.
+/// The actors' side of the network: consumes its events and routes them — records to the
+/// Scheduler, data-channel messages to the mailbox, other requests to their subsystem. Holds
+/// only a [`NetworkClient`]; the Swarm runs on its own thread.
 pub struct NetworkActor {
     client: NetworkClient,
+    me: PartyName,
+    mailbox: Mailbox,
+    scheduler: Recipient<RecordChanged>,
 }
 
 impl NetworkActor {
     /// Starts the actor, draining `events`.
     pub fn start_with(
         client: NetworkClient,
+        me: PartyName,
+        mailbox: Mailbox,
+        scheduler: Recipient<RecordChanged>,
         events: mpsc::Receiver<NetworkEvent>,
     ) -> actix::Addr<Self> {
         NetworkActor::create(|ctx| {
@@ -23,8 +33,38 @@ impl NetworkActor {
                 rx.recv().await.map(|e| (e, rx))
             });
             ctx.add_stream(stream);
-            NetworkActor { client }
+            NetworkActor {
+                client,
+                me,
+                mailbox,
+                scheduler,
+            }
         })
+    }
+
+    /// Stores a data-channel message after checking who sent it and to whom.
+    fn on_channel(&self, party: &PartyName, body: &[u8]) -> PeerResponse {
+        let error = |message: String| PeerResponse::Error { message };
+        let msg: ChannelMessage = match rmp_serde::from_slice(body) {
+            Ok(m) => m,
+            Err(e) => return error(format!("malformed channel message: {e}")),
+        };
+        if &msg.from != party {
+            warn!(%party, claimed = %msg.from, "channel message claims another sender; dropped");
+            return error("the sender is not the party the message names".into());
+        }
+        if msg.to != self.me {
+            return error(format!("message for {}, this is {}", msg.to, self.me));
+        }
+        if !valid_tag(&msg.tag) || !valid_tag(&msg.task) {
+            return error("invalid task or tag name".into());
+        }
+        match self.mailbox.put(&msg.mailbox_key(), &msg.payload) {
+            Ok(()) => PeerResponse::App {
+                body: b"ok".to_vec(),
+            },
+            Err(e) => error(format!("cannot store the message: {e}")),
+        }
     }
 }
 
@@ -37,21 +77,32 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
     fn handle(&mut self, event: NetworkEvent, ctx: &mut Context<Self>) {
         match event {
             NetworkEvent::AppRequest {
-                id, party, topic, ..
+                id,
+                party,
+                topic,
+                body,
             } => {
-                debug!(%party, %topic, "no handler for partner request");
+                let response = if topic == CHANNEL_TOPIC {
+                    self.on_channel(&party, &body)
+                } else {
+                    debug!(%party, %topic, "no handler for partner request");
+                    PeerResponse::Error {
+                        message: format!("no handler for '{topic}' in this consortd"),
+                    }
+                };
                 let client = self.client.clone();
-                let message = format!("no handler for '{topic}' in this consortd");
                 ctx.spawn(
                     async move {
-                        let _ = client.respond(id, PeerResponse::Error { message }).await;
+                        let _ = client.respond(id, response).await;
                     }
-                    .into_actor(self)
-                    .map(|_, _, _| ()),
+                    .into_actor(self),
                 );
             }
             NetworkEvent::RecordUpdated(r) => {
                 debug!(origin = %r.origin, key = %r.key, version = r.version, "record updated");
+                if self.scheduler.try_send(RecordChanged(r)).is_err() {
+                    warn!("scheduler mailbox full; the record is picked up at the next catch-up");
+                }
             }
             NetworkEvent::PartnerConnected(p) => debug!(party = %p, "partner up"),
             NetworkEvent::PartnerDisconnected(p) => debug!(party = %p, "partner down"),

@@ -1,34 +1,443 @@
 //! The Scheduler: authority over this party's task states, deriving every job's state from the
 //! replicated records of all parties.
+//!
+//! It owns no coordinator role: it reads records (its own and its partners'), decides what this
+//! party may do next — accept a proposal, start a run, cancel a moot run — and writes its own
+//! records. Every party runs the same code on the same records and reaches the same job state.
 
 pub mod derive;
+mod view;
 
-use actix::{Actor, Context, Handler};
-use consort_storage::{Store, TreeName};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
 
+use actix::{Actor, AsyncContext, Context, Handler, Message, WrapFuture};
+use consort_protocol::JobInfo;
+use consort_protocol::PartyName;
+use consort_protocol::job::{JobSpec, validate};
+use consort_protocol::jobs::{
+    Decision, DecisionRecord, JobId, JobRecord, RECORD_VERSION, RecordKey, RunState, StopRecord,
+    TaskStateRecord, decision_key, job_key, stop_key, task_key,
+};
+use consort_protocol::peer::Record;
+use consort_storage::{RecordStore, Store, TreeName};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::executor::{CancelRun, Executor, RunEnd, RunFinished, StartRun, output_path};
+use crate::network::NetworkClient;
 use crate::stats::{self, StoreStats};
+use derive::{JobView, RunKey};
 
-/// Authority over this party's task states; derives job states from every party's records.
-#[derive(Debug)]
+/// What this party accepts (`[policy]` and `[operators]` of consort.toml).
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Parties whose proposals are considered; `*` for every partner.
+    pub accept_from: Vec<String>,
+    /// Components partners may run here; empty: every built-in.
+    pub components: Vec<String>,
+    /// Hold proposals for `consort job approve`.
+    pub manual_approval: bool,
+    /// Names of locally registered script operators.
+    pub operators: Vec<String>,
+}
+
+/// Everything the Scheduler needs at run time.
+pub struct SchedulerDeps {
+    /// This party.
+    pub me: PartyName,
+    /// Network, for writing records.
+    pub net: NetworkClient,
+    /// Replicated records (read at start).
+    pub records: RecordStore,
+    /// The executor.
+    pub executor: actix::Addr<Executor>,
+    /// Policy.
+    pub policy: Policy,
+    /// Where outputs live (`<data dir>/jobs`).
+    pub work_dir: PathBuf,
+}
+
+/// The job authority of this party.
 pub struct Scheduler {
     store: Store,
+    deps: Option<SchedulerDeps>,
+    views: BTreeMap<JobId, JobView>,
+    running: BTreeSet<(JobId, RunKey)>,
 }
 
 impl Scheduler {
     /// Trees this actor owns.
     pub const TREES: &'static [TreeName] = &[TreeName::Jobs, TreeName::Tasks];
 
-    /// Creates the actor over `store`.
+    /// A scheduler that only answers store statistics (tests, tools).
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            deps: None,
+            views: BTreeMap::new(),
+            running: BTreeSet::new(),
+        }
     }
+
+    /// A working scheduler.
+    pub fn with_deps(store: Store, deps: SchedulerDeps) -> Self {
+        Self {
+            store,
+            deps: Some(deps),
+            views: BTreeMap::new(),
+            running: BTreeSet::new(),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(v).unwrap_or_default()
 }
 
 impl Actor for Scheduler {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(actor = "scheduler", "actor started");
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(deps) = &self.deps else { return };
+        let me = deps.me.clone();
+        let all = match deps.records.all() {
+            Ok(all) => all,
+            Err(e) => return warn!(error = %e, "cannot load records"),
+        };
+        // Job records first, then the rest, so that every record finds its job.
+        let (jobs, rest): (Vec<Record>, Vec<Record>) =
+            all.into_iter().partition(|r| r.key.starts_with("job/"));
+        for r in jobs.iter().chain(rest.iter()) {
+            self.apply(r);
+        }
+        // A run of ours still marked running was cut short by a restart: it failed.
+        let stale: Vec<(JobId, RunKey)> = self
+            .views
+            .iter()
+            .flat_map(|(job, v)| {
+                v.runs
+                    .iter()
+                    .filter(|(k, r)| k.party == me && r.state == RunState::Running)
+                    .map(move |(k, _)| (job.clone(), k.clone()))
+            })
+            .collect();
+        for (job, key) in stale {
+            warn!(%job, task = %key.task, attempt = key.attempt, "run was cut short by a restart");
+            self.write_run(
+                ctx,
+                &job,
+                &key,
+                RunState::Failed,
+                Some("consortd restarted while the run was in progress".into()),
+            );
+        }
+        let jobs: Vec<JobId> = self.views.keys().cloned().collect();
+        for job in jobs {
+            self.tick(ctx, &job);
+        }
+        info!(jobs = self.views.len(), "scheduler started");
+    }
+}
+
+impl Scheduler {
+    /// Folds one record into the views. Returns the job it concerns.
+    fn apply(&mut self, r: &Record) -> Option<JobId> {
+        let key = RecordKey::parse(&r.key)?;
+        let job = key.job().clone();
+        match key {
+            RecordKey::Job(id) => {
+                let rec: JobRecord = rmp_serde::from_slice(&r.value).ok()?;
+                if rec.job_id != id || rec.initiator != r.origin || self.views.contains_key(&id) {
+                    return Some(job);
+                }
+                let plan = JobSpec::parse(&rec.spec).map_err(|e| e.0).and_then(|spec| {
+                    validate(&spec, &consort_components::schema).map_err(|errs| {
+                        errs.iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                });
+                self.views.insert(id.clone(), JobView::new(rec, plan));
+                // Records that arrived before the job record.
+                if let Some(deps) = &self.deps
+                    && let Ok(all) = deps.records.all()
+                {
+                    let prefix_matches = |k: &str| {
+                        RecordKey::parse(k)
+                            .is_some_and(|k| k.job() == &id && !matches!(k, RecordKey::Job(_)))
+                    };
+                    for other in all.iter().filter(|o| prefix_matches(&o.key)) {
+                        self.apply(other);
+                    }
+                }
+            }
+            RecordKey::Decision(_) => {
+                let rec: DecisionRecord = rmp_serde::from_slice(&r.value).ok()?;
+                self.views
+                    .get_mut(&job)?
+                    .decisions
+                    .insert(r.origin.clone(), rec.decision);
+            }
+            RecordKey::Stop(_) => {
+                let rec: StopRecord = rmp_serde::from_slice(&r.value).ok()?;
+                self.views
+                    .get_mut(&job)?
+                    .stops
+                    .insert(r.origin.clone(), rec);
+            }
+            RecordKey::Task {
+                task,
+                attempt,
+                role,
+                ..
+            } => {
+                let rec: TaskStateRecord = rmp_serde::from_slice(&r.value).ok()?;
+                let k = RunKey {
+                    task,
+                    attempt,
+                    role,
+                    party: r.origin.clone(),
+                };
+                self.views.get_mut(&job)?.runs.insert(k, rec);
+            }
+        }
+        Some(job)
+    }
+
+    /// Writes one of our records: into our view at once (so the next decision sees it), then
+    /// signed, stored and gossiped by the network.
+    fn write(&mut self, ctx: &mut Context<Self>, key: String, value: Vec<u8>) {
+        let Some(deps) = &self.deps else { return };
+        let me = deps.me.clone();
+        let net = deps.net.clone();
+        let local = Record {
+            origin: me,
+            key: key.clone(),
+            version: 0,
+            written_at_ms: now_ms(),
+            value: value.clone(),
+            signature: Vec::new(),
+        };
+        self.apply(&local);
+        ctx.spawn(
+            async move {
+                if let Err(e) = net.put_record(key.clone(), value).await {
+                    warn!(%key, error = %e, "cannot write a record");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn write_run(
+        &mut self,
+        ctx: &mut Context<Self>,
+        job: &JobId,
+        key: &RunKey,
+        state: RunState,
+        error: Option<String>,
+    ) {
+        let started = self
+            .views
+            .get(job)
+            .and_then(|v| v.runs.get(key))
+            .and_then(|r| r.started_at_ms)
+            .or_else(|| (state == RunState::Running).then(now_ms));
+        let rec = TaskStateRecord {
+            v: RECORD_VERSION,
+            state,
+            started_at_ms: started,
+            ended_at_ms: state.is_final().then(now_ms),
+            error,
+        };
+        self.write(
+            ctx,
+            task_key(job, &key.task, key.attempt, key.role),
+            encode(&rec),
+        );
+    }
+
+    fn decide(&self, view: &JobView) -> Decision {
+        let Some(deps) = &self.deps else {
+            return Decision::Rejected {
+                reason: "not configured".into(),
+            };
+        };
+        let plan = match &view.plan {
+            Ok(p) => p,
+            Err(e) => {
+                return Decision::Rejected {
+                    reason: format!("invalid job: {e}"),
+                };
+            }
+        };
+        let initiator = view.job.initiator.as_str();
+        let policy = &deps.policy;
+        if initiator != deps.me.as_str()
+            && !policy
+                .accept_from
+                .iter()
+                .any(|p| p == "*" || p == initiator)
+        {
+            return Decision::Rejected {
+                reason: format!("{} does not accept jobs from {initiator}", deps.me),
+            };
+        }
+        for task in &plan.tasks {
+            if !task.runs.iter().any(|r| r.party == deps.me) {
+                continue;
+            }
+            if let Some(op) = task.component.strip_prefix("script:") {
+                if !policy.operators.iter().any(|o| o == op) {
+                    return Decision::Rejected {
+                        reason: format!(
+                            "{} has no script operator '{op}' registered (task {})",
+                            deps.me, task.name
+                        ),
+                    };
+                }
+            } else if !policy.components.is_empty() && !policy.components.contains(&task.component)
+            {
+                return Decision::Rejected {
+                    reason: format!(
+                        "{} does not allow component {} (task {})",
+                        deps.me, task.component, task.name
+                    ),
+                };
+            }
+        }
+        if policy.manual_approval && initiator != deps.me.as_str() {
+            Decision::AwaitingApproval
+        } else {
+            Decision::Accepted
+        }
+    }
+
+    /// Decides what this party does next for `job`.
+    fn tick(&mut self, ctx: &mut Context<Self>, job: &JobId) {
+        let Some(deps) = &self.deps else { return };
+        let me = deps.me.clone();
+        let Some(view) = self.views.get(job) else {
+            return;
+        };
+        let participant = match &view.plan {
+            Ok(plan) => plan.participants().contains(&me),
+            // A job this build cannot validate: refuse it if it names us.
+            Err(_) => JobSpec::parse(&view.job.spec)
+                .is_ok_and(|s| s.parties.values().flatten().any(|p| p == me.as_str())),
+        };
+        if !participant {
+            return;
+        }
+        if !view.decisions.contains_key(&me) {
+            let decision = self.decide(view);
+            info!(%job, ?decision, "proposal decided");
+            let rec = DecisionRecord {
+                v: RECORD_VERSION,
+                decision,
+            };
+            self.write(ctx, decision_key(job), encode(&rec));
+        }
+        let Some(view) = self.views.get(job) else {
+            return;
+        };
+        // Cancel runs that no longer matter.
+        let moot: Vec<RunKey> = self
+            .running
+            .iter()
+            .filter(|(j, k)| j == job && view.is_moot(k))
+            .map(|(_, k)| k.clone())
+            .collect();
+        for key in moot {
+            if let Some(deps) = &self.deps {
+                deps.executor.do_send(CancelRun {
+                    job: job.clone(),
+                    key,
+                });
+            }
+        }
+        let Some(view) = self.views.get(job) else {
+            return;
+        };
+        let starts = view.runnable(&me);
+        for key in starts {
+            self.start(ctx, job, key);
+        }
+    }
+
+    fn start(&mut self, ctx: &mut Context<Self>, job: &JobId, key: RunKey) {
+        let Some(deps) = &self.deps else { return };
+        let Some(view) = self.views.get(job) else {
+            return;
+        };
+        let Ok(plan) = &view.plan else { return };
+        let Some(task) = plan.tasks.iter().find(|t| t.name == key.task) else {
+            return;
+        };
+        let Some(run) = task
+            .runs
+            .iter()
+            .find(|r| r.role == key.role && r.party == key.party)
+        else {
+            return;
+        };
+        let endpoints = task
+            .runs
+            .iter()
+            .map(|r| consort_components::Endpoint {
+                role: r.role,
+                party: r.party.clone(),
+            })
+            .collect();
+        // Inputs: the upstream output written at this party, by the same role if it ran it.
+        let mut inputs = BTreeMap::new();
+        for (name, (up, output)) in &task.inputs {
+            let Some(up_task) = plan.tasks.iter().find(|t| &t.name == up) else {
+                continue;
+            };
+            let roles: Vec<_> = up_task
+                .runs
+                .iter()
+                .filter(|r| r.party == deps.me)
+                .map(|r| r.role)
+                .collect();
+            let role = if roles.contains(&key.role) {
+                Some(key.role)
+            } else {
+                roles.first().copied()
+            };
+            if let Some(role) = role {
+                let attempt = view.attempt_of(up);
+                inputs.insert(
+                    name.clone(),
+                    output_path(&deps.work_dir, job, up, attempt, role, output),
+                );
+            }
+        }
+        let msg = StartRun {
+            job: job.clone(),
+            key: key.clone(),
+            component: task.component.clone(),
+            params: run.params.clone(),
+            endpoints,
+            inputs,
+            timeout: Duration::from_secs(plan.conf.task_timeout_s),
+            reply_to: ctx.address().recipient(),
+        };
+        let executor = deps.executor.clone();
+        self.running.insert((job.clone(), key.clone()));
+        self.write_run(ctx, job, &key, RunState::Running, None);
+        executor.do_send(msg);
     }
 }
 
@@ -38,5 +447,204 @@ impl Handler<StoreStats> for Scheduler {
 
     fn handle(&mut self, _msg: StoreStats, _ctx: &mut Context<Self>) -> Self::Result {
         stats::count("scheduler", &self.store, Self::TREES)
+    }
+}
+
+/// A replicated record changed (from the network).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordChanged(pub Record);
+
+/// Folds the record in and acts on its job.
+impl Handler<RecordChanged> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordChanged, ctx: &mut Context<Self>) {
+        if let Some(job) = self.apply(&msg.0) {
+            self.tick(ctx, &job);
+        }
+    }
+}
+
+/// Records the end of one of our runs.
+impl Handler<RunFinished> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunFinished, ctx: &mut Context<Self>) {
+        self.running.remove(&(msg.job.clone(), msg.key.clone()));
+        let (state, error) = match msg.end {
+            RunEnd::Success => (RunState::Success, None),
+            RunEnd::Failed(e) => (RunState::Failed, Some(e)),
+            RunEnd::Canceled => (RunState::Canceled, None),
+        };
+        self.write_run(ctx, &msg.job, &msg.key, state, error);
+        self.tick(ctx, &msg.job);
+    }
+}
+
+/// Errors of job commands, for the control socket.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// The job file is invalid (one entry per problem).
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// No such job here.
+    #[error("no job '{0}' here")]
+    NotFound(String),
+    /// The command does not apply in the job's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The scheduler is not configured.
+    #[error("the scheduler is not running")]
+    Unavailable,
+}
+
+/// Submit a job; this party becomes its initiator.
+#[derive(Message)]
+#[rtype(result = "Result<JobId, JobError>")]
+pub struct Submit {
+    /// Job file text.
+    pub spec: String,
+    /// Random bits for the id.
+    pub random: u32,
+}
+
+impl Handler<Submit> for Scheduler {
+    type Result = Result<JobId, JobError>;
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+        let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
+        let spec = JobSpec::parse(&msg.spec).map_err(|e| JobError::Invalid(vec![e.0]))?;
+        let plan = validate(&spec, &consort_components::schema)
+            .map_err(|errs| JobError::Invalid(errs.iter().map(|e| e.to_string()).collect()))?;
+        if !plan.participants().contains(&me) {
+            return Err(JobError::Invalid(vec![format!(
+                "parties: the initiator ({me}) must take part in the job"
+            )]));
+        }
+        let job_id = JobId::mint(now_ms(), msg.random);
+        let rec = JobRecord {
+            v: RECORD_VERSION,
+            job_id: job_id.clone(),
+            initiator: me,
+            spec: msg.spec,
+            submitted_at_ms: now_ms(),
+        };
+        info!(job = %job_id, name = %plan.name, "job submitted");
+        self.write(ctx, job_key(&job_id), encode(&rec));
+        self.tick(ctx, &job_id);
+        Ok(job_id)
+    }
+}
+
+/// Cancel a job everywhere.
+#[derive(Message)]
+#[rtype(result = "Result<(), JobError>")]
+pub struct Stop(pub String);
+
+impl Handler<Stop> for Scheduler {
+    type Result = Result<(), JobError>;
+
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
+        let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+        let view = self
+            .views
+            .get(&job)
+            .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+        if view.status().is_final() {
+            return Err(JobError::Conflict(format!(
+                "job {job} is already {}",
+                view.status().as_str()
+            )));
+        }
+        let rec = StopRecord {
+            v: RECORD_VERSION,
+            reason: format!("stopped by {me}"),
+        };
+        self.write(ctx, stop_key(&job), encode(&rec));
+        self.tick(ctx, &job);
+        Ok(())
+    }
+}
+
+/// Answer a proposal held for manual approval.
+#[derive(Message)]
+#[rtype(result = "Result<(), JobError>")]
+pub struct Approve {
+    /// Job id.
+    pub job: String,
+    /// `None` approves; `Some(reason)` rejects.
+    pub reject: Option<String>,
+}
+
+impl Handler<Approve> for Scheduler {
+    type Result = Result<(), JobError>;
+
+    fn handle(&mut self, msg: Approve, ctx: &mut Context<Self>) -> Self::Result {
+        let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
+        let job = JobId::parse(&msg.job).ok_or_else(|| JobError::NotFound(msg.job.clone()))?;
+        let view = self
+            .views
+            .get(&job)
+            .ok_or_else(|| JobError::NotFound(msg.job.clone()))?;
+        if view.decisions.get(&me) != Some(&Decision::AwaitingApproval) {
+            return Err(JobError::Conflict(format!(
+                "job {job} is not waiting for this party's approval"
+            )));
+        }
+        let decision = match msg.reject {
+            None => Decision::Accepted,
+            Some(reason) => Decision::Rejected {
+                reason: format!("{me}: {reason}"),
+            },
+        };
+        self.write(
+            ctx,
+            decision_key(&job),
+            encode(&DecisionRecord {
+                v: RECORD_VERSION,
+                decision,
+            }),
+        );
+        self.tick(ctx, &job);
+        Ok(())
+    }
+}
+
+/// Show one job.
+#[derive(Message)]
+#[rtype(result = "Result<JobInfo, JobError>")]
+pub struct Show(pub String);
+
+impl Handler<Show> for Scheduler {
+    type Result = Result<JobInfo, JobError>;
+
+    fn handle(&mut self, msg: Show, _ctx: &mut Context<Self>) -> Self::Result {
+        let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+        let view = self
+            .views
+            .get(&job)
+            .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+        Ok(view::job_info(view, true))
+    }
+}
+
+/// List every job, newest first.
+#[derive(Message)]
+#[rtype(result = "Vec<JobInfo>")]
+pub struct List;
+
+impl Handler<List> for Scheduler {
+    type Result = actix::MessageResult<List>;
+
+    fn handle(&mut self, _msg: List, _ctx: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(
+            self.views
+                .values()
+                .rev()
+                .map(|v| view::job_info(v, false))
+                .collect(),
+        )
     }
 }

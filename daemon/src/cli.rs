@@ -71,6 +71,9 @@ pub enum Command {
     /// Federated jobs: DAGs of tasks every party runs on its own data.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Metrics logged by tasks (loss per iteration, AUC, ...).
+    #[command(subcommand)]
+    Metric(MetricCommand),
 }
 
 /// `consort job ...`
@@ -81,6 +84,86 @@ pub enum JobCommand {
     Validate {
         /// The job file.
         file: PathBuf,
+    },
+    /// Submit a job file; this party becomes the initiator. Prints the job id.
+    Submit {
+        /// The job file (YAML or JSON).
+        file: PathBuf,
+        /// Wait for the end, showing task progress; exit codes as `job wait`.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit 2).
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+    },
+    /// A job and its tasks × parties matrix.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Jobs known here, newest first.
+    List {
+        /// Only jobs in this state (pending, running, success, failed, canceled, rejected).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Wait for a job to end: exit 0 on success, 1 on failed/canceled/rejected, 2 on timeout.
+    Wait {
+        /// Job id.
+        id: String,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+    },
+    /// Cancel a job at every party.
+    Stop {
+        /// Job id.
+        id: String,
+    },
+    /// Accept a job held for manual approval (policy.manual_approval).
+    Approve {
+        /// Job id.
+        id: String,
+    },
+    /// Refuse a job held for manual approval.
+    Reject {
+        /// Job id.
+        id: String,
+        /// Why; shown at every party.
+        #[arg(long)]
+        reason: String,
+    },
+    /// This party's task log lines of a job.
+    Log {
+        /// Job id.
+        id: String,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+    },
+}
+
+/// `consort metric ...`
+#[derive(Debug, Subcommand)]
+pub enum MetricCommand {
+    /// Metric series this party logged for a job.
+    List {
+        /// Job id.
+        id: String,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// The points of one series.
+    Get {
+        /// Job id.
+        id: String,
+        /// Task.
+        task: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
     },
 }
 
@@ -128,12 +211,12 @@ pub enum RecordCommand {
 }
 
 /// Failure of a CLI command, with its exit code.
-struct Failure {
-    code: &'static str,
-    message: String,
-    exit: u8,
+pub(crate) struct Failure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) exit: u8,
     /// The command already printed its JSON document (with `--json`).
-    reported: bool,
+    pub(crate) reported: bool,
 }
 
 impl From<ClientError> for Failure {
@@ -206,7 +289,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-struct Target {
+pub(crate) struct Target {
     socket: PathBuf,
     dir: Option<PathBuf>,
 }
@@ -229,7 +312,7 @@ impl Target {
         }
     }
 
-    async fn connect(&self) -> Result<Client, Failure> {
+    pub(crate) async fn connect(&self) -> Result<Client, Failure> {
         Client::connect(&self.socket).await.map_err(|e| {
             let mut f = Failure::from(e);
             if f.exit == 2 {
@@ -266,25 +349,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 other => Err(unexpected(&other)),
             }
         }
-        Command::Job(JobCommand::Validate { file }) => match crate::job_cli::load_plan(&file) {
-            Ok(plan) => {
-                crate::job_cli::print_plan(&plan, cli.json);
-                Ok(())
-            }
-            Err(errors) => {
-                crate::job_cli::print_errors(&errors, cli.json);
-                Err(Failure {
-                    code: "invalid_job",
-                    message: format!(
-                        "{} is not a valid job ({} problem(s))",
-                        file.display(),
-                        errors.len()
-                    ),
-                    exit: 1,
-                    reported: cli.json,
-                })
-            }
-        },
+        Command::Job(cmd) => crate::job_cli::run(&target, cmd, cli.json).await,
+        Command::Metric(cmd) => crate::job_cli::run_metric(&target, cmd, cli.json).await,
         Command::Peers => {
             let mut client = target.connect().await?;
             match client.request(Request::Peers).await? {
@@ -416,7 +482,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn unexpected(r: &Response) -> Failure {
+pub(crate) fn unexpected(r: &Response) -> Failure {
     Failure {
         code: "protocol",
         message: format!("unexpected answer from consortd: {r:?}"),
@@ -486,7 +552,7 @@ fn print_status(s: &StatusInfo, json: bool) {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),

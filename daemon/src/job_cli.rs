@@ -77,3 +77,359 @@ pub fn print_errors(errors: &[ValidationError], json_out: bool) {
         eprintln!("error: {e}");
     }
 }
+
+use std::time::{Duration, Instant};
+
+use consort_protocol::{JobInfo, Request, Response};
+
+use crate::cli::{Failure, JobCommand, MetricCommand, Target, print_json, unexpected};
+use crate::client::Client;
+
+fn fail(code: &'static str, message: String, exit: u8) -> Failure {
+    Failure {
+        code,
+        message,
+        exit,
+        reported: false,
+    }
+}
+
+async fn show(client: &mut Client, id: &str) -> Result<JobInfo, Failure> {
+    match client
+        .request(Request::JobShow { job: id.to_owned() })
+        .await?
+    {
+        Response::Job(info) => Ok(info),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn is_final(status: &str) -> bool {
+    matches!(status, "success" | "failed" | "canceled" | "rejected")
+}
+
+/// Exit code of a finished job: 0 on success, 1 otherwise.
+fn outcome(info: &JobInfo, json_out: bool) -> Result<(), Failure> {
+    if json_out {
+        print_json(info);
+    } else {
+        print_job(info);
+    }
+    if info.status == "success" {
+        Ok(())
+    } else {
+        let why = info.reason.clone().unwrap_or_default();
+        Err(Failure {
+            code: "job_failed",
+            message: format!("job {} {}: {why}", info.job_id, info.status),
+            exit: 1,
+            reported: json_out,
+        })
+    }
+}
+
+/// Polls the job until it ends (or `timeout`), printing task changes when `progress`.
+async fn wait(
+    client: &mut Client,
+    id: &str,
+    timeout: Option<u64>,
+    json_out: bool,
+    progress: bool,
+) -> Result<(), Failure> {
+    let deadline = timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    loop {
+        let info = show(client, id).await?;
+        if progress && !json_out {
+            for t in &info.tasks {
+                if seen.get(&t.name) != Some(&t.status) {
+                    println!("  {:<20} {}", t.name, t.status);
+                    seen.insert(t.name.clone(), t.status.clone());
+                }
+            }
+        }
+        if is_final(&info.status) {
+            return outcome(&info, json_out);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(fail(
+                "timeout",
+                format!(
+                    "job {id} is still {} after {}s",
+                    info.status,
+                    timeout.unwrap_or(0)
+                ),
+                2,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn print_job(info: &JobInfo) {
+    println!(
+        "job {}  {}  status: {}  initiator: {}",
+        info.job_id, info.name, info.status, info.initiator
+    );
+    if let Some(r) = &info.reason {
+        println!("reason: {r}");
+    }
+    let parties: Vec<String> = {
+        let mut all: Vec<String> = info.parties.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    if info.tasks.is_empty() {
+        return;
+    }
+    print!("{:<20} {:<12} {:<9}", "task", "component", "status");
+    for p in &parties {
+        print!(" {p:<22}");
+    }
+    println!();
+    for t in &info.tasks {
+        print!("{:<20} {:<12} {:<9}", t.name, t.component, t.status);
+        for p in &parties {
+            let cell = match t.parties.get(p) {
+                None => "-".to_owned(),
+                Some(r) => {
+                    let elapsed = r.elapsed_s.map(|e| format!(" {e:.2}s")).unwrap_or_default();
+                    format!("{}#{}{elapsed}", r.state, r.attempt)
+                }
+            };
+            print!(" {cell:<22}");
+        }
+        println!();
+        for (p, r) in &t.parties {
+            if let Some(e) = &r.error {
+                println!("    {p}: {e}");
+            }
+        }
+    }
+}
+
+/// `consort job ...`
+pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Result<(), Failure> {
+    match cmd {
+        JobCommand::Validate { file } => match load_plan(&file) {
+            Ok(plan) => {
+                print_plan(&plan, json_out);
+                Ok(())
+            }
+            Err(errors) => {
+                print_errors(&errors, json_out);
+                Err(Failure {
+                    code: "invalid_job",
+                    message: format!(
+                        "{} is not a valid job ({} problem(s))",
+                        file.display(),
+                        errors.len()
+                    ),
+                    exit: 1,
+                    reported: json_out,
+                })
+            }
+        },
+        JobCommand::Submit {
+            file,
+            wait: wait_end,
+            timeout,
+        } => {
+            // Validate here first: a bad file gets every problem, and nothing is created.
+            if let Err(errors) = load_plan(&file) {
+                print_errors(&errors, json_out);
+                return Err(Failure {
+                    code: "invalid_job",
+                    message: format!(
+                        "{} is not a valid job ({} problem(s)); nothing was submitted",
+                        file.display(),
+                        errors.len()
+                    ),
+                    exit: 1,
+                    reported: json_out,
+                });
+            }
+            let spec = std::fs::read_to_string(&file).map_err(|e| {
+                fail(
+                    "invalid_job",
+                    format!("cannot read {}: {e}", file.display()),
+                    1,
+                )
+            })?;
+            let mut client = target.connect().await?;
+            let job_id = match client.request(Request::JobSubmit { spec }).await? {
+                Response::JobSubmitted { job_id } => job_id,
+                other => return Err(unexpected(&other)),
+            };
+            if !wait_end {
+                if json_out {
+                    println!("{}", serde_json::json!({ "job_id": job_id }));
+                } else {
+                    println!("{job_id}");
+                }
+                return Ok(());
+            }
+            if !json_out {
+                println!("submitted {job_id}");
+            }
+            wait(&mut client, &job_id, timeout, json_out, true).await
+        }
+        JobCommand::Show { id } => {
+            let mut client = target.connect().await?;
+            let info = show(&mut client, &id).await?;
+            if json_out {
+                print_json(&info);
+            } else {
+                print_job(&info);
+            }
+            Ok(())
+        }
+        JobCommand::List { status } => {
+            let mut client = target.connect().await?;
+            let mut jobs = match client.request(Request::JobList).await? {
+                Response::Jobs { jobs } => jobs,
+                other => return Err(unexpected(&other)),
+            };
+            if let Some(s) = &status {
+                jobs.retain(|j| &j.status == s);
+            }
+            if json_out {
+                print_json(&jobs);
+            } else {
+                for j in &jobs {
+                    println!(
+                        "{}  {:<9} {:<24} initiator {}",
+                        j.job_id, j.status, j.name, j.initiator
+                    );
+                }
+            }
+            Ok(())
+        }
+        JobCommand::Wait { id, timeout } => {
+            let mut client = target.connect().await?;
+            wait(&mut client, &id, timeout, json_out, false).await
+        }
+        JobCommand::Stop { id } => simple(target, Request::JobStop { job: id }, json_out).await,
+        JobCommand::Approve { id } => {
+            simple(target, Request::JobApprove { job: id }, json_out).await
+        }
+        JobCommand::Reject { id, reason } => {
+            simple(target, Request::JobReject { job: id, reason }, json_out).await
+        }
+        JobCommand::Log { id, task } => {
+            let mut client = target.connect().await?;
+            let mut lines = match client.request(Request::JobLog { job: id }).await? {
+                Response::JobLog { lines } => lines,
+                other => return Err(unexpected(&other)),
+            };
+            if let Some(t) = &task {
+                lines.retain(|l| &l.task == t);
+            }
+            if json_out {
+                print_json(&lines);
+            } else {
+                for l in &lines {
+                    println!(
+                        "{} {}#{} {}: {}",
+                        l.at_ms, l.task, l.attempt, l.role, l.line
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn simple(target: &Target, request: Request, json_out: bool) -> Result<(), Failure> {
+    let mut client = target.connect().await?;
+    match client.request(request).await? {
+        Response::Done { message } => {
+            if json_out {
+                println!("{}", serde_json::json!({"ok": true, "message": message}));
+            } else {
+                println!("{message}");
+            }
+            Ok(())
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `consort metric ...`
+pub(crate) async fn run_metric(
+    target: &Target,
+    cmd: MetricCommand,
+    json_out: bool,
+) -> Result<(), Failure> {
+    let id = match &cmd {
+        MetricCommand::List { id, .. } | MetricCommand::Get { id, .. } => id.clone(),
+    };
+    let mut client = target.connect().await?;
+    let metrics = match client
+        .request(Request::MetricList { job: id.clone() })
+        .await?
+    {
+        Response::Metrics { metrics } => metrics,
+        other => return Err(unexpected(&other)),
+    };
+    match cmd {
+        MetricCommand::List { task, .. } => {
+            let rows: Vec<_> = metrics
+                .iter()
+                .filter(|m| task.as_ref().is_none_or(|t| &m.task == t))
+                .collect();
+            if json_out {
+                let out: Vec<_> = rows
+                    .iter()
+                    .map(|m| serde_json::json!({"task": m.task, "role": m.role, "namespace": m.namespace, "name": m.name, "points": m.points.len()}))
+                    .collect();
+                print_json(&out);
+            } else {
+                for m in rows {
+                    println!(
+                        "{} {} {} {} ({} points)",
+                        m.task,
+                        m.role,
+                        m.namespace,
+                        m.name,
+                        m.points.len()
+                    );
+                }
+            }
+            Ok(())
+        }
+        MetricCommand::Get {
+            task,
+            namespace,
+            name,
+            ..
+        } => {
+            let found: Vec<_> = metrics
+                .into_iter()
+                .filter(|m| m.task == task && m.namespace == namespace && m.name == name)
+                .collect();
+            if found.is_empty() {
+                return Err(fail(
+                    "not_found",
+                    format!("no metric {namespace}/{name} for task {task} of job {id} here"),
+                    1,
+                ));
+            }
+            if json_out {
+                let out: Vec<_> = found
+                    .iter()
+                    .map(|m| serde_json::json!({"task": m.task, "role": m.role, "namespace": m.namespace, "name": m.name, "points": m.points}))
+                    .collect();
+                print_json(&out);
+            } else {
+                for m in &found {
+                    for (x, y) in &m.points {
+                        println!("{} {x} {y}", m.role);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

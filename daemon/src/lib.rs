@@ -11,10 +11,11 @@ pub mod demo;
 pub mod identity;
 pub mod init;
 pub mod job_cli;
+mod jobs;
 pub mod logging;
 pub mod network;
 pub mod paths;
 pub mod run;
-mod server;
+pub(crate) mod server;
 
 pub use run::daemon_main;

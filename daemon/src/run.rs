@@ -12,10 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use consort_actors::Actors;
 use consort_actors::network;
+use consort_actors::scheduler::Policy;
+use consort_actors::{Actors, JobDeps};
 use consort_protocol::StatusInfo;
-use consort_storage::{DaemonMeta, PartnerOverrides, RecordStore, Store, StoreOptions};
+use consort_storage::{
+    DaemonMeta, Mailbox, PartnerOverrides, RecordStore, Store, StoreOptions, Tracking,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -150,8 +153,25 @@ async fn serve(
     shared: Shared,
     events: tokio::sync::mpsc::Receiver<network::NetworkEvent>,
 ) -> anyhow::Result<()> {
-    let actors = Actors::start(store);
-    consort_actors::NetworkActor::start_with(shared.client.clone(), events);
+    let config = &settings.config;
+    let policy = Policy {
+        accept_from: config.policy.accept_from.clone(),
+        components: config.policy.components.clone(),
+        manual_approval: config.policy.manual_approval,
+        operators: config.operators.keys().cloned().collect(),
+    };
+    let tracking = Tracking::open(store)?;
+    let deps = JobDeps {
+        me: config.party.clone(),
+        net: shared.client.clone(),
+        events,
+        records: shared.records.clone(),
+        mailbox: Mailbox::open(store)?,
+        tracking: tracking.clone(),
+        policy,
+        work_dir: settings.data_dir.join("jobs"),
+    };
+    let actors = Actors::start(store, deps);
     info!("actors started");
 
     let listener = bind_socket(&settings.socket)?;
@@ -166,6 +186,7 @@ async fn serve(
         net: shared.client,
         records: shared.records,
         overrides: shared.overrides,
+        tracking,
     });
     info!(
         socket = %settings.socket.display(),

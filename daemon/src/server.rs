@@ -49,6 +49,8 @@ pub(crate) struct ServerState {
     pub records: consort_storage::RecordStore,
     /// Partners added or removed at run time.
     pub overrides: consort_storage::PartnerOverrides,
+    /// Task logs and metrics.
+    pub tracking: consort_storage::Tracking,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
@@ -226,6 +228,14 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         Request::RecordPut { key, value } => net::record_put(&state.net, key, value).await,
         Request::RecordGet { origin, key } => net::record_get(&state.records, &origin, &key),
         Request::RecordList => net::record_list(&state.records),
+        Request::JobSubmit { .. }
+        | Request::JobShow { .. }
+        | Request::JobList
+        | Request::JobStop { .. }
+        | Request::JobApprove { .. }
+        | Request::JobReject { .. }
+        | Request::JobLog { .. }
+        | Request::MetricList { .. } => crate::jobs::handle(state, request).await,
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
             "unknown request; this consortd is older than the client",

@@ -84,6 +84,45 @@ pub enum Request {
     },
     /// List every replicated record held here (values omitted).
     RecordList,
+    /// Submit a job file; this party becomes its initiator.
+    JobSubmit {
+        /// The job file's text (YAML or JSON).
+        spec: String,
+    },
+    /// One job with its tasks × parties matrix.
+    JobShow {
+        /// Job id.
+        job: String,
+    },
+    /// Every job known here, newest first.
+    JobList,
+    /// Cancel a job at every party.
+    JobStop {
+        /// Job id.
+        job: String,
+    },
+    /// Accept a job held for manual approval.
+    JobApprove {
+        /// Job id.
+        job: String,
+    },
+    /// Refuse a job held for manual approval.
+    JobReject {
+        /// Job id.
+        job: String,
+        /// Why (shown at every party).
+        reason: String,
+    },
+    /// This party's log lines of a job.
+    JobLog {
+        /// Job id.
+        job: String,
+    },
+    /// This party's metrics of a job.
+    MetricList {
+        /// Job id.
+        job: String,
+    },
     /// Any request kind this daemon does not know (sent by a newer client).
     #[serde(other)]
     Unknown,
@@ -152,6 +191,107 @@ pub enum Response {
         /// Every record held (values omitted).
         records: Vec<RecordInfo>,
     },
+    /// Answer to [`Request::JobSubmit`].
+    JobSubmitted {
+        /// The new job's id.
+        job_id: String,
+    },
+    /// Answer to [`Request::JobShow`].
+    Job(JobInfo),
+    /// Answer to [`Request::JobList`].
+    Jobs {
+        /// Jobs, newest first (tasks omitted).
+        jobs: Vec<JobInfo>,
+    },
+    /// Answer to [`Request::JobLog`].
+    JobLog {
+        /// Lines in order.
+        lines: Vec<LogLineInfo>,
+    },
+    /// Answer to [`Request::MetricList`].
+    Metrics {
+        /// Every series.
+        metrics: Vec<MetricInfo>,
+    },
+}
+
+/// A job as `consort job show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// Job id.
+    pub job_id: String,
+    /// Job (model) name.
+    pub name: String,
+    /// pending, running, success, failed, canceled or rejected.
+    pub status: String,
+    /// Who submitted it.
+    pub initiator: String,
+    /// Role → parties.
+    pub parties: std::collections::BTreeMap<String, Vec<String>>,
+    /// Submission time (Unix ms).
+    pub submitted_at_ms: u64,
+    /// Why it was rejected, failed or canceled, naming the party.
+    pub reason: Option<String>,
+    /// Tasks in dependency order (empty in listings).
+    pub tasks: Vec<TaskInfo>,
+}
+
+/// One task of a job, with its state at each party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Task name.
+    pub name: String,
+    /// Component.
+    pub component: String,
+    /// waiting, running, success, failed or canceled.
+    pub status: String,
+    /// State per party (a party with two roles shows its least advanced run).
+    pub parties: std::collections::BTreeMap<String, PartyRunInfo>,
+}
+
+/// A task's run at one party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartyRunInfo {
+    /// waiting, running, success, failed or canceled.
+    pub state: String,
+    /// Attempt, from 1.
+    pub attempt: u32,
+    /// Start (Unix ms).
+    pub started_at: Option<u64>,
+    /// Seconds from start to end (or to now while running).
+    pub elapsed_s: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A task log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLineInfo {
+    /// Unix ms.
+    pub at_ms: u64,
+    /// Task.
+    pub task: String,
+    /// Role of the run.
+    pub role: String,
+    /// Attempt.
+    pub attempt: u32,
+    /// Text.
+    pub line: String,
+}
+
+/// A metric series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricInfo {
+    /// Task.
+    pub task: String,
+    /// Role of the run that logged it.
+    pub role: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
 }
 
 /// A partner as seen by this daemon.

@@ -266,3 +266,71 @@ mod tests {
         }
     }
 }
+
+/// Request-response topic of the data channel.
+pub const CHANNEL_TOPIC: &str = "channel";
+
+/// One data-channel message: `remote(to, tag, bytes)` of one run to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMessage {
+    /// Schema version.
+    pub v: u16,
+    /// Job.
+    pub job: JobId,
+    /// Task.
+    pub task: String,
+    /// Attempt: messages of another attempt never mix in.
+    pub attempt: u32,
+    /// Tag chosen by the component.
+    pub tag: String,
+    /// Sender's role.
+    pub from_role: Role,
+    /// Sender's party (must be the requesting peer's party).
+    pub from: PartyName,
+    /// Receiver's role.
+    pub to_role: Role,
+    /// Receiver's party.
+    pub to: PartyName,
+    /// Sequence number per (tag, sender, receiver), from 0.
+    pub seq: u64,
+    /// The bytes.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// Mailbox key of a channel message (all parts are validated names without '/').
+#[allow(clippy::too_many_arguments)]
+pub fn mailbox_key(
+    job: &JobId,
+    task: &str,
+    attempt: u32,
+    tag: &str,
+    from: (Role, &PartyName),
+    to: (Role, &PartyName),
+    seq: u64,
+) -> String {
+    format!(
+        "{job}/{task}/{attempt}/{tag}/{}@{}/{}@{}/{seq:016x}",
+        from.0, from.1, to.0, to.1
+    )
+}
+
+impl ChannelMessage {
+    /// Where the receiver stores it.
+    pub fn mailbox_key(&self) -> String {
+        mailbox_key(
+            &self.job,
+            &self.task,
+            self.attempt,
+            &self.tag,
+            (self.from_role, &self.from),
+            (self.to_role, &self.to),
+            self.seq,
+        )
+    }
+}
+
+/// Whether `tag` is usable in a channel message: 1-128 characters, no '/'.
+pub fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.len() <= 128 && !tag.contains('/') && !tag.contains('\0')
+}

@@ -13,8 +13,9 @@ pub mod jobs;
 pub mod peer;
 
 pub use control::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, PeerInfo,
-    PingReport, RecordInfo, Request, Response, ServerMessage, StatusInfo,
+    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, JobInfo,
+    LogLineInfo, MetricInfo, PartyRunInfo, PeerInfo, PingReport, RecordInfo, Request, Response,
+    ServerMessage, StatusInfo, TaskInfo,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
 pub use ids::{InvalidName, PartyName};
