@@ -428,6 +428,7 @@ async fn build(
         refused_total: 0,
         listen_addrs,
         dropped_events: 0,
+        overflow: Default::default(),
     };
     for partner in partners {
         event_loop.add_partner(partner)?;

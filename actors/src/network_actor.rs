@@ -100,9 +100,17 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
             }
             NetworkEvent::RecordUpdated(r) => {
                 debug!(origin = %r.origin, key = %r.key, version = r.version, "record updated");
-                if self.scheduler.try_send(RecordChanged(r)).is_err() {
-                    warn!("scheduler mailbox full; the record is picked up at the next catch-up");
-                }
+                // Never drop: the record is already stored, so no catch-up would bring it again.
+                // Waiting for mailbox room gives back-pressure instead.
+                let scheduler = self.scheduler.clone();
+                ctx.spawn(
+                    async move {
+                        if scheduler.send(RecordChanged(r)).await.is_err() {
+                            warn!("the scheduler is gone; a record update was not processed");
+                        }
+                    }
+                    .into_actor(self),
+                );
             }
             NetworkEvent::PartnerConnected(p) => debug!(party = %p, "partner up"),
             NetworkEvent::PartnerDisconnected(p) => debug!(party = %p, "partner down"),

@@ -107,7 +107,10 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Bursts of records (many jobs at once) must queue, not bounce.
+        ctx.set_mailbox_capacity(4096);
         let Some(deps) = &self.deps else { return };
+
         let me = deps.me.clone();
         let all = match deps.records.all() {
             Ok(all) => all,
@@ -460,9 +463,43 @@ impl Handler<RecordChanged> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: RecordChanged, ctx: &mut Context<Self>) {
-        if let Some(job) = self.apply(&msg.0) {
-            self.tick(ctx, &job);
+        let Some(job) = self.apply(&msg.0) else {
+            return;
+        };
+        // A partner handed back one of our own runs as running, which this process is not
+        // running: it was cut short by a crash before it reached our disk.
+        if let Some(deps) = &self.deps
+            && msg.0.origin == deps.me
+            && let Some(RecordKey::Task {
+                task,
+                attempt,
+                role,
+                ..
+            }) = RecordKey::parse(&msg.0.key)
+        {
+            let key = RunKey {
+                task,
+                attempt,
+                role,
+                party: deps.me.clone(),
+            };
+            let running = self
+                .views
+                .get(&job)
+                .and_then(|v| v.runs.get(&key))
+                .is_some_and(|r| r.state == RunState::Running);
+            if running && !self.running.contains(&(job.clone(), key.clone())) {
+                warn!(%job, task = %key.task, attempt, "run was cut short by a restart");
+                self.write_run(
+                    ctx,
+                    &job,
+                    &key,
+                    RunState::Failed,
+                    Some("consortd restarted while the run was in progress".into()),
+                );
+            }
         }
+        self.tick(ctx, &job);
     }
 }
 

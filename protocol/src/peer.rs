@@ -47,6 +47,11 @@ pub enum PeerRequestBody {
         /// Every record the sender holds, as `(origin, key, version)`.
         entries: Vec<DigestEntry>,
     },
+    /// Records pushed directly when gossip could not carry them (each is verified).
+    Push {
+        /// The records.
+        records: Vec<Record>,
+    },
     /// Opaque bytes echoed back (throughput measurement and diagnostics).
     Echo {
         /// Payload.

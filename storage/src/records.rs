@@ -64,6 +64,11 @@ impl RecordStore {
         Ok(Applied::Stored)
     }
 
+    /// Writes pending changes to disk (after this party's own writes, which others rely on).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.tree.flush()
+    }
+
     /// The version the next write of `(origin, key)` should carry: above both the held
     /// version and the wall clock in milliseconds, so versions stay monotonic across restarts
     /// and clock steps.

@@ -125,6 +125,12 @@ impl<V: Record> Tree<V> {
         }
     }
 
+    /// Writes this tree's pending changes to disk.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.tree.flush().map_err(self.db_err("flush"))?;
+        Ok(())
+    }
+
     /// Number of records (walks the tree: O(n)).
     pub fn len(&self) -> usize {
         self.tree.len()

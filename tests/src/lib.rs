@@ -269,6 +269,10 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A failing test shows what its daemons said.
+        if std::thread::panicking() {
+            eprintln!("----- {} -----\n{}", self.log.display(), self.log());
+        }
     }
 }
 
@@ -449,4 +453,81 @@ impl Drop for TwoHostLan {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+impl Federation {
+    /// Lists every party as a partner of every other, with addresses.
+    pub fn all_mutual(&self) {
+        for i in 0..self.parties.len() {
+            for j in 0..self.parties.len() {
+                if i != j {
+                    self.configure_partner(i, j, true);
+                }
+            }
+        }
+    }
+
+    /// Starts every daemon and waits until each sees all its partners connected.
+    pub fn start_connected(&self) -> Vec<Daemon> {
+        let daemons: Vec<Daemon> = self.parties.iter().map(|p| p.start()).collect();
+        let n = self.parties.len() - 1;
+        for p in &self.parties {
+            wait_for("partners connected", Duration::from_secs(20), || {
+                let peers = connected_peers(p);
+                (peers.iter().filter(|(_, c)| *c).count() == n).then_some(())
+            });
+        }
+        daemons
+    }
+
+    /// Writes a job file into the federation's directory; returns its path.
+    pub fn job_file(&self, name: &str, yaml: &str) -> String {
+        let path = self._tmp.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+}
+
+/// `consort --json job show ID` at `party`; `Value::Null` while the job is unknown there.
+pub fn job_show(party: &Party, id: &str) -> Value {
+    let out = party.cli(&["--json", "job", "show", id]);
+    match out.code {
+        Some(0) => out.json(),
+        Some(1) if out.stderr.contains("no job") => Value::Null,
+        _ => panic!("job show failed: {out:?}"),
+    }
+}
+
+/// The task named `name` in a `job show` document (Null if absent).
+pub fn task_of(job: &Value, name: &str) -> Value {
+    job["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until `party` sees job `id` in one of `states`; returns the job.
+pub fn wait_job_state(party: &Party, id: &str, states: &[&str], timeout: Duration) -> Value {
+    wait_for(
+        &format!("job {id} at {} to be {states:?}", party.name),
+        timeout,
+        || {
+            let out = party.cli(&["--json", "job", "show", id]);
+            if out.code != Some(0) {
+                return None;
+            }
+            let v = out.json();
+            states
+                .contains(&v["status"].as_str().unwrap_or(""))
+                .then_some(v)
+        },
+    )
+}
+
+/// Submits `file` at `party`; returns the job id.
+pub fn submit(party: &Party, file: &str) -> String {
+    let out = party.cli(&["--json", "job", "submit", file]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.json()["job_id"].as_str().unwrap().to_owned()
 }

@@ -30,6 +30,9 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Events held while the actors' channel is full, at most.
+const OVERFLOW_MAX: usize = 100_000;
+
 /// `addr` without a trailing `/p2p/<peer>` component.
 fn without_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
@@ -82,6 +85,7 @@ pub(crate) struct EventLoop {
     pub refused_total: u64,
     pub listen_addrs: Vec<Multiaddr>,
     pub dropped_events: u64,
+    pub overflow: std::collections::VecDeque<NetworkEvent>,
 }
 
 impl EventLoop {
@@ -96,22 +100,48 @@ impl EventLoop {
                     Some(Command::Shutdown) | None => break,
                     Some(c) => self.on_command(c),
                 },
-                _ = tick.tick() => self.redial_due(),
+                _ = tick.tick() => {
+                    self.drain_overflow();
+                    self.redial_due();
+                }
                 _ = antientropy.tick() => self.catch_up_all(),
             }
         }
         debug!("network event loop stopped");
     }
 
+    /// Hands an event to the actors without ever blocking the network. When their channel is
+    /// full the event waits in a bounded overflow queue, drained on every tick: a stored
+    /// record's event must not be lost, since no catch-up would bring that record again.
     fn emit(&mut self, event: NetworkEvent) {
-        // Never block the network on a slow consumer: drop and count instead.
-        if self.events.try_send(event).is_err() {
+        self.drain_overflow();
+        if !self.overflow.is_empty() {
+            return self.queue_overflow(event);
+        }
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            self.queue_overflow(event);
+        }
+    }
+
+    fn queue_overflow(&mut self, event: NetworkEvent) {
+        if self.overflow.len() >= OVERFLOW_MAX {
             self.dropped_events += 1;
             if self.dropped_events.is_power_of_two() {
                 warn!(
                     dropped = self.dropped_events,
-                    "network events dropped: consumer too slow"
+                    "network events dropped: the actors are far behind"
                 );
+            }
+            return;
+        }
+        self.overflow.push_back(event);
+    }
+
+    fn drain_overflow(&mut self) {
+        while let Some(event) = self.overflow.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+                self.overflow.push_front(event);
+                return;
             }
         }
     }
@@ -492,8 +522,26 @@ impl EventLoop {
             .gossipsub
             .publish(self.topic.clone(), bytes)
         {
-            // InsufficientPeers when nobody is connected: catch-up delivers it later.
-            debug!(error = %e, key = %record.key, "gossip publish deferred to catch-up");
+            // Gossip has no route yet (a partner's subscription is not known): hand the record
+            // to every connected partner directly; the others get it by catch-up.
+            debug!(error = %e, key = %record.key, "gossip publish failed; pushing directly");
+            let peers: Vec<PeerId> = self
+                .partners
+                .iter_sorted()
+                .iter()
+                .filter(|s| s.connections > 0)
+                .map(|s| s.partner.peer_id)
+                .collect();
+            for peer in peers {
+                let req = PeerRequest {
+                    from: self.party.clone(),
+                    body: PeerRequestBody::Push {
+                        records: vec![record.clone()],
+                    },
+                };
+                let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+                self.pending.insert(id, Pending::CatchUp(peer));
+            }
         }
     }
 
@@ -518,7 +566,12 @@ impl EventLoop {
         self.records
             .apply(&record)
             .map_err(|e| NetError::Storage(e.to_string()))?;
+        // Our own state is what partners rely on: on disk before anyone hears of it.
+        self.records
+            .flush()
+            .map_err(|e| NetError::Storage(e.to_string()))?;
         self.publish(&record);
+
         Ok(record)
     }
 
@@ -544,12 +597,14 @@ impl EventLoop {
             .filter(|s| s.connected())
             .map(|s| s.partner.peer_id)
             .collect();
+        debug!(partners = peers.len(), "periodic catch-up");
         for peer in peers {
             self.catch_up(peer);
         }
     }
 
     fn on_catch_up_response(&mut self, peer: PeerId, response: PeerResponse) {
+        debug!(%peer, records = ?response_len(&response), "catch-up answer");
         let PeerResponse::Records { records } = response else {
             return;
         };
@@ -596,6 +651,12 @@ impl EventLoop {
                     },
                 },
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
+                PeerRequestBody::Push { records } => {
+                    self.on_catch_up_response(peer, PeerResponse::Records { records });
+                    PeerResponse::Records {
+                        records: Vec::new(),
+                    }
+                }
                 PeerRequestBody::App { topic, body } => {
                     self.next_app_id += 1;
                     let id = self.next_app_id;
@@ -743,6 +804,13 @@ impl EventLoop {
             kad.remove_peer(&peer);
         }
         let _ = self.swarm.disconnect_peer_id(peer);
+    }
+}
+
+fn response_len(r: &PeerResponse) -> Option<usize> {
+    match r {
+        PeerResponse::Records { records } => Some(records.len()),
+        _ => None,
     }
 }
 

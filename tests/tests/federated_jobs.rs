@@ -1,0 +1,290 @@
+//! Federated jobs on real daemons: proposal, decentralized scheduling, failure, stop, restarts.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use consort_tests::{Federation, job_show, submit, task_of, wait_for, wait_job_state};
+
+const T: Duration = Duration::from_secs(30);
+
+fn three() -> Federation {
+    let fed = Federation::init(&["bank-a", "insurer-b", "clinic-c"]);
+    fed.all_mutual();
+    fed
+}
+
+fn example(name: &str) -> String {
+    format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_three_party_dag_succeeds_with_the_same_state_everywhere() {
+    let fed = three();
+    let _d = fed.start_connected();
+    let a = &fed.parties[0];
+    let out = a.cli(&[
+        "job",
+        "submit",
+        &example("smoke.yaml"),
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let id = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("submitted ")
+        .to_owned();
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success"], T);
+        let tasks = v["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 8);
+        assert!(tasks.iter().all(|t| t["status"] == "success"), "{v}");
+        assert_eq!(v["initiator"], "bank-a");
+    }
+    // The guest's sum was checked against `expect` and logged as a metric.
+    let m = a
+        .cli(&["--json", "metric", "get", &id, "sum", "sum", "total"])
+        .json();
+    assert_eq!(m[0]["points"][0][1], 7.0);
+    let waited = a.cli(&["job", "wait", &id]);
+    assert_eq!(waited.code, Some(0));
+}
+
+#[test]
+fn a_failing_task_fails_the_job_everywhere_with_party_and_message() {
+    let fed = three();
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "fail.yaml",
+        "name: failing\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  ok: {component: noop}\n  boom: {component: fail, roles: [host], depends_on: [ok], party_params: {clinic-c: {message: disk on fire}}}\n  never: {component: noop, depends_on: [boom]}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["failed"], T);
+        let reason = v["reason"].as_str().unwrap();
+        assert!(reason.contains("task boom failed at"), "{reason}");
+        let boom = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "boom")
+            .unwrap();
+        assert_eq!(boom["status"], "failed");
+        let c = &boom["parties"]["clinic-c"];
+        assert_eq!(c["state"], "failed", "{v}");
+        assert_eq!(c["error"], "disk on fire");
+        let never = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "never")
+            .unwrap();
+        assert!(
+            never["parties"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|r| r["state"] != "success")
+        );
+    }
+    let waited = fed.parties[1].cli(&["job", "wait", &id]);
+    assert_eq!(waited.code, Some(1), "{waited:?}");
+}
+
+#[test]
+fn stop_cancels_a_sleeping_job_everywhere_within_2_s() {
+    let fed = three();
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "sleep.yaml",
+        "name: sleepy\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  nap: {component: sleep, params: {seconds: 600}}\n  after: {component: noop, depends_on: [nap]}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        wait_for("nap running everywhere", T, || {
+            let nap = task_of(&job_show(p, &id), "nap");
+            let all = ["bank-a", "insurer-b", "clinic-c"]
+                .iter()
+                .all(|q| nap["parties"][q]["state"] == "running");
+            all.then_some(())
+        });
+    }
+    // Stop from a non-initiator.
+    let stopped = Instant::now();
+    let out = fed.parties[2].cli(&["job", "stop", &id]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for p in &fed.parties {
+        wait_for("every run canceled", Duration::from_secs(2), || {
+            let v = job_show(p, &id);
+            let nap = v["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "nap")
+                .unwrap()
+                .clone();
+            let all = nap["parties"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|r| r["state"] == "canceled");
+            (v["status"] == "canceled" && all).then_some(())
+        });
+    }
+    eprintln!("canceled everywhere {:?} after stop", stopped.elapsed());
+    assert_eq!(fed.parties[0].cli(&["job", "wait", &id]).code, Some(1));
+}
+
+fn kill_during_sleep(retries: u32) -> (Federation, String, Vec<consort_tests::Daemon>) {
+    let fed = three();
+    let mut d = fed.start_connected();
+    let file = fed.job_file(
+        "retry.yaml",
+        &format!(
+            "name: retry\nparties: {{guest: [bank-a], host: [insurer-b, clinic-c]}}\nconf: {{auto_retries: {retries}}}\ntasks:\n  nap: {{component: sleep, params: {{seconds: 3}}}}\n  after: {{component: relay, depends_on: [nap]}}\n"
+        ),
+    );
+    let id = submit(&fed.parties[0], &file);
+    let b = &fed.parties[1];
+    // Wait until the initiator has heard that insurer-b runs it: then insurer-b's own record
+    // of the run is on its disk (records are flushed before they are published).
+    wait_for("nap running at insurer-b, as seen by bank-a", T, || {
+        let nap = task_of(&job_show(&fed.parties[0], &id), "nap");
+        (nap["parties"]["insurer-b"]["state"] == "running").then_some(())
+    });
+
+    d[1].kill9();
+    d[1] = b.start();
+    (fed, id, d)
+}
+
+#[test]
+fn a_killed_party_restarts_and_the_task_is_retried() {
+    let (fed, id, _d) = kill_during_sleep(1);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success"], T);
+        let nap = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "nap")
+            .unwrap();
+        assert_eq!(nap["parties"]["insurer-b"]["attempt"], 2, "{v}");
+    }
+}
+
+#[test]
+fn without_retries_a_killed_party_fails_the_job_everywhere() {
+    let (fed, id, _d) = kill_during_sleep(0);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["failed"], T);
+        let reason = v["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("insurer-b") && reason.contains("restarted"),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn the_job_completes_after_the_initiator_comes_back() {
+    let fed = three();
+    let mut d = fed.start_connected();
+    let file = fed.job_file(
+        "long.yaml",
+        "name: long\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  first: {component: noop}\n  nap: {component: sleep, roles: [host], depends_on: [first], params: {seconds: 1}}\n  last: {component: relay, depends_on: [nap]}\n",
+    );
+    let a = &fed.parties[0];
+    let id = submit(a, &file);
+    wait_for("first done", T, || {
+        (task_of(&job_show(&fed.parties[1], &id), "first")["status"] == "success").then_some(())
+    });
+    // The initiator goes away (cleanly) while the hosts sleep, and comes back later.
+    assert_eq!(a.cli(&["shutdown"]).code, Some(0));
+    d[0].wait_exit(T);
+    wait_for("nap done at the hosts", T, || {
+        let v = job_show(&fed.parties[1], &id);
+        let nap = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "nap")
+            .unwrap()
+            .clone();
+        (nap["status"] == "success").then_some(())
+    });
+    d[0] = a.start();
+    for p in &fed.parties {
+        wait_job_state(p, &id, &["success"], T);
+    }
+}
+
+#[test]
+fn an_unregistered_script_operator_is_rejected_with_the_reason_at_the_initiator() {
+    let fed = three();
+    // bank-a registers `prep`; insurer-b does not.
+    fed.append_config(0, "\n[operators.prep]\ncommand = [\"true\"]\n");
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "script.yaml",
+        "name: scripted\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  prep: {component: \"script:prep\"}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    let v = wait_job_state(&fed.parties[0], &id, &["rejected"], T);
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("rejected by insurer-b") && reason.contains("script operator 'prep'"),
+        "{reason}"
+    );
+    wait_job_state(&fed.parties[1], &id, &["rejected"], T);
+}
+
+#[test]
+fn an_invalid_job_creates_nothing() {
+    let fed = Federation::init(&["bank-a"]);
+    let _d = fed.parties[0].start();
+    let file = fed.job_file(
+        "bad.yaml",
+        "name: j\nparties: {guest: [bank-a]}\ntasks:\n  x: {component: nope}\n",
+    );
+    let out = fed.parties[0].cli(&["job", "submit", &file]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("tasks.x.component: unknown component 'nope'"),
+        "{}",
+        out.stderr
+    );
+    let list = fed.parties[0].cli(&["--json", "job", "list"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn twenty_jobs_submitted_at_once_across_three_parties_all_succeed() {
+    let fed = three();
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "small.yaml",
+        "name: small\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  a: {component: relay}\n  b: {component: sum, depends_on: [a], params: {value: 1}, role_params: {guest: {expect: 3}}}\n",
+    );
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let p = &fed.parties[i % 3];
+                let f = file.clone();
+                s.spawn(move || submit(p, &f))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        for p in &fed.parties {
+            wait_job_state(p, id, &["success"], Duration::from_secs(60));
+        }
+    }
+}
