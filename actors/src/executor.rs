@@ -3,6 +3,7 @@
 //! channel, the mailbox and the tracking store. It reports every end to the Scheduler.
 
 mod context;
+mod script;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
 pub use context::output_path;
+pub use script::{OperatorSpec, TaskTokens};
 
 /// Runs this party's role of tasks on threads, with the data channel.
 pub struct Executor {
@@ -44,6 +46,12 @@ pub struct ExecDeps {
     pub tracking: Tracking,
     /// Where task outputs are written (`<data dir>/jobs`).
     pub work_dir: PathBuf,
+    /// Registered script operators.
+    pub operators: BTreeMap<String, OperatorSpec>,
+    /// The control socket scripts call back on.
+    pub socket: PathBuf,
+    /// Tokens of running script tasks.
+    pub tokens: TaskTokens,
 }
 
 impl Executor {
@@ -157,14 +165,19 @@ impl Handler<StartRun> for Executor {
             });
             return;
         };
-        let Some(f) = consort_components::component(&msg.component) else {
+        let builtin = consort_components::component(&msg.component);
+        let operator = msg
+            .component
+            .strip_prefix("script:")
+            .and_then(|s| deps.operators.get(s).cloned());
+        if builtin.is_none() && operator.is_none() {
             let end = RunEnd::Failed(format!(
                 "component '{}' is not available at {}",
                 msg.component, deps.me
             ));
             msg.reply_to.do_send(RunFinished { job, key, end });
             return;
-        };
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         self.running
             .insert((job.clone(), key.clone()), cancel.clone());
@@ -179,7 +192,14 @@ impl Handler<StartRun> for Executor {
                 let outcome = match ctx {
                     Err(e) => Err(e),
                     Ok(ctx) => {
-                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx)));
+                        let ctx = Arc::new(ctx);
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            match (&operator, builtin) {
+                                (Some(op), _) => script::run(&ctx, op, &deps.socket, &deps.tokens, &deps.work_dir),
+                                (None, Some(f)) => f(ctx.as_ref()),
+                                (None, None) => Err(TaskError::Failed("no component".into())),
+                            }
+                        }));
                         let timed_out = ctx.timed_out();
                         match r {
                             Err(_) => Err(TaskError::Failed("the component panicked".into())),

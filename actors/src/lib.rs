@@ -49,6 +49,12 @@ pub struct JobDeps {
     pub policy: Policy,
     /// `<data dir>/jobs`.
     pub work_dir: PathBuf,
+    /// Registered script operators.
+    pub operators: std::collections::BTreeMap<String, executor::OperatorSpec>,
+    /// The control socket (for script operators).
+    pub socket: PathBuf,
+    /// Tokens of running script tasks (shared with the socket server).
+    pub tokens: executor::TaskTokens,
 }
 
 /// Addresses of the running actors.
@@ -77,6 +83,9 @@ impl Actors {
                 mailbox: deps.mailbox.clone(),
                 tracking: deps.tracking.clone(),
                 work_dir: deps.work_dir.clone(),
+                operators: deps.operators,
+                socket: deps.socket,
+                tokens: deps.tokens,
             },
         )
         .start();

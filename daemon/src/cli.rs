@@ -74,6 +74,65 @@ pub enum Command {
     /// Metrics logged by tasks (loss per iteration, AUC, ...).
     #[command(subcommand)]
     Metric(MetricCommand),
+    /// For script operators: take part in the task (uses CONSORT_TASK_TOKEN and CONSORT_SOCKET).
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+/// `consort task ...` (inside a script operator).
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Send a file to every party of a role, or to one party.
+    Remote {
+        /// ROLE, PARTY or ROLE@PARTY.
+        #[arg(long)]
+        to: String,
+        /// Tag naming this exchange.
+        #[arg(long)]
+        tag: String,
+        /// The file to send.
+        file: PathBuf,
+        /// The task token.
+        #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Receive what a role or a party sent under a tag (waits for it).
+    Get {
+        /// ROLE, PARTY or ROLE@PARTY.
+        #[arg(long)]
+        from: String,
+        /// Tag naming this exchange.
+        #[arg(long)]
+        tag: String,
+        /// Write here (with several senders: FILE.<role@party>); default: stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// The task token.
+        #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Log a metric point.
+    Metric {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// x.
+        x: f64,
+        /// y.
+        y: f64,
+        /// The task token.
+        #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Write a line to the task log.
+    Log {
+        /// The text.
+        text: String,
+        /// The task token.
+        #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 /// `consort job ...`
@@ -351,6 +410,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Job(cmd) => crate::job_cli::run(&target, cmd, cli.json).await,
         Command::Metric(cmd) => crate::job_cli::run_metric(&target, cmd, cli.json).await,
+        Command::Task(cmd) => crate::job_cli::run_task(&target, cmd).await,
         Command::Peers => {
             let mut client = target.connect().await?;
             match client.request(Request::Peers).await? {

@@ -47,6 +47,7 @@ pub struct Client {
     next_id: u64,
     /// The daemon's build version, from its welcome.
     pub daemon_version: String,
+    timeout: Duration,
 }
 
 /// How long to wait for the daemon to answer a request.
@@ -69,6 +70,7 @@ impl Client {
             writer: FramedWrite::new(w, codec),
             next_id: 1,
             daemon_version: String::new(),
+            timeout: REQUEST_TIMEOUT,
         };
         client
             .send(ClientMessage::Hello {
@@ -100,14 +102,18 @@ impl Client {
     }
 
     async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.reader.next()).await {
-            Err(_) => {
-                Err(self.protocol(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())))
-            }
+        let limit = self.timeout;
+        match tokio::time::timeout(limit, self.reader.next()).await {
+            Err(_) => Err(self.protocol(format!("no answer within {}s", limit.as_secs()))),
             Ok(None) => Err(self.protocol("the daemon closed the connection".into())),
             Ok(Some(Err(e))) => Err(self.protocol(e.to_string())),
             Ok(Some(Ok(msg))) => Ok(msg),
         }
+    }
+
+    /// Sets how long to wait for each answer (long for calls that wait for partners).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Sends `request` and waits for its answer.

@@ -433,3 +433,81 @@ pub(crate) async fn run_metric(
         }
     }
 }
+
+/// `consort task ...`, called by script operators.
+pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> Result<(), Failure> {
+    use crate::cli::TaskCommand;
+    let mut client = target.connect().await?;
+    let request = match cmd {
+        TaskCommand::Remote {
+            to,
+            tag,
+            file,
+            token,
+        } => {
+            let data = std::fs::read(&file)
+                .map_err(|e| fail("io", format!("cannot read {}: {e}", file.display()), 1))?;
+            Request::TaskRemote {
+                token,
+                to,
+                tag,
+                data,
+            }
+        }
+        TaskCommand::Get {
+            from,
+            tag,
+            output,
+            token,
+        } => {
+            // Waiting for a partner can take as long as the task may run.
+            client.set_timeout(Duration::from_secs(7 * 24 * 3600));
+            let parts = match client
+                .request(Request::TaskGet { token, from, tag })
+                .await?
+            {
+                Response::TaskData { parts } => parts,
+                other => return Err(unexpected(&other)),
+            };
+            for part in &parts {
+                match &output {
+                    None => {
+                        use std::io::Write;
+                        let _ = std::io::stdout().write_all(&part.data);
+                    }
+                    Some(path) => {
+                        let path = if parts.len() == 1 {
+                            path.clone()
+                        } else {
+                            let mut p = path.as_os_str().to_owned();
+                            p.push(format!(".{}", part.from));
+                            p.into()
+                        };
+                        std::fs::write(&path, &part.data).map_err(|e| {
+                            fail("io", format!("cannot write {}: {e}", path.display()), 1)
+                        })?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        TaskCommand::Metric {
+            namespace,
+            name,
+            x,
+            y,
+            token,
+        } => Request::TaskMetric {
+            token,
+            namespace,
+            name,
+            x,
+            y,
+        },
+        TaskCommand::Log { text, token } => Request::TaskLog { token, text },
+    };
+    match client.request(request).await? {
+        Response::Done { .. } => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}

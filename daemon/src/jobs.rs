@@ -1,7 +1,11 @@
 //! Control-socket requests about jobs, answered by the Scheduler and the tracking store.
 
 use consort_actors::scheduler::{Approve, JobError, List, Show, Stop, Submit};
-use consort_protocol::{ControlError, ErrorCode, LogLineInfo, MetricInfo, Request, Response};
+use consort_components::{Endpoint, Target, TaskContext, TaskError};
+use consort_protocol::job::Role;
+use consort_protocol::{
+    ControlError, ErrorCode, LogLineInfo, MetricInfo, Request, Response, TaskPart,
+};
 
 use crate::server::ServerState;
 
@@ -130,5 +134,117 @@ pub(crate) async fn handle(
             ErrorCode::Internal,
             format!("not a job request: {other:?}"),
         )),
+    }
+}
+
+/// Resolves `ROLE`, `PARTY` or `ROLE@PARTY` among the task's endpoints.
+fn parse_target(ctx: &dyn TaskContext, s: &str) -> Result<Target, ControlError> {
+    let bad = |m: String| ControlError::new(ErrorCode::InvalidArgument, m);
+    if let Some(role) = Role::parse(s) {
+        return Ok(Target::Role(role));
+    }
+    let matches: Vec<Endpoint> = match s.split_once('@') {
+        Some((role, party)) => ctx
+            .endpoints()
+            .iter()
+            .filter(|e| e.role.as_str() == role && e.party.as_str() == party)
+            .cloned()
+            .collect(),
+        None => ctx
+            .endpoints()
+            .iter()
+            .filter(|e| e.party.as_str() == s)
+            .cloned()
+            .collect(),
+    };
+    match matches.as_slice() {
+        [one] => Ok(Target::One(one.clone())),
+        [] => Err(bad(format!(
+            "'{s}' does not run this task (use ROLE, PARTY or ROLE@PARTY)"
+        ))),
+        _ => Err(bad(format!(
+            "{s} runs this task in several roles; name one as ROLE@{s}"
+        ))),
+    }
+}
+
+/// Answers a script operator's call, identified by its task token.
+pub(crate) async fn handle_task(
+    state: &ServerState,
+    request: Request,
+) -> Result<Response, ControlError> {
+    let token = match &request {
+        Request::TaskRemote { token, .. }
+        | Request::TaskGet { token, .. }
+        | Request::TaskMetric { token, .. }
+        | Request::TaskLog { token, .. } => token.clone(),
+        _ => return Err(ControlError::new(ErrorCode::Internal, "not a task request")),
+    };
+    let ctx = state
+        .tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&token)
+        .cloned()
+        .ok_or_else(|| {
+            ControlError::new(
+                ErrorCode::NotFound,
+                "unknown or expired task token (CONSORT_TASK_TOKEN)",
+            )
+        })?;
+    let task_err = |e: TaskError| ControlError::new(ErrorCode::Internal, e.to_string());
+    // The calls block (network, mailbox waits): run them off the actor thread.
+    let blocking = |f: Box<dyn FnOnce() -> Result<Response, ControlError> + Send>| async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ControlError::new(ErrorCode::Internal, format!("task call failed: {e}")))?
+    };
+    match request {
+        Request::TaskRemote { to, tag, data, .. } => {
+            let target = parse_target(ctx.as_ref(), &to)?;
+            blocking(Box::new(move || {
+                ctx.remote(&target, &tag, &data).map_err(task_err)?;
+                Ok(Response::Done {
+                    message: format!("sent {} bytes as '{tag}' to {to}", data.len()),
+                })
+            }))
+            .await
+        }
+        Request::TaskGet { from, tag, .. } => {
+            let target = parse_target(ctx.as_ref(), &from)?;
+            blocking(Box::new(move || {
+                let parts = ctx
+                    .get(&target, &tag)
+                    .map_err(task_err)?
+                    .into_iter()
+                    .map(|(e, data)| TaskPart {
+                        from: e.to_string(),
+                        data,
+                    })
+                    .collect();
+                Ok(Response::TaskData { parts })
+            }))
+            .await
+        }
+        Request::TaskMetric {
+            namespace,
+            name,
+            x,
+            y,
+            ..
+        } => {
+            ctx.log_metric(&namespace, &name, &[(x, y)])
+                .map_err(task_err)?;
+            Ok(Response::Done {
+                message: format!("{namespace}/{name} += ({x}, {y})"),
+            })
+        }
+        Request::TaskLog { text, .. } => {
+            ctx.log(&text);
+            Ok(Response::Done {
+                message: "logged".into(),
+            })
+        }
+        _ => Err(ControlError::new(ErrorCode::Internal, "not a task request")),
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use consort_actors::executor::{OperatorSpec, TaskTokens};
 use consort_actors::network;
 use consort_actors::scheduler::Policy;
 use consort_actors::{Actors, JobDeps};
@@ -161,6 +162,7 @@ async fn serve(
         operators: config.operators.keys().cloned().collect(),
     };
     let tracking = Tracking::open(store)?;
+    let tokens = TaskTokens::default();
     let deps = JobDeps {
         me: config.party.clone(),
         net: shared.client.clone(),
@@ -170,6 +172,20 @@ async fn serve(
         tracking: tracking.clone(),
         policy,
         work_dir: settings.data_dir.join("jobs"),
+        operators: config
+            .operators
+            .iter()
+            .map(|(name, op)| {
+                let spec = OperatorSpec {
+                    command: op.command.clone(),
+                    env: op.env.clone(),
+                    timeout: op.timeout_s.map(Duration::from_secs),
+                };
+                (name.clone(), spec)
+            })
+            .collect(),
+        socket: settings.socket.clone(),
+        tokens: tokens.clone(),
     };
     let actors = Actors::start(store, deps);
     info!("actors started");
@@ -187,6 +203,7 @@ async fn serve(
         records: shared.records,
         overrides: shared.overrides,
         tracking,
+        tokens,
     });
     info!(
         socket = %settings.socket.display(),

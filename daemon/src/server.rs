@@ -51,6 +51,8 @@ pub(crate) struct ServerState {
     pub overrides: consort_storage::PartnerOverrides,
     /// Task logs and metrics.
     pub tracking: consort_storage::Tracking,
+    /// Tokens of running script tasks.
+    pub tokens: consort_actors::executor::TaskTokens,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
@@ -236,6 +238,10 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::JobReject { .. }
         | Request::JobLog { .. }
         | Request::MetricList { .. } => crate::jobs::handle(state, request).await,
+        Request::TaskRemote { .. }
+        | Request::TaskGet { .. }
+        | Request::TaskMetric { .. }
+        | Request::TaskLog { .. } => crate::jobs::handle_task(state, request).await,
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
             "unknown request; this consortd is older than the client",

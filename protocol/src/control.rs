@@ -123,6 +123,47 @@ pub enum Request {
         /// Job id.
         job: String,
     },
+    /// From a script operator: send bytes to another party of the task.
+    TaskRemote {
+        /// The task's token (`CONSORT_TASK_TOKEN`).
+        token: String,
+        /// `ROLE`, `PARTY` or `ROLE@PARTY`.
+        to: String,
+        /// Tag.
+        tag: String,
+        /// Bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// From a script operator: receive what other parties sent under a tag (waits).
+    TaskGet {
+        /// The task's token.
+        token: String,
+        /// `ROLE`, `PARTY` or `ROLE@PARTY`.
+        from: String,
+        /// Tag.
+        tag: String,
+    },
+    /// From a script operator: log a metric point.
+    TaskMetric {
+        /// The task's token.
+        token: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// x.
+        x: f64,
+        /// y.
+        y: f64,
+    },
+    /// From a script operator: write a line to the task log.
+    TaskLog {
+        /// The task's token.
+        token: String,
+        /// The line.
+        text: String,
+    },
     /// Any request kind this daemon does not know (sent by a newer client).
     #[serde(other)]
     Unknown,
@@ -212,6 +253,11 @@ pub enum Response {
     Metrics {
         /// Every series.
         metrics: Vec<MetricInfo>,
+    },
+    /// Answer to [`Request::TaskGet`]: one part per sending party.
+    TaskData {
+        /// The parts.
+        parts: Vec<TaskPart>,
     },
 }
 
@@ -430,6 +476,16 @@ pub enum ErrorCode {
     /// Any code this client does not know (sent by a newer daemon).
     #[serde(other)]
     Other,
+}
+
+/// What one party sent to a script operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPart {
+    /// `role@party` of the sender.
+    pub from: String,
+    /// Bytes.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub mod peer;
 pub use control::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, JobInfo,
     LogLineInfo, MetricInfo, PartyRunInfo, PeerInfo, PingReport, RecordInfo, Request, Response,
-    ServerMessage, StatusInfo, TaskInfo,
+    ServerMessage, StatusInfo, TaskInfo, TaskPart,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
 pub use ids::{InvalidName, PartyName};

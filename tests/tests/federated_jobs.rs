@@ -288,3 +288,64 @@ fn twenty_jobs_submitted_at_once_across_three_parties_all_succeed() {
         }
     }
 }
+
+#[test]
+fn a_script_operator_exchanges_a_file_and_logs_a_metric() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let script = fed.job_file(
+        "greet.sh",
+        r#"set -e
+echo "hello from $CONSORT_PARTY" > mine.txt
+if [ "$CONSORT_ROLE" = guest ]; then OTHER=host; else OTHER=guest; fi
+"$CONSORT_BIN" task remote --to "$OTHER" --tag greet mine.txt
+"$CONSORT_BIN" task get --from "$OTHER" --tag greet -o theirs.txt
+grep -q "hello from" theirs.txt
+"$CONSORT_BIN" task metric script bytes 0 "$(wc -c < theirs.txt)"
+"$CONSORT_BIN" task log "got: $(cat theirs.txt)"
+cp theirs.txt outputs/greeting
+echo "done as $CONSORT_ROLE"
+"#,
+    );
+    let consort = consort_tests::bin("consort");
+    for i in 0..2 {
+        fed.append_config(
+            i,
+            &format!(
+                "\n[operators.greet]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ CONSORT_BIN = \"{}\" }}\n",
+                consort.display()
+            ),
+        );
+    }
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "script.yaml",
+        "name: greeting\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  greet: {component: \"script:greet\"}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success", "failed"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &id])
+        );
+    }
+    // bank-a received "hello from insurer-b\n": 21 bytes.
+    let m = fed.parties[0]
+        .cli(&["--json", "metric", "get", &id, "greet", "script", "bytes"])
+        .json();
+    assert_eq!(m[0]["points"][0][1], 21.0, "{m}");
+    let log = fed.parties[1].cli(&["job", "log", &id]);
+    assert!(
+        log.stdout.contains("got: hello from bank-a"),
+        "{}",
+        log.stdout
+    );
+    assert!(
+        log.stdout.contains("done as host"),
+        "stdout goes to the task log: {}",
+        log.stdout
+    );
+}

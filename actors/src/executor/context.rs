@@ -98,6 +98,18 @@ impl ChannelCtx {
         self.started.elapsed() > self.timeout
     }
 
+    pub(super) fn job(&self) -> &JobId {
+        &self.job
+    }
+
+    pub(super) fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub(super) fn input_files(&self) -> &BTreeMap<String, PathBuf> {
+        &self.inputs
+    }
+
     fn next(map: &Mutex<HashMap<(String, Endpoint), u64>>, tag: &str, e: &Endpoint) -> u64 {
         let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry((tag.to_owned(), e.clone())).or_insert(0);
