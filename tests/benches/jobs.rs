@@ -1,0 +1,160 @@
+//! Job benchmarks on real release daemons (3 parties on loopback):
+//! - submit → success of a chain of 10 noop tasks, next to a 1-task job in the same run;
+//! - task-state propagation: from a task's end at one party to the next task's start at
+//!   another (what decentralized scheduling costs per step), p50/p99.
+//!
+//! Run: `cargo bench -p consort-tests --bench jobs`. Prints a Markdown table.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use consort_protocol::frame::{decode_body, encode_frame};
+use consort_protocol::{
+    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, JobInfo, Request, Response,
+    ServerMessage,
+};
+use consort_tests::Federation;
+
+struct Conn {
+    s: UnixStream,
+    id: u64,
+}
+
+impl Conn {
+    fn open(path: &std::path::Path) -> Self {
+        let mut s = UnixStream::connect(path).unwrap();
+        let hello = ClientMessage::Hello {
+            protocol: CONTROL_PROTOCOL.into(),
+            version: CONTROL_PROTOCOL_VERSION,
+            client: "bench".into(),
+        };
+        s.write_all(&encode_frame(&hello, 1 << 26).unwrap())
+            .unwrap();
+        let mut c = Self { s, id: 0 };
+        assert!(matches!(c.read(), ServerMessage::Welcome { .. }));
+        c
+    }
+
+    fn read(&mut self) -> ServerMessage {
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        decode_body(&body).unwrap()
+    }
+
+    fn call(&mut self, request: Request) -> Option<Response> {
+        self.id += 1;
+        let msg = ClientMessage::Request {
+            id: self.id,
+            request,
+        };
+        self.s
+            .write_all(&encode_frame(&msg, 1 << 26).unwrap())
+            .unwrap();
+        match self.read() {
+            ServerMessage::Response { response, .. } => Some(response),
+            // e.g. "no job here" while the job record is on its way
+            ServerMessage::Error { .. } => None,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn show(&mut self, job: &str) -> Option<JobInfo> {
+        match self.call(Request::JobShow { job: job.into() }) {
+            Some(Response::Job(info)) => Some(info),
+            _ => None,
+        }
+    }
+}
+
+fn chain(n: usize) -> String {
+    let mut s = String::from(
+        "name: chain\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  t0: {component: noop}\n",
+    );
+    for i in 1..n {
+        s.push_str(&format!(
+            "  t{i}: {{component: noop, depends_on: [t{}]}}\n",
+            i - 1
+        ));
+    }
+    s
+}
+
+/// Submits at party 0 and polls every party (1 ms) until all report success.
+fn run(conns: &mut [Conn], spec: &str) -> (Duration, JobInfo) {
+    let t = Instant::now();
+    let job = match conns[0].call(Request::JobSubmit { spec: spec.into() }) {
+        Some(Response::JobSubmitted { job_id }) => job_id,
+        other => panic!("{other:?}"),
+    };
+    let mut done = vec![false; conns.len()];
+    let mut last = None;
+    while done.iter().any(|d| !d) {
+        for (i, c) in conns.iter_mut().enumerate() {
+            if !done[i]
+                && let Some(info) = c.show(&job)
+            {
+                assert!(info.status != "failed", "{info:?}");
+                if info.status == "success" {
+                    done[i] = true;
+                    last = Some(info);
+                }
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "job did not finish");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (t.elapsed(), last.unwrap())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let fed = Federation::init(&["bank-a", "insurer-b", "clinic-c"]);
+    fed.all_mutual();
+    let _d = fed.start_connected();
+    let mut conns: Vec<Conn> = fed
+        .parties
+        .iter()
+        .map(|p| Conn::open(&p.socket()))
+        .collect();
+    let (ten, one) = (chain(10), chain(1));
+    run(&mut conns, &ten); // warm-up
+    let (mut t10, mut t1, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let (d, info) = run(&mut conns, &ten);
+        t10.push(d.as_secs_f64() * 1e3);
+        for w in info.tasks.windows(2) {
+            let ends: Vec<f64> = w[0]
+                .parties
+                .values()
+                .map(|r| r.started_at.unwrap() as f64 + r.elapsed_s.unwrap() * 1e3)
+                .collect();
+            let upstream_done = ends.iter().cloned().fold(0.0, f64::max);
+            for r in w[1].parties.values() {
+                gaps.push(r.started_at.unwrap() as f64 - upstream_done);
+            }
+        }
+        t1.push(run(&mut conns, &one).0.as_secs_f64() * 1e3);
+    }
+    let (a50, amax) = (pct(&mut t10, 0.5), pct(&mut t10, 1.0));
+    let b50 = pct(&mut t1, 0.5);
+    let (g50, g99) = (pct(&mut gaps, 0.5), pct(&mut gaps, 0.99));
+    println!("| measure | result | baseline in the same run | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| submit → success at all 3 parties, chain of 10 noop tasks (10 runs) | p50 {a50:.0} ms, max {amax:.0} ms | 1-task job: p50 {b50:.0} ms | {:.1}× |",
+        a50 / b50
+    );
+    println!(
+        "| task-state propagation: upstream done everywhere → next task started at a party ({} steps) | p50 {g50:.1} ms, p99 {g99:.1} ms | | |",
+        gaps.len()
+    );
+}
