@@ -134,14 +134,7 @@ impl Actor for Scheduler {
             })
             .collect();
         for (job, key) in stale {
-            warn!(%job, task = %key.task, attempt = key.attempt, "run was cut short by a restart");
-            self.write_run(
-                ctx,
-                &job,
-                &key,
-                RunState::Failed,
-                Some("consortd restarted while the run was in progress".into()),
-            );
+            self.fail_cut_short(ctx, &job, &key);
         }
         let jobs: Vec<JobId> = self.views.keys().cloned().collect();
         for job in jobs {
@@ -240,6 +233,13 @@ impl Scheduler {
             }
             .into_actor(self),
         );
+    }
+
+    /// A run of ours that a previous process left running: it failed.
+    fn fail_cut_short(&mut self, ctx: &mut Context<Self>, job: &JobId, key: &RunKey) {
+        warn!(%job, task = %key.task, attempt = key.attempt, "run was cut short by a restart");
+        let why = "consortd restarted while the run was in progress".to_owned();
+        self.write_run(ctx, job, key, RunState::Failed, Some(why));
     }
 
     fn write_run(
@@ -489,14 +489,7 @@ impl Handler<RecordChanged> for Scheduler {
                 .and_then(|v| v.runs.get(&key))
                 .is_some_and(|r| r.state == RunState::Running);
             if running && !self.running.contains(&(job.clone(), key.clone())) {
-                warn!(%job, task = %key.task, attempt, "run was cut short by a restart");
-                self.write_run(
-                    ctx,
-                    &job,
-                    &key,
-                    RunState::Failed,
-                    Some("consortd restarted while the run was in progress".into()),
-                );
+                self.fail_cut_short(ctx, &job, &key);
             }
         }
         self.tick(ctx, &job);

@@ -74,6 +74,14 @@ pub trait TaskContext: Send + Sync {
         name: &str,
         points: &[(f64, f64)],
     ) -> Result<(), TaskError>;
+    /// Sets metadata of metric `namespace`/`name` (FATE-Flow's `set_metric_meta`: unit,
+    /// curve type, ...).
+    fn set_metric_meta(
+        &self,
+        namespace: &str,
+        name: &str,
+        meta: serde_json::Value,
+    ) -> Result<(), TaskError>;
     /// Writes a line to the task log.
     fn log(&self, line: &str);
     /// Whether the task was cancelled; long loops check it.

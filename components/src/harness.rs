@@ -131,6 +131,15 @@ impl TaskContext for MemCtx<'_> {
         lock(&self.metrics).push((namespace.to_owned(), name.to_owned(), points.to_vec()));
         Ok(())
     }
+    fn set_metric_meta(
+        &self,
+        namespace: &str,
+        name: &str,
+        meta: serde_json::Value,
+    ) -> Result<(), TaskError> {
+        self.log(&format!("meta {namespace}/{name}: {meta}"));
+        Ok(())
+    }
     fn log(&self, line: &str) {
         lock(&self.log).push(line.to_owned());
     }

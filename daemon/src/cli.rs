@@ -125,6 +125,18 @@ pub enum TaskCommand {
         #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Set a metric's metadata (JSON), e.g. '{"unit": "nats", "curve": "loss"}'.
+    MetricMeta {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// JSON object.
+        meta: String,
+        /// The task token.
+        #[arg(long, env = "CONSORT_TASK_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Write a line to the task log.
     Log {
         /// The text.

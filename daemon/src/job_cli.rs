@@ -419,7 +419,7 @@ pub(crate) async fn run_metric(
             if json_out {
                 let out: Vec<_> = found
                     .iter()
-                    .map(|m| serde_json::json!({"task": m.task, "role": m.role, "namespace": m.namespace, "name": m.name, "points": m.points}))
+                    .map(|m| serde_json::json!({"task": m.task, "role": m.role, "namespace": m.namespace, "name": m.name, "points": m.points, "meta": m.meta}))
                     .collect();
                 print_json(&out);
             } else {
@@ -505,6 +505,17 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
             y,
         },
         TaskCommand::Log { text, token } => Request::TaskLog { token, text },
+        TaskCommand::MetricMeta {
+            namespace,
+            name,
+            meta,
+            token,
+        } => Request::TaskMetricMeta {
+            token,
+            namespace,
+            name,
+            meta,
+        },
     };
     match client.request(request).await? {
         Response::Done { .. } => Ok(()),

@@ -126,6 +126,7 @@ pub(crate) async fn handle(
                     namespace: k.namespace,
                     name: k.name,
                     points: s.points,
+                    meta: s.meta,
                 })
                 .collect();
             Ok(Response::Metrics { metrics })
@@ -177,7 +178,8 @@ pub(crate) async fn handle_task(
         Request::TaskRemote { token, .. }
         | Request::TaskGet { token, .. }
         | Request::TaskMetric { token, .. }
-        | Request::TaskLog { token, .. } => token.clone(),
+        | Request::TaskLog { token, .. }
+        | Request::TaskMetricMeta { token, .. } => token.clone(),
         _ => return Err(ControlError::new(ErrorCode::Internal, "not a task request")),
     };
     let ctx = state
@@ -237,6 +239,24 @@ pub(crate) async fn handle_task(
                 .map_err(task_err)?;
             Ok(Response::Done {
                 message: format!("{namespace}/{name} += ({x}, {y})"),
+            })
+        }
+        Request::TaskMetricMeta {
+            namespace,
+            name,
+            meta,
+            ..
+        } => {
+            let meta: serde_json::Value = serde_json::from_str(&meta).map_err(|e| {
+                ControlError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("metadata is not JSON: {e}"),
+                )
+            })?;
+            ctx.set_metric_meta(&namespace, &name, meta)
+                .map_err(task_err)?;
+            Ok(Response::Done {
+                message: format!("{namespace}/{name} metadata set"),
             })
         }
         Request::TaskLog { text, .. } => {

@@ -241,7 +241,8 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         Request::TaskRemote { .. }
         | Request::TaskGet { .. }
         | Request::TaskMetric { .. }
-        | Request::TaskLog { .. } => crate::jobs::handle_task(state, request).await,
+        | Request::TaskLog { .. }
+        | Request::TaskMetricMeta { .. } => crate::jobs::handle_task(state, request).await,
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
             "unknown request; this consortd is older than the client",

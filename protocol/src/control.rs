@@ -157,6 +157,17 @@ pub enum Request {
         /// y.
         y: f64,
     },
+    /// From a script operator: set a metric's metadata.
+    TaskMetricMeta {
+        /// The task's token.
+        token: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Metadata (JSON text).
+        meta: String,
+    },
     /// From a script operator: write a line to the task log.
     TaskLog {
         /// The task's token.
@@ -338,6 +349,8 @@ pub struct MetricInfo {
     pub name: String,
     /// Points.
     pub points: Vec<(f64, f64)>,
+    /// Metadata set with `set_metric_meta`.
+    pub meta: Option<serde_json::Value>,
 }
 
 /// A partner as seen by this daemon.

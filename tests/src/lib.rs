@@ -120,25 +120,9 @@ impl Party {
             .prefix("consort-e2e")
             .tempdir()
             .unwrap();
-        let dir = tmp.path().join(name);
-        let out = consortd(&[
-            "init",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--party",
-            name,
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--json",
-        ]);
-        assert_eq!(out.code, Some(0), "init failed: {out:?}");
-        let v = out.json();
-        Self {
-            _tmp: Some(tmp),
-            dir,
-            name: name.to_owned(),
-            peer_id: v["peer_id"].as_str().unwrap().to_owned(),
-        }
+        let mut party = init_party(&tmp.path().join(name), name, "/ip4/127.0.0.1/tcp/0");
+        party._tmp = Some(tmp);
+        party
     }
 
     pub fn dir_str(&self) -> &str {
@@ -303,25 +287,8 @@ impl Federation {
         let mut ports = Vec::new();
         for name in names {
             let port = free_port();
-            let dir = tmp.path().join(name);
             let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-            let out = consortd(&[
-                "init",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--party",
-                name,
-                "--listen",
-                &listen,
-                "--json",
-            ]);
-            assert_eq!(out.code, Some(0), "init failed: {out:?}");
-            parties.push(Party {
-                _tmp: None,
-                dir,
-                name: (*name).to_owned(),
-                peer_id: out.json()["peer_id"].as_str().unwrap().to_owned(),
-            });
+            parties.push(init_party(&tmp.path().join(name), name, &listen));
             ports.push(port);
         }
         Self {
@@ -530,4 +497,25 @@ pub fn submit(party: &Party, file: &str) -> String {
     let out = party.cli(&["--json", "job", "submit", file]);
     assert_eq!(out.code, Some(0), "{out:?}");
     out.json()["job_id"].as_str().unwrap().to_owned()
+}
+
+/// `consortd init` of party `name` in `dir`, listening on `listen`.
+fn init_party(dir: &Path, name: &str, listen: &str) -> Party {
+    let out = consortd(&[
+        "init",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--party",
+        name,
+        "--listen",
+        listen,
+        "--json",
+    ]);
+    assert_eq!(out.code, Some(0), "init failed: {out:?}");
+    Party {
+        _tmp: None,
+        dir: dir.to_owned(),
+        name: name.to_owned(),
+        peer_id: out.json()["peer_id"].as_str().unwrap().to_owned(),
+    }
 }

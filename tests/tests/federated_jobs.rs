@@ -68,22 +68,12 @@ fn a_failing_task_fails_the_job_everywhere_with_party_and_message() {
         let v = wait_job_state(p, &id, &["failed"], T);
         let reason = v["reason"].as_str().unwrap();
         assert!(reason.contains("task boom failed at"), "{reason}");
-        let boom = v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "boom")
-            .unwrap();
+        let boom = task_of(&v, "boom");
         assert_eq!(boom["status"], "failed");
         let c = &boom["parties"]["clinic-c"];
         assert_eq!(c["state"], "failed", "{v}");
         assert_eq!(c["error"], "disk on fire");
-        let never = v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "never")
-            .unwrap();
+        let never = task_of(&v, "never");
         assert!(
             never["parties"]
                 .as_object()
@@ -121,13 +111,7 @@ fn stop_cancels_a_sleeping_job_everywhere_within_2_s() {
     for p in &fed.parties {
         wait_for("every run canceled", Duration::from_secs(2), || {
             let v = job_show(p, &id);
-            let nap = v["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|t| t["name"] == "nap")
-                .unwrap()
-                .clone();
+            let nap = task_of(&v, "nap");
             let all = nap["parties"]
                 .as_object()
                 .unwrap()
@@ -168,12 +152,7 @@ fn a_killed_party_restarts_and_the_task_is_retried() {
     let (fed, id, _d) = kill_during_sleep(1);
     for p in &fed.parties {
         let v = wait_job_state(p, &id, &["success"], T);
-        let nap = v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "nap")
-            .unwrap();
+        let nap = task_of(&v, "nap");
         assert_eq!(nap["parties"]["insurer-b"]["attempt"], 2, "{v}");
     }
 }
@@ -209,13 +188,7 @@ fn the_job_completes_after_the_initiator_comes_back() {
     d[0].wait_exit(T);
     wait_for("nap done at the hosts", T, || {
         let v = job_show(&fed.parties[1], &id);
-        let nap = v["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "nap")
-            .unwrap()
-            .clone();
+        let nap = task_of(&v, "nap");
         (nap["status"] == "success").then_some(())
     });
     d[0] = a.start();
@@ -302,6 +275,7 @@ if [ "$CONSORT_ROLE" = guest ]; then OTHER=host; else OTHER=guest; fi
 "$CONSORT_BIN" task get --from "$OTHER" --tag greet -o theirs.txt
 grep -q "hello from" theirs.txt
 "$CONSORT_BIN" task metric script bytes 0 "$(wc -c < theirs.txt)"
+"$CONSORT_BIN" task metric-meta script bytes '{"unit": "bytes"}'
 "$CONSORT_BIN" task log "got: $(cat theirs.txt)"
 cp theirs.txt outputs/greeting
 echo "done as $CONSORT_ROLE"
@@ -337,6 +311,7 @@ echo "done as $CONSORT_ROLE"
         .cli(&["--json", "metric", "get", &id, "greet", "script", "bytes"])
         .json();
     assert_eq!(m[0]["points"][0][1], 21.0, "{m}");
+    assert_eq!(m[0]["meta"]["unit"], "bytes", "{m}");
     let log = fed.parties[1].cli(&["job", "log", &id]);
     assert!(
         log.stdout.contains("got: hello from bank-a"),

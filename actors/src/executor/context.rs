@@ -98,6 +98,16 @@ impl ChannelCtx {
         self.started.elapsed() > self.timeout
     }
 
+    fn metric_key(&self, namespace: &str, name: &str) -> MetricKey {
+        MetricKey {
+            job: self.job.to_string(),
+            task: self.task.clone(),
+            role: self.me.role.to_string(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
     pub(super) fn job(&self) -> &JobId {
         &self.job
     }
@@ -274,16 +284,21 @@ impl TaskContext for ChannelCtx {
         name: &str,
         points: &[(f64, f64)],
     ) -> Result<(), TaskError> {
-        let key = MetricKey {
-            job: self.job.to_string(),
-            task: self.task.clone(),
-            role: self.me.role.to_string(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
         self.deps
             .tracking
-            .log_metric(&key, points)
+            .log_metric(&self.metric_key(namespace, name), points)
+            .map_err(|e| TaskError::Failed(e.to_string()))
+    }
+
+    fn set_metric_meta(
+        &self,
+        namespace: &str,
+        name: &str,
+        meta: serde_json::Value,
+    ) -> Result<(), TaskError> {
+        self.deps
+            .tracking
+            .set_metric_meta(&self.metric_key(namespace, name), meta)
             .map_err(|e| TaskError::Failed(e.to_string()))
     }
 
