@@ -55,6 +55,8 @@ pub struct JobDeps {
     pub socket: PathBuf,
     /// Tokens of running script tasks (shared with the socket server).
     pub tokens: executor::TaskTokens,
+    /// Parties allowed to read this party's task logs.
+    pub share_logs_with: Vec<String>,
 }
 
 /// Addresses of the running actors.
@@ -107,6 +109,10 @@ impl Actors {
             deps.mailbox,
             scheduler.clone().recipient(),
             deps.events,
+            network_actor::LogSharing {
+                tracking: deps.tracking,
+                share_logs_with: deps.share_logs_with,
+            },
         );
         Self {
             scheduler,

@@ -1,13 +1,21 @@
 use actix::{Actor, AsyncContext, Context, Recipient, StreamHandler, WrapFuture};
 use consort_protocol::PartyName;
-use consort_protocol::jobs::{CHANNEL_TOPIC, ChannelMessage, valid_tag};
+use consort_protocol::jobs::{CHANNEL_TOPIC, ChannelMessage, JobId, LOGS_TOPIC, valid_tag};
 use consort_protocol::peer::PeerResponse;
-use consort_storage::Mailbox;
+use consort_storage::{Mailbox, Tracking};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::network::{NetworkClient, NetworkEvent};
 use crate::scheduler::RecordChanged;
+
+/// This party's logs and with whom it shares them.
+pub struct LogSharing {
+    /// The logs.
+    pub tracking: Tracking,
+    /// `policy.share_logs_with` (`*` for every partner).
+    pub share_logs_with: Vec<String>,
+}
 
 /// The actors' side of the network: consumes its events and routes them — records to the
 /// Scheduler, data-channel messages to the mailbox, other requests to their subsystem. Holds
@@ -17,6 +25,8 @@ pub struct NetworkActor {
     me: PartyName,
     mailbox: Mailbox,
     scheduler: Recipient<RecordChanged>,
+    tracking: Tracking,
+    share_logs_with: Vec<String>,
 }
 
 impl NetworkActor {
@@ -27,6 +37,7 @@ impl NetworkActor {
         mailbox: Mailbox,
         scheduler: Recipient<RecordChanged>,
         events: mpsc::Receiver<NetworkEvent>,
+        logs: LogSharing,
     ) -> actix::Addr<Self> {
         NetworkActor::create(|ctx| {
             let stream = futures::stream::unfold(events, |mut rx| async move {
@@ -38,8 +49,36 @@ impl NetworkActor {
                 me,
                 mailbox,
                 scheduler,
+                tracking: logs.tracking,
+                share_logs_with: logs.share_logs_with,
             }
         })
+    }
+
+    /// Answers a partner's request for this party's log lines of a job, if the policy
+    /// (`share_logs_with`) names it.
+    fn on_logs(&self, party: &PartyName, body: &[u8]) -> PeerResponse {
+        let error = |message: String| PeerResponse::Error { message };
+        let shared = self
+            .share_logs_with
+            .iter()
+            .any(|p| p == "*" || p == party.as_str());
+        if !shared {
+            return error(format!(
+                "{} does not share its logs with {party} (policy.share_logs_with)",
+                self.me
+            ));
+        }
+        let Some(job) = std::str::from_utf8(body).ok().and_then(JobId::parse) else {
+            return error("malformed job id".into());
+        };
+        match self.tracking.lines(job.as_str()) {
+            Ok(lines) => match rmp_serde::to_vec_named(&lines) {
+                Ok(body) => PeerResponse::App { body },
+                Err(e) => error(e.to_string()),
+            },
+            Err(e) => error(format!("cannot read logs: {e}")),
+        }
     }
 
     /// Stores a data-channel message after checking who sent it and to whom.
@@ -84,6 +123,8 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
             } => {
                 let response = if topic == CHANNEL_TOPIC {
                     self.on_channel(&party, &body)
+                } else if topic == LOGS_TOPIC {
+                    self.on_logs(&party, &body)
                 } else {
                     debug!(%party, %topic, "no handler for partner request");
                     PeerResponse::Error {

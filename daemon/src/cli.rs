@@ -204,13 +204,19 @@ pub enum JobCommand {
         #[arg(long)]
         reason: String,
     },
-    /// This party's task log lines of a job.
+    /// Task log lines of a job: this party's, or a partner's that shares its logs with us.
     Log {
         /// Job id.
         id: String,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
+        /// Another party's logs (its policy.share_logs_with must name this party).
+        #[arg(long)]
+        party: Option<String>,
+        /// Keep printing new lines until the job ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 

@@ -317,26 +317,53 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
         JobCommand::Reject { id, reason } => {
             simple(target, Request::JobReject { job: id, reason }, json_out).await
         }
-        JobCommand::Log { id, task } => {
+        JobCommand::Log {
+            id,
+            task,
+            party,
+            follow,
+        } => {
             let mut client = target.connect().await?;
-            let mut lines = match client.request(Request::JobLog { job: id }).await? {
-                Response::JobLog { lines } => lines,
-                other => return Err(unexpected(&other)),
-            };
-            if let Some(t) = &task {
-                lines.retain(|l| &l.task == t);
-            }
-            if json_out {
-                print_json(&lines);
-            } else {
-                for l in &lines {
-                    println!(
-                        "{} {}#{} {}: {}",
-                        l.at_ms, l.task, l.attempt, l.role, l.line
-                    );
+            let mut printed = 0usize;
+            let mut finishing = false;
+            loop {
+                let request = Request::JobLog {
+                    job: id.clone(),
+                    party: party.clone(),
+                };
+                let mut lines = match client.request(request).await? {
+                    Response::JobLog { lines } => lines,
+                    other => return Err(unexpected(&other)),
+                };
+                if let Some(t) = &task {
+                    lines.retain(|l| &l.task == t);
+                }
+                if json_out && !follow {
+                    print_json(&lines);
+                    return Ok(());
+                }
+                for l in lines.iter().skip(printed) {
+                    if json_out {
+                        println!("{}", serde_json::to_string(l).unwrap_or_default());
+                    } else {
+                        println!(
+                            "{} {}#{} {}: {}",
+                            l.at_ms, l.task, l.attempt, l.role, l.line
+                        );
+                    }
+                }
+                printed = printed.max(lines.len());
+                if !follow || finishing {
+                    return Ok(());
+                }
+                // One more round after the job ends, for its last lines.
+                finishing = show(&mut client, &id)
+                    .await
+                    .is_ok_and(|j| is_final(&j.status));
+                if !finishing {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
-            Ok(())
         }
     }
 }

@@ -98,11 +98,16 @@ pub(crate) async fn handle(
                 .map_err(job_err)?;
             done(format!("job {job} rejected"))
         }
-        Request::JobLog { job } => {
-            let lines = state
-                .tracking
-                .lines(&job)
-                .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?
+        Request::JobLog { job, party } => {
+            let remote = party.filter(|p| p.as_str() != state.status.party);
+            let stored = match remote {
+                None => state
+                    .tracking
+                    .lines(&job)
+                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?,
+                Some(p) => remote_logs(state, &p, &job).await?,
+            };
+            let lines = stored
                 .into_iter()
                 .map(|l| LogLineInfo {
                     at_ms: l.at_ms,
@@ -266,5 +271,39 @@ pub(crate) async fn handle_task(
             })
         }
         _ => Err(ControlError::new(ErrorCode::Internal, "not a task request")),
+    }
+}
+
+/// Asks `party` for its log lines of `job` (it answers if its policy shares them with us).
+async fn remote_logs(
+    state: &ServerState,
+    party: &str,
+    job: &str,
+) -> Result<Vec<consort_storage::LogLine>, ControlError> {
+    use consort_protocol::peer::{PeerRequestBody, PeerResponse};
+    let body = PeerRequestBody::App {
+        topic: consort_protocol::jobs::LOGS_TOPIC.to_owned(),
+        body: job.as_bytes().to_vec(),
+    };
+    let unreachable = |m: String| ControlError::new(ErrorCode::Unreachable, m);
+    match state
+        .net
+        .request(party, body, std::time::Duration::from_secs(10))
+        .await
+    {
+        Ok(PeerResponse::App { body }) => rmp_serde::from_slice(&body)
+            .map_err(|e| unreachable(format!("{party} sent malformed log lines: {e}"))),
+        Ok(PeerResponse::Error { message }) => Err(ControlError::new(
+            ErrorCode::InvalidArgument,
+            format!("{party}: {message}"),
+        )),
+        Ok(other) => Err(unreachable(format!(
+            "unexpected answer from {party}: {other:?}"
+        ))),
+        Err(consort_actors::network::NetError::UnknownPartner(p)) => Err(ControlError::new(
+            ErrorCode::NotFound,
+            format!("'{p}' is not a partner"),
+        )),
+        Err(e) => Err(unreachable(format!("cannot reach {party}: {e}"))),
     }
 }

@@ -186,6 +186,7 @@ async fn serve(
             .collect(),
         socket: settings.socket.clone(),
         tokens: tokens.clone(),
+        share_logs_with: config.policy.share_logs_with.clone(),
     };
     let actors = Actors::start(store, deps);
     info!("actors started");

@@ -113,10 +113,13 @@ pub enum Request {
         /// Why (shown at every party).
         reason: String,
     },
-    /// This party's log lines of a job.
+    /// Log lines of a job: this party's, or another's (if its `share_logs_with` names us).
     JobLog {
         /// Job id.
         job: String,
+        /// Whose logs; default this party.
+        #[serde(default)]
+        party: Option<String>,
     },
     /// This party's metrics of a job.
     MetricList {

@@ -270,6 +270,10 @@ mod tests {
 /// Request-response topic of the data channel.
 pub const CHANNEL_TOPIC: &str = "channel";
 
+/// Request-response topic of log sharing: the body is a job id (text), the answer the
+/// MessagePack of the party's log lines, if its policy shares them with the asker.
+pub const LOGS_TOPIC: &str = "logs";
+
 /// One data-channel message: `remote(to, tag, bytes)` of one run to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelMessage {

@@ -266,6 +266,8 @@ fn twenty_jobs_submitted_at_once_across_three_parties_all_succeed() {
 fn a_script_operator_exchanges_a_file_and_logs_a_metric() {
     let fed = Federation::init(&["bank-a", "insurer-b"]);
     fed.all_mutual();
+    // insurer-b shares its task logs with bank-a; bank-a shares with nobody.
+    fed.edit_config(1, "share_logs_with = []", "share_logs_with = [\"bank-a\"]");
     let script = fed.job_file(
         "greet.sh",
         r#"set -e
@@ -322,5 +324,22 @@ echo "done as $CONSORT_ROLE"
         log.stdout.contains("done as host"),
         "stdout goes to the task log: {}",
         log.stdout
+    );
+    // Another party's logs, by request, where its policy allows.
+    let remote = fed.parties[0].cli(&["job", "log", &id, "--party", "insurer-b", "--follow"]);
+    assert_eq!(remote.code, Some(0), "{remote:?}");
+    assert!(
+        remote.stdout.contains("got: hello from bank-a"),
+        "{}",
+        remote.stdout
+    );
+    let refused = fed.parties[1].cli(&["job", "log", &id, "--party", "bank-a"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("does not share its logs with insurer-b"),
+        "{}",
+        refused.stderr
     );
 }
