@@ -283,6 +283,16 @@ pub async fn record_put(
             "a record key is 1 to 512 bytes",
         ));
     }
+    if consort_protocol::jobs::RecordKey::parse(&key).is_some()
+        || ["job/", "decision/", "task/", "stop/"]
+            .iter()
+            .any(|p| key.starts_with(p))
+    {
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            format!("'{key}': keys under job/, decision/, task/ and stop/ belong to the scheduler"),
+        ));
+    }
     let r = net.put_record(key, value).await.map_err(net_err)?;
     Ok(Response::Record {
         record: Some(record_info(r, false)),

@@ -46,6 +46,14 @@ fn partners_connect_gossip_and_catch_up_outsider_refused() {
     // Gossip: a record written at a is seen at b and c.
     let out = fed.parties[0].cli(&["record", "put", "greeting", "hello"]);
     assert_eq!(out.code, Some(0), "{out:?}");
+    // The scheduler's keys cannot be written by hand.
+    let out = fed.parties[0].cli(&["record", "put", "task/j/t/1/guest", "x"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("belong to the scheduler"),
+        "{}",
+        out.stderr
+    );
     for i in [1, 2] {
         wait_for("gossip delivery", Duration::from_secs(5), || {
             (record_value(&fed, i, "a", "greeting").as_deref() == Some("hello")).then_some(())
