@@ -343,3 +343,60 @@ echo "done as $CONSORT_ROLE"
         refused.stderr
     );
 }
+
+#[test]
+fn a_task_running_too_long_times_out_and_fails_the_job() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "slow.yaml",
+        "name: slow\nparties: {guest: [bank-a], host: [insurer-b]}\nconf: {task_timeout_s: 1}\ntasks:\n  nap: {component: sleep, params: {seconds: 60}}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["failed"], T);
+        let reason = v["reason"].as_str().unwrap();
+        assert!(reason.contains("timed out"), "{reason}");
+    }
+}
+
+#[test]
+fn manual_approval_holds_the_job_until_an_operator_decides() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    fed.edit_config(1, "manual_approval = false", "manual_approval = true");
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "ok.yaml",
+        "name: ok\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  r: {component: relay}\n",
+    );
+    let (a, b) = (&fed.parties[0], &fed.parties[1]);
+    let first = submit(a, &file);
+    let v = wait_for("held for approval", T, || {
+        let v = job_show(a, &first);
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("awaiting manual approval"))
+            .then_some(v)
+    });
+    assert_eq!(v["status"], "pending");
+    assert_eq!(b.cli(&["job", "approve", &first]).code, Some(0));
+    wait_job_state(a, &first, &["success"], T);
+
+    let second = submit(a, &file);
+    wait_for("second held", T, || {
+        (job_show(b, &second)["status"] == "pending").then_some(())
+    });
+    wait_for("decision recorded", T, || {
+        let out = b.cli(&["job", "reject", &second, "--reason", "not this quarter"]);
+        (out.code == Some(0)).then_some(())
+    });
+    let v = wait_job_state(a, &second, &["rejected"], T);
+    assert!(
+        v["reason"].as_str().unwrap().contains("not this quarter"),
+        "{v}"
+    );
+    // Approving a job that is not waiting is refused.
+    assert_eq!(b.cli(&["job", "approve", &first]).code, Some(1));
+}
