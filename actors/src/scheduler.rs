@@ -17,8 +17,8 @@ use consort_protocol::JobInfo;
 use consort_protocol::PartyName;
 use consort_protocol::job::{JobSpec, validate};
 use consort_protocol::jobs::{
-    Decision, DecisionRecord, JobId, JobRecord, RECORD_VERSION, RecordKey, RunState, StopRecord,
-    TaskStateRecord, decision_key, job_key, stop_key, task_key,
+    Decision, DecisionRecord, JobId, JobRecord, RECORD_VERSION, RecordKey, RerunRecord, RunState,
+    StopRecord, TaskStateRecord, decision_key, job_key, rerun_key, stop_key, task_key,
 };
 use consort_protocol::peer::Record;
 use consort_storage::{RecordStore, Store, TreeName};
@@ -189,6 +189,13 @@ impl Scheduler {
                 self.views
                     .get_mut(&job)?
                     .stops
+                    .insert(r.origin.clone(), rec);
+            }
+            RecordKey::Rerun(_) => {
+                let rec: RerunRecord = rmp_serde::from_slice(&r.value).ok()?;
+                self.views
+                    .get_mut(&job)?
+                    .reruns
                     .insert(r.origin.clone(), rec);
             }
             RecordKey::Task {
@@ -591,6 +598,7 @@ impl Handler<Stop> for Scheduler {
         let rec = StopRecord {
             v: RECORD_VERSION,
             reason: format!("stopped by {me}"),
+            epoch: view.epoch(),
         };
         self.write(ctx, stop_key(&job), encode(&rec));
         self.tick(ctx, &job);
@@ -637,6 +645,71 @@ impl Handler<Approve> for Scheduler {
                 decision,
             }),
         );
+        self.tick(ctx, &job);
+        Ok(())
+    }
+}
+
+/// Run a failed or canceled job again, reusing the outputs of tasks that succeeded.
+#[derive(Message)]
+#[rtype(result = "Result<(), JobError>")]
+pub struct Rerun {
+    /// Job id.
+    pub job: String,
+    /// Rerun this task and everything downstream (default: every task that did not succeed).
+    pub from: Option<String>,
+}
+
+impl Handler<Rerun> for Scheduler {
+    type Result = Result<(), JobError>;
+
+    fn handle(&mut self, msg: Rerun, ctx: &mut Context<Self>) -> Self::Result {
+        let job = JobId::parse(&msg.job).ok_or_else(|| JobError::NotFound(msg.job.clone()))?;
+        let view = self
+            .views
+            .get(&job)
+            .ok_or_else(|| JobError::NotFound(msg.job.clone()))?;
+        let status = view.status();
+        if !matches!(
+            status,
+            derive::JobStatus::Failed | derive::JobStatus::Canceled
+        ) {
+            return Err(JobError::Conflict(format!(
+                "job {job} is {}; only failed or canceled jobs can be rerun",
+                status.as_str()
+            )));
+        }
+        let plan = view
+            .plan
+            .as_ref()
+            .map_err(|e| JobError::Conflict(e.clone()))?;
+        let names: Vec<String> = match &msg.from {
+            Some(from) => {
+                if !plan.tasks.iter().any(|t| &t.name == from) {
+                    return Err(JobError::Invalid(vec![format!(
+                        "--from: no task '{from}' in job {job}"
+                    )]));
+                }
+                view.downstream(from)
+            }
+            None => plan
+                .tasks
+                .iter()
+                .filter(|t| view.outcome(&t.name) != derive::TaskOutcome::Success)
+                .map(|t| t.name.clone())
+                .collect(),
+        };
+        let tasks = names
+            .iter()
+            .map(|t| (t.clone(), view.last_attempt(t) + 1))
+            .collect();
+        let rec = RerunRecord {
+            v: RECORD_VERSION,
+            epoch: view.epoch() + 1,
+            tasks,
+        };
+        info!(%job, tasks = names.len(), epoch = rec.epoch, "job rerun");
+        self.write(ctx, rerun_key(&job), encode(&rec));
         self.tick(ctx, &job);
         Ok(())
     }

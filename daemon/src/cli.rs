@@ -191,6 +191,14 @@ pub enum JobCommand {
         /// Job id.
         id: String,
     },
+    /// Run a failed or canceled job again at every party, reusing what succeeded upstream.
+    Rerun {
+        /// Job id.
+        id: String,
+        /// Rerun this task and everything downstream (default: every task that did not succeed).
+        #[arg(long, value_name = "TASK")]
+        from: Option<String>,
+    },
     /// Accept a job held for manual approval (policy.manual_approval).
     Approve {
         /// Job id.

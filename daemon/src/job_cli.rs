@@ -311,6 +311,9 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             wait(&mut client, &id, timeout, json_out, false).await
         }
         JobCommand::Stop { id } => simple(target, Request::JobStop { job: id }, json_out).await,
+        JobCommand::Rerun { id, from } => {
+            simple(target, Request::JobRerun { job: id, from }, json_out).await
+        }
         JobCommand::Approve { id } => {
             simple(target, Request::JobApprove { job: id }, json_out).await
         }

@@ -1,6 +1,6 @@
 //! Control-socket requests about jobs, answered by the Scheduler and the tracking store.
 
-use consort_actors::scheduler::{Approve, JobError, List, Show, Stop, Submit};
+use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit};
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::Role;
 use consort_protocol::{
@@ -75,6 +75,17 @@ pub(crate) async fn handle(
                 .map_err(mailbox_err)?
                 .map_err(job_err)?;
             done(format!("job {job} is being stopped at every party"))
+        }
+        Request::JobRerun { job, from } => {
+            scheduler
+                .send(Rerun {
+                    job: job.clone(),
+                    from,
+                })
+                .await
+                .map_err(mailbox_err)?
+                .map_err(job_err)?;
+            done(format!("job {job} runs again at every party"))
         }
         Request::JobApprove { job } => {
             scheduler

@@ -234,6 +234,7 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::JobShow { .. }
         | Request::JobList
         | Request::JobStop { .. }
+        | Request::JobRerun { .. }
         | Request::JobApprove { .. }
         | Request::JobReject { .. }
         | Request::JobLog { .. }

@@ -101,6 +101,14 @@ pub enum Request {
         /// Job id.
         job: String,
     },
+    /// Run a failed or canceled job again, reusing the outputs of tasks that succeeded.
+    JobRerun {
+        /// Job id.
+        job: String,
+        /// Rerun from this task (and everything downstream).
+        #[serde(default)]
+        from: Option<String>,
+    },
     /// Accept a job held for manual approval.
     JobApprove {
         /// Job id.

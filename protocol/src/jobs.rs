@@ -146,6 +146,25 @@ pub struct StopRecord {
     pub v: u16,
     /// Why (shown in `job show`).
     pub reason: String,
+    /// The rerun epoch it stops (0 before any rerun); a rerun lifts older stops.
+    #[serde(default)]
+    pub epoch: u32,
+}
+
+/// `rerun/<job>`: run a failed or canceled job again, reusing what succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RerunRecord {
+    /// Schema version.
+    pub v: u16,
+    /// Epoch, from 1; the highest seen from any party wins.
+    pub epoch: u32,
+    /// Tasks to run again, each with the first attempt number of the rerun.
+    pub tasks: std::collections::BTreeMap<String, u32>,
+}
+
+/// The key of a rerun record.
+pub fn rerun_key(job: &JobId) -> String {
+    format!("rerun/{job}")
 }
 
 /// The key of a job record.
@@ -177,6 +196,8 @@ pub enum RecordKey {
     Decision(JobId),
     /// `stop/<job>`.
     Stop(JobId),
+    /// `rerun/<job>`.
+    Rerun(JobId),
     /// `task/<job>/<task>/<attempt>/<role>`.
     Task {
         /// Job.
@@ -200,6 +221,7 @@ impl RecordKey {
             "job" => RecordKey::Job(job),
             "decision" => RecordKey::Decision(job),
             "stop" => RecordKey::Stop(job),
+            "rerun" => RecordKey::Rerun(job),
             "task" => RecordKey::Task {
                 job,
                 task: parts.next()?.to_owned(),
@@ -214,7 +236,10 @@ impl RecordKey {
     /// The job the key belongs to.
     pub fn job(&self) -> &JobId {
         match self {
-            RecordKey::Job(j) | RecordKey::Decision(j) | RecordKey::Stop(j) => j,
+            RecordKey::Job(j)
+            | RecordKey::Decision(j)
+            | RecordKey::Stop(j)
+            | RecordKey::Rerun(j) => j,
             RecordKey::Task { job, .. } => job,
         }
     }

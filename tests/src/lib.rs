@@ -439,7 +439,7 @@ impl Federation {
         let daemons: Vec<Daemon> = self.parties.iter().map(|p| p.start()).collect();
         let n = self.parties.len() - 1;
         for p in &self.parties {
-            wait_for("partners connected", Duration::from_secs(20), || {
+            wait_for("partners connected", Duration::from_secs(60), || {
                 let peers = connected_peers(p);
                 (peers.iter().filter(|(_, c)| *c).count() == n).then_some(())
             });

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use consort_tests::{Federation, job_show, submit, task_of, wait_for, wait_job_state};
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 fn three() -> Federation {
     let fed = Federation::init(&["bank-a", "insurer-b", "clinic-c"]);
@@ -399,4 +399,47 @@ fn manual_approval_holds_the_job_until_an_operator_decides() {
     );
     // Approving a job that is not waiting is refused.
     assert_eq!(b.cli(&["job", "approve", &first]).code, Some(1));
+}
+
+#[test]
+fn a_stopped_job_reruns_reusing_what_succeeded() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "rerun.yaml",
+        "name: rerun\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  first: {component: relay}\n  nap: {component: sleep, depends_on: [first], params: {seconds: 1}}\n  last: {component: relay, depends_on: [nap]}\n",
+    );
+    let (a, b) = (&fed.parties[0], &fed.parties[1]);
+    let id = submit(a, &file);
+    wait_for("nap running", T, || {
+        (task_of(&job_show(a, &id), "nap")["status"] == "running").then_some(())
+    });
+    assert_eq!(a.cli(&["job", "stop", &id]).code, Some(0));
+    wait_job_state(b, &id, &["canceled"], T);
+    // Rerun from the other party.
+    let out = b.cli(&["job", "rerun", &id]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success"], T);
+        assert_eq!(
+            task_of(&v, "first")["parties"]["bank-a"]["attempt"],
+            1,
+            "reused: {v}"
+        );
+        assert_eq!(
+            task_of(&v, "nap")["parties"]["insurer-b"]["attempt"],
+            2,
+            "{v}"
+        );
+        assert_eq!(task_of(&v, "last")["parties"]["bank-a"]["state"], "success");
+    }
+    // Rerun from a task, on a finished job, is refused; from an unknown task too.
+    let out = a.cli(&["job", "rerun", &id, "--from", "nap"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("only failed or canceled jobs"),
+        "{}",
+        out.stderr
+    );
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use consort_protocol::PartyName;
 use consort_protocol::job::{JobPlan, PlannedTask, Role};
-use consort_protocol::jobs::{Decision, JobRecord, RunState, StopRecord, TaskStateRecord};
+use consort_protocol::jobs::{
+    Decision, JobRecord, RerunRecord, RunState, StopRecord, TaskStateRecord,
+};
 use serde::{Deserialize, Serialize};
 
 /// Identifies one run: a task attempt at one party in one role.
@@ -87,6 +89,8 @@ pub struct JobView {
     pub runs: BTreeMap<RunKey, TaskStateRecord>,
     /// Stop requests, by party.
     pub stops: BTreeMap<PartyName, StopRecord>,
+    /// Rerun requests, by party (the highest epoch counts).
+    pub reruns: BTreeMap<PartyName, RerunRecord>,
 }
 
 impl JobView {
@@ -98,7 +102,37 @@ impl JobView {
             decisions: BTreeMap::new(),
             runs: BTreeMap::new(),
             stops: BTreeMap::new(),
+            reruns: BTreeMap::new(),
         }
+    }
+
+    /// The rerun in force: the highest epoch (ties: the first party by name).
+    pub fn rerun(&self) -> Option<&RerunRecord> {
+        let mut best: Option<&RerunRecord> = None;
+        for r in self.reruns.values() {
+            if best.is_none_or(|b| r.epoch > b.epoch) {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// How many reruns the job has had.
+    pub fn epoch(&self) -> u32 {
+        self.rerun().map(|r| r.epoch).unwrap_or(0)
+    }
+
+    /// The first attempt that counts for `task` (later than 1 after a rerun of it).
+    pub fn base_attempt(&self, task: &str) -> u32 {
+        self.rerun()
+            .and_then(|r| r.tasks.get(task).copied())
+            .unwrap_or(1)
+    }
+
+    /// Stop requests of the current epoch.
+    pub fn active_stop(&self) -> Option<&StopRecord> {
+        let epoch = self.epoch();
+        self.stops.values().find(|s| s.epoch >= epoch)
     }
 
     fn task(&self, name: &str) -> Option<&PlannedTask> {
@@ -115,12 +149,13 @@ impl JobView {
     }
 
     fn highest_attempt(&self, task: &str) -> u32 {
+        let base = self.base_attempt(task);
         self.runs
             .keys()
-            .filter(|k| k.task == task)
+            .filter(|k| k.task == task && k.attempt >= base)
             .map(|k| k.attempt)
             .max()
-            .unwrap_or(1)
+            .unwrap_or(base)
     }
 
     fn first_failure(&self, task: &str, attempt: u32) -> Option<(PartyName, String)> {
@@ -131,11 +166,37 @@ impl JobView {
             .next()
     }
 
+    /// The highest attempt of `task` ever recorded (0 if none).
+    pub fn last_attempt(&self, task: &str) -> u32 {
+        self.runs
+            .keys()
+            .filter(|k| k.task == task)
+            .map(|k| k.attempt)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Tasks downstream of `task` (inputs or `depends_on`, transitively), with `task` itself.
+    pub fn downstream(&self, task: &str) -> Vec<String> {
+        let Ok(plan) = &self.plan else {
+            return Vec::new();
+        };
+        let mut out = vec![task.to_owned()];
+        // The plan is in dependency order: one pass collects the closure.
+        for t in &plan.tasks {
+            if t.upstream.iter().any(|u| out.contains(u)) && !out.contains(&t.name) {
+                out.push(t.name.clone());
+            }
+        }
+        out
+    }
+
     /// The attempt the task is at now: the highest seen, or the next one if that one failed
     /// somewhere and a retry is left.
     pub fn attempt_of(&self, task: &str) -> u32 {
         let a = self.highest_attempt(task);
-        if self.first_failure(task, a).is_some() && a <= self.retries() {
+        let used = a - self.base_attempt(task);
+        if self.first_failure(task, a).is_some() && used < self.retries() {
             a + 1
         } else {
             a
@@ -208,7 +269,7 @@ impl JobView {
         {
             return JobStatus::Failed;
         }
-        if !self.stops.is_empty() {
+        if self.active_stop().is_some() {
             return JobStatus::Canceled;
         }
         let all_accepted = self
@@ -401,6 +462,72 @@ mod tests {
     }
 
     #[test]
+    fn a_rerun_restarts_only_the_named_tasks_at_a_new_attempt() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Success);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Success);
+        set(&mut v, "two", 1, Role::Guest, "a", RunState::Canceled);
+        set(&mut v, "two", 1, Role::Host, "b", RunState::Failed);
+        assert_eq!(v.status(), JobStatus::Failed);
+        assert_eq!(
+            v.downstream("one"),
+            vec!["one".to_owned(), "two".to_owned()]
+        );
+        let tasks = [("two".to_owned(), v.last_attempt("two") + 1)].into();
+        v.reruns.insert(
+            p("a"),
+            RerunRecord {
+                v: 1,
+                epoch: 1,
+                tasks,
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Running);
+        assert_eq!(v.attempt_of("one"), 1, "succeeded upstream is reused");
+        assert_eq!(v.attempt_of("two"), 2);
+        let r = v.runnable(&p("b"));
+        assert_eq!((r[0].task.as_str(), r[0].attempt), ("two", 2));
+        set(&mut v, "two", 2, Role::Guest, "a", RunState::Success);
+        set(&mut v, "two", 2, Role::Host, "b", RunState::Success);
+        assert_eq!(v.status(), JobStatus::Success);
+    }
+
+    #[test]
+    fn a_rerun_lifts_an_older_stop() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        v.stops.insert(
+            p("b"),
+            StopRecord {
+                v: 1,
+                reason: "operator".into(),
+                epoch: 0,
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Canceled);
+        let tasks = [("one".to_owned(), 1), ("two".to_owned(), 1)].into();
+        v.reruns.insert(
+            p("b"),
+            RerunRecord {
+                v: 1,
+                epoch: 1,
+                tasks,
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Running);
+        v.stops.insert(
+            p("a"),
+            StopRecord {
+                v: 1,
+                reason: "again".into(),
+                epoch: 1,
+            },
+        );
+        assert_eq!(v.status(), JobStatus::Canceled);
+    }
+
+    #[test]
     fn stop_cancels() {
         let mut v = view(0);
         accept_all(&mut v);
@@ -409,6 +536,7 @@ mod tests {
             StopRecord {
                 v: 1,
                 reason: "operator".into(),
+                epoch: 0,
             },
         );
         assert_eq!(v.status(), JobStatus::Canceled);

@@ -35,7 +35,7 @@ fn reason(view: &JobView, status: JobStatus) -> Option<String> {
                 _ => None,
             })
         }
-        JobStatus::Canceled => view.stops.values().next().map(|s| s.reason.clone()),
+        JobStatus::Canceled => view.active_stop().map(|s| s.reason.clone()),
         JobStatus::Pending => {
             let waiting: Vec<String> = view
                 .participants()
