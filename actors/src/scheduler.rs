@@ -109,6 +109,9 @@ impl Actor for Scheduler {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Bursts of records (many jobs at once) must queue, not bounce.
         ctx.set_mailbox_capacity(4096);
+        // Safety net: re-read the records of unfinished jobs from the store now and then, so
+        // a record whose event was missed still moves its job on.
+        ctx.run_interval(RESYNC_EVERY, |act, ctx| act.resync(ctx));
         let Some(deps) = &self.deps else { return };
 
         let me = deps.me.clone();
@@ -144,7 +147,35 @@ impl Actor for Scheduler {
     }
 }
 
+/// Period of the scheduler's re-read of unfinished jobs' records.
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
+
 impl Scheduler {
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        let active: Vec<JobId> = self
+            .views
+            .iter()
+            .filter(|(_, v)| !v.status().is_final())
+            .map(|(j, _)| j.clone())
+            .collect();
+        if active.is_empty() {
+            return;
+        }
+        let Some(deps) = &self.deps else { return };
+        let me = deps.me.clone();
+        let Ok(all) = deps.records.all() else { return };
+        for r in &all {
+            // Our own records reach the view before the store: the store can only be older.
+            if r.origin != me && RecordKey::parse(&r.key).is_some_and(|k| active.contains(k.job()))
+            {
+                self.apply(r);
+            }
+        }
+        for job in active {
+            self.tick(ctx, &job);
+        }
+    }
+
     /// Folds one record into the views. Returns the job it concerns.
     fn apply(&mut self, r: &Record) -> Option<JobId> {
         let key = RecordKey::parse(&r.key)?;

@@ -132,7 +132,7 @@ fn default_redial_max_s() -> u64 {
     30
 }
 fn default_antientropy_s() -> u64 {
-    10
+    3
 }
 fn default_request_timeout_s() -> u64 {
     10
@@ -451,7 +451,7 @@ mdns = false
 kademlia = true
 # Longest pause between redials of an unreachable partner, and the catch-up period (seconds).
 redial_max_s = 30
-antientropy_s = 10
+antientropy_s = 3
 
 # Partners: the only peers allowed to connect. One block per partner organization:
 # [[partners]]

@@ -260,13 +260,22 @@ impl Drop for Daemon {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the OS does not hand it out again soon).
+/// A free TCP port on 127.0.0.1 for a daemon's fixed listen address.
+///
+/// Taken below Linux's ephemeral range (32768+), so that no outgoing connection or port-0
+/// listener of a concurrently running test is handed the same port between this check and the
+/// daemon's bind; spread by process id so that test binaries run side by side do not collide.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (start.wrapping_add(n * 13) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Parties sharing one temporary directory, each listening on its own loopback port.
