@@ -54,57 +54,6 @@ impl NetworkActor {
             }
         })
     }
-
-    /// Answers a partner's request for this party's log lines of a job, if the policy
-    /// (`share_logs_with`) names it.
-    fn on_logs(&self, party: &PartyName, body: &[u8]) -> PeerResponse {
-        let error = |message: String| PeerResponse::Error { message };
-        let shared = self
-            .share_logs_with
-            .iter()
-            .any(|p| p == "*" || p == party.as_str());
-        if !shared {
-            return error(format!(
-                "{} does not share its logs with {party} (policy.share_logs_with)",
-                self.me
-            ));
-        }
-        let Some(job) = std::str::from_utf8(body).ok().and_then(JobId::parse) else {
-            return error("malformed job id".into());
-        };
-        match self.tracking.lines(job.as_str()) {
-            Ok(lines) => match rmp_serde::to_vec_named(&lines) {
-                Ok(body) => PeerResponse::App { body },
-                Err(e) => error(e.to_string()),
-            },
-            Err(e) => error(format!("cannot read logs: {e}")),
-        }
-    }
-
-    /// Stores a data-channel message after checking who sent it and to whom.
-    fn on_channel(&self, party: &PartyName, body: &[u8]) -> PeerResponse {
-        let error = |message: String| PeerResponse::Error { message };
-        let msg: ChannelMessage = match rmp_serde::from_slice(body) {
-            Ok(m) => m,
-            Err(e) => return error(format!("malformed channel message: {e}")),
-        };
-        if &msg.from != party {
-            warn!(%party, claimed = %msg.from, "channel message claims another sender; dropped");
-            return error("the sender is not the party the message names".into());
-        }
-        if msg.to != self.me {
-            return error(format!("message for {}, this is {}", msg.to, self.me));
-        }
-        if !valid_tag(&msg.tag) || !valid_tag(&msg.task) {
-            return error("invalid task or tag name".into());
-        }
-        match self.mailbox.put(&msg.mailbox_key(), &msg.payload) {
-            Ok(()) => PeerResponse::App {
-                body: b"ok".to_vec(),
-            },
-            Err(e) => error(format!("cannot store the message: {e}")),
-        }
-    }
 }
 
 impl Actor for NetworkActor {
@@ -121,19 +70,28 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
                 topic,
                 body,
             } => {
-                let response = if topic == CHANNEL_TOPIC {
-                    self.on_channel(&party, &body)
+                // Both handlers touch sled (the mailbox flushes): never on the actor's thread.
+                let work: Box<dyn FnOnce() -> PeerResponse + Send> = if topic == CHANNEL_TOPIC {
+                    let (mailbox, me) = (self.mailbox.clone(), self.me.clone());
+                    Box::new(move || on_channel(&mailbox, &me, &party, &body))
                 } else if topic == LOGS_TOPIC {
-                    self.on_logs(&party, &body)
+                    let (tracking, me) = (self.tracking.clone(), self.me.clone());
+                    let shares = self.share_logs_with.clone();
+                    Box::new(move || on_logs(&tracking, &me, &shares, &party, &body))
                 } else {
                     debug!(%party, %topic, "no handler for partner request");
-                    PeerResponse::Error {
-                        message: format!("no handler for '{topic}' in this consortd"),
-                    }
+                    let message = format!("no handler for '{topic}' in this consortd");
+                    Box::new(move || PeerResponse::Error { message })
                 };
                 let client = self.client.clone();
                 ctx.spawn(
                     async move {
+                        let response =
+                            tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+                                PeerResponse::Error {
+                                    message: format!("handler failed: {e}"),
+                                }
+                            });
                         let _ = client.respond(id, response).await;
                     }
                     .into_actor(self),
@@ -156,5 +114,61 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
             NetworkEvent::PartnerConnected(p) => debug!(party = %p, "partner up"),
             NetworkEvent::PartnerDisconnected(p) => debug!(party = %p, "partner down"),
         }
+    }
+}
+
+/// Answers a partner's request for this party's log lines of a job, if the policy
+/// (`share_logs_with`) names it.
+fn on_logs(
+    tracking: &Tracking,
+    me: &PartyName,
+    share_logs_with: &[String],
+    party: &PartyName,
+    body: &[u8],
+) -> PeerResponse {
+    let error = |message: String| PeerResponse::Error { message };
+    let shared = share_logs_with
+        .iter()
+        .any(|p| p == "*" || p == party.as_str());
+    if !shared {
+        return error(format!(
+            "{} does not share its logs with {party} (policy.share_logs_with)",
+            me
+        ));
+    }
+    let Some(job) = std::str::from_utf8(body).ok().and_then(JobId::parse) else {
+        return error("malformed job id".into());
+    };
+    match tracking.lines(job.as_str()) {
+        Ok(lines) => match rmp_serde::to_vec_named(&lines) {
+            Ok(body) => PeerResponse::App { body },
+            Err(e) => error(e.to_string()),
+        },
+        Err(e) => error(format!("cannot read logs: {e}")),
+    }
+}
+
+/// Stores a data-channel message after checking who sent it and to whom.
+fn on_channel(mailbox: &Mailbox, me: &PartyName, party: &PartyName, body: &[u8]) -> PeerResponse {
+    let error = |message: String| PeerResponse::Error { message };
+    let msg: ChannelMessage = match rmp_serde::from_slice(body) {
+        Ok(m) => m,
+        Err(e) => return error(format!("malformed channel message: {e}")),
+    };
+    if &msg.from != party {
+        warn!(%party, claimed = %msg.from, "channel message claims another sender; dropped");
+        return error("the sender is not the party the message names".into());
+    }
+    if &msg.to != me {
+        return error(format!("message for {}, this is {}", msg.to, me));
+    }
+    if !valid_tag(&msg.tag) || !valid_tag(&msg.task) {
+        return error("invalid task or tag name".into());
+    }
+    match mailbox.put(&msg.mailbox_key(), &msg.payload) {
+        Ok(()) => PeerResponse::App {
+            body: b"ok".to_vec(),
+        },
+        Err(e) => error(format!("cannot store the message: {e}")),
     }
 }
