@@ -6,6 +6,7 @@
 //! so adding a field never breaks an older reader.
 
 pub mod control;
+pub mod data;
 pub mod frame;
 pub mod ids;
 pub mod job;
