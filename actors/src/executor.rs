@@ -216,6 +216,15 @@ impl Handler<StartRun> for Executor {
                     Err(TaskError::Cancelled) => RunEnd::Canceled,
                     Err(e) => RunEnd::Failed(e.to_string()),
                 };
+                // Whatever this run did not take (a failed attempt's messages) goes now, with
+                // its scratch files.
+                let prefix = format!("{}/{}/{}/", msg.job, msg.key.task, msg.key.attempt);
+                let to = format!("{}@{}", msg.key.role, msg.key.party);
+                if let Err(e) = deps.mailbox.clear(&prefix, Some(&to)) {
+                    warn!(error = %e, "cannot clear the run's mailbox");
+                }
+                let scratch = context::output_path(&deps.work_dir, &msg.job, &msg.key.task, msg.key.attempt, msg.key.role, "scratch");
+                let _ = std::fs::remove_dir_all(scratch);
                 info!(job = %msg.job, task = %msg.key.task, role = %msg.key.role, ?end, elapsed_ms = started.elapsed().as_millis() as u64, "run ended");
                 me_addr.do_send(Forget(msg.job.clone(), msg.key.clone()));
                 msg.reply_to.do_send(RunFinished { job: msg.job, key: msg.key, end });

@@ -2,7 +2,7 @@ use actix::{Actor, AsyncContext, Context, Recipient, StreamHandler, WrapFuture};
 use consort_protocol::PartyName;
 use consort_protocol::jobs::{CHANNEL_TOPIC, ChannelMessage, JobId, LOGS_TOPIC, valid_tag};
 use consort_protocol::peer::PeerResponse;
-use consort_storage::{Mailbox, Tracking};
+use consort_storage::{Chunk, Mailbox, Tracking};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -165,7 +165,20 @@ fn on_channel(mailbox: &Mailbox, me: &PartyName, party: &PartyName, body: &[u8])
     if !valid_tag(&msg.tag) || !valid_tag(&msg.task) {
         return error("invalid task or tag name".into());
     }
-    match mailbox.put(&msg.mailbox_key(), &msg.payload) {
+    let stored = match msg.part {
+        None => mailbox.put(&msg.mailbox_key(), &msg.payload),
+        Some(p) => mailbox.put_chunk(
+            &msg.mailbox_key(),
+            Chunk {
+                index: p.index,
+                count: p.count,
+                total: p.total,
+                offset: p.offset,
+            },
+            &msg.payload,
+        ),
+    };
+    match stored {
         Ok(()) => PeerResponse::App {
             body: b"ok".to_vec(),
         },

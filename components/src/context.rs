@@ -1,6 +1,7 @@
 //! What a running component may do.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use consort_protocol::PartyName;
 use consort_protocol::job::{Params, Role};
@@ -67,6 +68,44 @@ pub trait TaskContext: Send + Sync {
     fn remote(&self, to: &Target, tag: &str, data: &[u8]) -> Result<(), TaskError>;
     /// Receives what every endpoint of `from` sent under `tag` (waits; never from itself).
     fn get(&self, from: &Target, tag: &str) -> Result<Vec<(Endpoint, Vec<u8>)>, TaskError>;
+    /// Sends the file at `path` under `tag` to every endpoint of `to`. Large files stream in
+    /// chunks and never sit in memory whole (the default reads the file; the daemon streams).
+    fn remote_file(&self, to: &Target, tag: &str, path: &Path) -> Result<(), TaskError> {
+        let data = std::fs::read(path)
+            .map_err(|e| TaskError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        self.remote(to, tag, &data)
+    }
+    /// Receives what every endpoint of `from` sent under `tag` as files in `dir`, named
+    /// `TAG.ROLE@PARTY`. Large payloads land on disk without passing through memory whole.
+    fn get_file(
+        &self,
+        from: &Target,
+        tag: &str,
+        dir: &Path,
+    ) -> Result<Vec<(Endpoint, PathBuf)>, TaskError> {
+        let mut out = Vec::new();
+        for (e, data) in self.get(from, tag)? {
+            let path = dir.join(format!("{tag}.{e}"));
+            std::fs::write(&path, &data).map_err(|err| {
+                TaskError::Failed(format!("cannot write {}: {err}", path.display()))
+            })?;
+            out.push((e, path));
+        }
+        Ok(out)
+    }
+    /// A directory of this run's own for large intermediate files (created on demand).
+    fn scratch_dir(&self) -> Result<PathBuf, TaskError> {
+        let dir = std::env::temp_dir().join(format!(
+            "consort-scratch-{}-{}-{}-{}",
+            std::process::id(),
+            self.job_id(),
+            self.task(),
+            self.me()
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| TaskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
     /// Appends points to metric `namespace`/`name`.
     fn log_metric(
         &self,

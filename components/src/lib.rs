@@ -6,6 +6,7 @@
 //! [`harness`] gives them one backed by memory, so every algorithm is unit-tested with all
 //! parties in one process.
 
+mod blob;
 pub mod context;
 pub mod harness;
 mod registry;

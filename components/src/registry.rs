@@ -10,7 +10,7 @@ use crate::testing;
 pub type ComponentFn = fn(&dyn TaskContext) -> Result<(), TaskError>;
 
 /// Names of the components this build runs.
-pub const BUILTIN_COMPONENTS: &[&str] = &["noop", "sleep", "fail", "relay", "sum"];
+pub const BUILTIN_COMPONENTS: &[&str] = &["noop", "sleep", "fail", "relay", "sum", "blob"];
 
 /// The schema of component `name`: a built-in, or `script:NAME` (a script operator: any role,
 /// inputs, outputs and params; whether a party has registered it is checked by that party).
@@ -65,6 +65,15 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::optional("expect", ParamType::Float),
             ],
         ),
+        "blob" => s(
+            all,
+            Ports::Any,
+            Ports::Named(vec![]),
+            vec![
+                ParamSpec::required("size_mb", ParamType::Int),
+                ParamSpec::with_default("seed", ParamType::Int, json!(7)),
+            ],
+        ),
         _ => return None,
     })
 }
@@ -77,6 +86,7 @@ pub fn component(name: &str) -> Option<ComponentFn> {
         "fail" => testing::fail,
         "relay" => testing::relay,
         "sum" => testing::sum,
+        "blob" => crate::blob::blob,
         _ => return None,
     })
 }

@@ -475,13 +475,19 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
             file,
             token,
         } => {
-            let data = std::fs::read(&file)
+            // The daemon streams the file itself (large payloads never pass through here).
+            let path = std::fs::canonicalize(&file)
                 .map_err(|e| fail("io", format!("cannot read {}: {e}", file.display()), 1))?;
+            if !path.is_file() {
+                return Err(fail("io", format!("{} is not a file", file.display()), 1));
+            }
+            client.set_timeout(Duration::from_secs(7 * 24 * 3600));
             Request::TaskRemote {
                 token,
                 to,
                 tag,
-                data,
+                data: Vec::new(),
+                path: Some(path.display().to_string()),
             }
         }
         TaskCommand::Get {
@@ -492,31 +498,27 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
         } => {
             // Waiting for a partner can take as long as the task may run.
             client.set_timeout(Duration::from_secs(7 * 24 * 3600));
+            // With --output the daemon writes the file(s) itself, streaming.
+            let into = match &output {
+                None => None,
+                Some(path) => Some(absolute_output(path)?),
+            };
             let parts = match client
-                .request(Request::TaskGet { token, from, tag })
+                .request(Request::TaskGet {
+                    token,
+                    from,
+                    tag,
+                    into,
+                })
                 .await?
             {
                 Response::TaskData { parts } => parts,
                 other => return Err(unexpected(&other)),
             };
-            for part in &parts {
-                match &output {
-                    None => {
-                        use std::io::Write;
-                        let _ = std::io::stdout().write_all(&part.data);
-                    }
-                    Some(path) => {
-                        let path = if parts.len() == 1 {
-                            path.clone()
-                        } else {
-                            let mut p = path.as_os_str().to_owned();
-                            p.push(format!(".{}", part.from));
-                            p.into()
-                        };
-                        std::fs::write(&path, &part.data).map_err(|e| {
-                            fail("io", format!("cannot write {}: {e}", path.display()), 1)
-                        })?;
-                    }
+            if output.is_none() {
+                use std::io::Write;
+                for part in &parts {
+                    let _ = std::io::stdout().write_all(&part.data);
                 }
             }
             return Ok(());
@@ -551,4 +553,16 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
         Response::Done { .. } => Ok(()),
         other => Err(unexpected(&other)),
     }
+}
+
+/// `--output` as an absolute path (the daemon writes it; its working directory is not ours).
+fn absolute_output(path: &std::path::Path) -> Result<String, Failure> {
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| fail("io", format!("cannot resolve {}: {e}", path.display()), 1))?
+            .join(path)
+    };
+    Ok(abs.display().to_string())
 }

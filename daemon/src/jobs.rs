@@ -1,5 +1,7 @@
 //! Control-socket requests about jobs, answered by the Scheduler and the tracking store.
 
+use std::path::{Path, PathBuf};
+
 use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit};
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::Role;
@@ -218,28 +220,75 @@ pub(crate) async fn handle_task(
             .map_err(|e| ControlError::new(ErrorCode::Internal, format!("task call failed: {e}")))?
     };
     match request {
-        Request::TaskRemote { to, tag, data, .. } => {
+        Request::TaskRemote {
+            to,
+            tag,
+            data,
+            path,
+            ..
+        } => {
             let target = parse_target(ctx.as_ref(), &to)?;
+            let path = path.map(absolute).transpose()?;
             blocking(Box::new(move || {
-                ctx.remote(&target, &tag, &data).map_err(task_err)?;
+                let len = match &path {
+                    Some(p) => {
+                        ctx.remote_file(&target, &tag, p).map_err(task_err)?;
+                        std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+                    }
+                    None => {
+                        ctx.remote(&target, &tag, &data).map_err(task_err)?;
+                        data.len() as u64
+                    }
+                };
                 Ok(Response::Done {
-                    message: format!("sent {} bytes as '{tag}' to {to}", data.len()),
+                    message: format!("sent {len} bytes as '{tag}' to {to}"),
                 })
             }))
             .await
         }
-        Request::TaskGet { from, tag, .. } => {
+        Request::TaskGet {
+            from, tag, into, ..
+        } => {
             let target = parse_target(ctx.as_ref(), &from)?;
+            let into = into.map(absolute).transpose()?;
             blocking(Box::new(move || {
-                let parts = ctx
-                    .get(&target, &tag)
-                    .map_err(task_err)?
-                    .into_iter()
-                    .map(|(e, data)| TaskPart {
+                let Some(into) = into else {
+                    let parts = ctx
+                        .get(&target, &tag)
+                        .map_err(task_err)?
+                        .into_iter()
+                        .map(|(e, data)| TaskPart {
+                            from: e.to_string(),
+                            data,
+                            path: None,
+                        })
+                        .collect();
+                    return Ok(Response::TaskData { parts });
+                };
+                let dir = into.parent().map(Path::to_owned).unwrap_or_default();
+                let files = ctx.get_file(&target, &tag, &dir).map_err(task_err)?;
+                let several = files.len() > 1;
+                let mut parts = Vec::new();
+                for (e, file) in files {
+                    let dest = if several {
+                        let mut p = into.as_os_str().to_owned();
+                        p.push(format!(".{e}"));
+                        PathBuf::from(p)
+                    } else {
+                        into.clone()
+                    };
+                    std::fs::rename(&file, &dest).map_err(|err| {
+                        ControlError::new(
+                            ErrorCode::Internal,
+                            format!("cannot write {}: {err}", dest.display()),
+                        )
+                    })?;
+                    parts.push(TaskPart {
                         from: e.to_string(),
-                        data,
-                    })
-                    .collect();
+                        data: Vec::new(),
+                        path: Some(dest.display().to_string()),
+                    });
+                }
                 Ok(Response::TaskData { parts })
             }))
             .await
@@ -316,5 +365,19 @@ async fn remote_logs(
             format!("'{p}' is not a partner"),
         )),
         Err(e) => Err(unreachable(format!("cannot reach {party}: {e}"))),
+    }
+}
+
+/// A path from a script operator: it must be absolute (the daemon's working directory is not
+/// the script's).
+fn absolute(p: String) -> Result<PathBuf, ControlError> {
+    let path = PathBuf::from(&p);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(ControlError::new(
+            ErrorCode::InvalidArgument,
+            format!("'{p}' is not an absolute path"),
+        ))
     }
 }

@@ -168,7 +168,7 @@ async fn serve(
         net: shared.client.clone(),
         events,
         records: shared.records.clone(),
-        mailbox: Mailbox::open(store)?,
+        mailbox: Mailbox::open(store, &settings.data_dir.join("mailbox"))?,
         tracking: tracking.clone(),
         policy,
         work_dir: settings.data_dir.join("jobs"),

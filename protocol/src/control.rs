@@ -142,9 +142,12 @@ pub enum Request {
         to: String,
         /// Tag.
         tag: String,
-        /// Bytes.
+        /// Bytes (empty when `path` is given).
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+        /// Absolute path of a file the daemon streams instead (large payloads).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
     },
     /// From a script operator: receive what other parties sent under a tag (waits).
     TaskGet {
@@ -154,6 +157,10 @@ pub enum Request {
         from: String,
         /// Tag.
         tag: String,
+        /// Absolute path the daemon writes the payload to (`PATH.<role@party>` with several
+        /// senders) instead of answering with the bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        into: Option<String>,
     },
     /// From a script operator: log a metric point.
     TaskMetric {
@@ -507,9 +514,12 @@ pub enum ErrorCode {
 pub struct TaskPart {
     /// `role@party` of the sender.
     pub from: String,
-    /// Bytes.
+    /// Bytes (empty when written to `path`).
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+    /// Where the daemon wrote it, for [`Request::TaskGet`] with `into`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[cfg(test)]

@@ -122,13 +122,13 @@ impl Dataset {
                 )));
             }
         }
-        if let Some(l) = &self.labels {
-            if l.len() != n {
-                return Err(DatasetError::Shape(format!(
-                    "{} labels for {n} ids",
-                    l.len()
-                )));
-            }
+        if let Some(l) = &self.labels
+            && l.len() != n
+        {
+            return Err(DatasetError::Shape(format!(
+                "{} labels for {n} ids",
+                l.len()
+            )));
         }
         if self.labels.is_some() != self.label_name.is_some() {
             return Err(DatasetError::Shape("label name without labels".into()));

@@ -322,9 +322,28 @@ pub struct ChannelMessage {
     pub to: PartyName,
     /// Sequence number per (tag, sender, receiver), from 0.
     pub seq: u64,
-    /// The bytes.
+    /// The bytes (of this chunk, for a chunked message).
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// Set when the message is one chunk of a large payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<ChunkPart>,
+}
+
+/// Payloads larger than this travel as several chunks of at most this size.
+pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// Where a chunk goes in its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkPart {
+    /// Index, from 0.
+    pub index: u32,
+    /// Number of chunks.
+    pub count: u32,
+    /// Length of the whole payload.
+    pub total: u64,
+    /// Byte offset of this chunk.
+    pub offset: u64,
 }
 
 /// Mailbox key of a channel message (all parts are validated names without '/').
@@ -361,5 +380,10 @@ impl ChannelMessage {
 
 /// Whether `tag` is usable in a channel message: 1-128 characters, no '/'.
 pub fn valid_tag(tag: &str) -> bool {
-    !tag.is_empty() && tag.len() <= 128 && !tag.contains('/') && !tag.contains('\0')
+    !tag.is_empty()
+        && tag.len() <= 128
+        && tag != "."
+        && tag != ".."
+        && !tag.contains('/')
+        && !tag.contains('\0')
 }

@@ -46,6 +46,16 @@ pub enum StorageError {
         /// Version this build writes.
         supported: u16,
     },
+    /// A file next to the database could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A value could not be encoded (a bug; reported rather than panicking).
     #[error("cannot encode {kind} record: {reason}")]
     Encode {

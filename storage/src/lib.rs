@@ -18,7 +18,7 @@ mod tracking;
 mod tree;
 
 pub use error::StorageError;
-pub use mailbox::Mailbox;
+pub use mailbox::{Chunk, MAX_CHUNKS, Mail, Mailbox};
 pub use meta::DaemonMeta;
 pub use partners::{PartnerEntry, PartnerOverrides};
 pub use records::{Applied, RecordStore};

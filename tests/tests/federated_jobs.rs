@@ -266,6 +266,62 @@ fn twenty_jobs_submitted_at_once_across_three_parties_all_succeed() {
 }
 
 #[test]
+fn a_large_payload_streams_through_the_data_channel_in_chunks() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    // Peer messages are capped at 8 MiB here, so only a chunked transfer can deliver 40 MiB.
+    for i in 0..2 {
+        fed.edit_config(
+            i,
+            "antientropy_s = 3",
+            "antientropy_s = 3\nmax_message_bytes = 8388608",
+        );
+    }
+    let _d = fed.start_connected();
+    // 40 MiB: ten 4 MiB chunks, several in flight, hashed at both ends.
+    let file = fed.job_file(
+        "blob.yaml",
+        "name: blob\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  blob: {component: blob, params: {size_mb: 40}}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success", "failed"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &id])
+        );
+    }
+    let m = fed.parties[1]
+        .cli(&["--json", "metric", "get", &id, "blob", "blob", "bytes"])
+        .json();
+    assert_eq!(m[0]["points"][0][1], 40.0 * 1048576.0, "{m}");
+    // Nothing is left behind in the receiver's mailbox or scratch space.
+    let leftovers: Vec<_> = walk(&fed.parties[1].dir.join("mailbox"))
+        .into_iter()
+        .chain(walk(&fed.parties[1].dir.join("jobs")))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
 fn a_script_operator_exchanges_a_file_and_logs_a_metric() {
     let fed = Federation::init(&["bank-a", "insurer-b"]);
     fed.all_mutual();
@@ -279,6 +335,15 @@ if [ "$CONSORT_ROLE" = guest ]; then OTHER=host; else OTHER=guest; fi
 "$CONSORT_BIN" task remote --to "$OTHER" --tag greet mine.txt
 "$CONSORT_BIN" task get --from "$OTHER" --tag greet -o theirs.txt
 grep -q "hello from" theirs.txt
+# A payload larger than one channel chunk, streamed by the daemons from and into files.
+head -c 9437184 /dev/urandom > big.bin
+sha256sum < big.bin | cut -d' ' -f1 > big.sha
+"$CONSORT_BIN" task remote --to "$OTHER" --tag big big.bin
+"$CONSORT_BIN" task remote --to "$OTHER" --tag big.sha big.sha
+"$CONSORT_BIN" task get --from "$OTHER" --tag big -o big.theirs
+"$CONSORT_BIN" task get --from "$OTHER" --tag big.sha -o big.theirs.sha
+test "$(sha256sum < big.theirs | cut -d' ' -f1)" = "$(cat big.theirs.sha)"
+test "$(wc -c < big.theirs)" -eq 9437184
 "$CONSORT_BIN" task metric script bytes 0 "$(wc -c < theirs.txt)"
 "$CONSORT_BIN" task metric-meta script bytes '{"unit": "bytes"}'
 "$CONSORT_BIN" task log "got: $(cat theirs.txt)"

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::{Params, Role};
 use consort_protocol::jobs::{
-    CHANNEL_TOPIC, ChannelMessage, JobId, RECORD_VERSION, mailbox_key, valid_tag,
+    CHANNEL_TOPIC, CHUNK_BYTES, ChannelMessage, ChunkPart, JobId, RECORD_VERSION, mailbox_key,
+    valid_tag,
 };
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
-use consort_storage::{LogLine, MetricKey};
+use consort_storage::{Chunk, LogLine, MAX_CHUNKS, Mail, MetricKey};
 
 use super::{ExecDeps, StartRun};
 
@@ -129,6 +130,225 @@ impl ChannelCtx {
     }
 }
 
+/// What `remote` sends: bytes in memory, or a file read chunk by chunk.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File {
+        file: std::fs::File,
+        path: &'a Path,
+        len: u64,
+    },
+}
+
+impl Source<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Bytes(b) => b.len() as u64,
+            Source::File { len, .. } => *len,
+        }
+    }
+
+    /// `len` bytes at `offset`.
+    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, TaskError> {
+        match self {
+            Source::Bytes(b) => Ok(b[offset as usize..offset as usize + len].to_vec()),
+            Source::File { file, path, .. } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, offset).map_err(|e| {
+                    TaskError::Failed(format!("cannot read {}: {e}", path.display()))
+                })?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Chunks of one large message in flight at once (bounds memory at both ends).
+const WINDOW: usize = 4;
+
+impl ChannelCtx {
+    fn send(&self, to: &Target, tag: &str, source: &Source<'_>) -> Result<(), TaskError> {
+        if !valid_tag(tag) {
+            return Err(TaskError::Channel(format!("invalid tag '{tag}'")));
+        }
+        for dest in self.resolve(to) {
+            let seq = Self::next(&self.send_seq, tag, &dest);
+            if dest.party == self.me.party {
+                self.send_local(&dest, tag, seq, source)?;
+            } else if source.len() <= CHUNK_BYTES as u64 {
+                let data = source.read(0, source.len() as usize)?;
+                self.rt
+                    .block_on(self.send_message(&dest, tag, seq, data, None))?;
+            } else {
+                self.send_chunks(&dest, tag, seq, source)?;
+            }
+            if self.is_cancelled() {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Two roles of this party talk through the local mailbox.
+    fn send_local(
+        &self,
+        dest: &Endpoint,
+        tag: &str,
+        seq: u64,
+        source: &Source<'_>,
+    ) -> Result<(), TaskError> {
+        let key = self.key_to(dest, tag, seq);
+        let stored = match source {
+            Source::File { path, .. } => self.deps.mailbox.put_file(&key, path),
+            Source::Bytes(b) if b.len() > CHUNK_BYTES => {
+                let whole = Chunk {
+                    index: 0,
+                    count: 1,
+                    total: b.len() as u64,
+                    offset: 0,
+                };
+                self.deps.mailbox.put_chunk(&key, whole, b)
+            }
+            Source::Bytes(b) => self.deps.mailbox.put(&key, b),
+        };
+        stored.map_err(|e| TaskError::Channel(e.to_string()))
+    }
+
+    fn key_to(&self, dest: &Endpoint, tag: &str, seq: u64) -> String {
+        mailbox_key(
+            &self.job,
+            &self.task,
+            self.attempt,
+            tag,
+            (self.me.role, &self.me.party),
+            (dest.role, &dest.party),
+            seq,
+        )
+    }
+
+    /// Streams a large payload as chunks, `WINDOW` at a time; each is retried until
+    /// acknowledged (the receiver stores it before acknowledging).
+    fn send_chunks(
+        &self,
+        dest: &Endpoint,
+        tag: &str,
+        seq: u64,
+        source: &Source<'_>,
+    ) -> Result<(), TaskError> {
+        use futures::StreamExt;
+        let total = source.len();
+        let count = total.div_ceil(CHUNK_BYTES as u64);
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|c| *c <= MAX_CHUNKS)
+            .ok_or_else(|| TaskError::Channel(format!("'{tag}' is too large: {total} bytes")))?;
+        self.rt.block_on(async {
+            let mut sent = futures::stream::iter(0..count)
+                .map(|index| async move {
+                    let offset = index as u64 * CHUNK_BYTES as u64;
+                    let len = (total - offset).min(CHUNK_BYTES as u64) as usize;
+                    let data = source.read(offset, len)?;
+                    let part = ChunkPart {
+                        index,
+                        count,
+                        total,
+                        offset,
+                    };
+                    self.send_message(dest, tag, seq, data, Some(part)).await
+                })
+                .buffer_unordered(WINDOW);
+            while let Some(result) = sent.next().await {
+                result?;
+                if self.is_cancelled() {
+                    return Err(TaskError::Cancelled);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn send_message(
+        &self,
+        dest: &Endpoint,
+        tag: &str,
+        seq: u64,
+        payload: Vec<u8>,
+        part: Option<ChunkPart>,
+    ) -> Result<(), TaskError> {
+        let msg = ChannelMessage {
+            v: RECORD_VERSION,
+            job: self.job.clone(),
+            task: self.task.clone(),
+            attempt: self.attempt,
+            tag: tag.to_owned(),
+            from_role: self.me.role,
+            from: self.me.party.clone(),
+            to_role: dest.role,
+            to: dest.party.clone(),
+            seq,
+            payload,
+            part,
+        };
+        let body = rmp_serde::to_vec_named(&msg).map_err(|e| TaskError::Channel(e.to_string()))?;
+        drop(msg);
+        let req = PeerRequestBody::App {
+            topic: CHANNEL_TOPIC.to_owned(),
+            body,
+        };
+        match self
+            .deps
+            .net
+            .request(dest.party.as_str(), req, SEND_DEADLINE)
+            .await
+        {
+            Ok(PeerResponse::App { .. }) => Ok(()),
+            Ok(PeerResponse::Error { message }) => Err(TaskError::Channel(format!(
+                "{dest} refused '{tag}': {message}"
+            ))),
+            Ok(other) => Err(TaskError::Channel(format!(
+                "unexpected answer from {dest}: {other:?}"
+            ))),
+            Err(e) => Err(TaskError::Channel(format!(
+                "cannot deliver '{tag}' to {dest}: {e}"
+            ))),
+        }
+    }
+
+    /// Waits for the next message under `tag` from every endpoint of `from`.
+    fn receive(&self, from: &Target, tag: &str) -> Result<Vec<(Endpoint, Mail)>, TaskError> {
+        let mut out = Vec::new();
+        for src in self.resolve(from) {
+            let seq = Self::next(&self.recv_seq, tag, &src);
+            let key = mailbox_key(
+                &self.job,
+                &self.task,
+                self.attempt,
+                tag,
+                (src.role, &src.party),
+                (self.me.role, &self.me.party),
+                seq,
+            );
+            let left = self.timeout.saturating_sub(self.started.elapsed());
+            let got = self
+                .deps
+                .mailbox
+                .take_wait(&key, left, &|| self.is_cancelled())
+                .map_err(|e| TaskError::Channel(e.to_string()))?;
+            match got {
+                Some(mail) => out.push((src, mail)),
+                None if self.is_cancelled() => return Err(TaskError::Cancelled),
+                None => {
+                    return Err(TaskError::Channel(format!(
+                        "nothing from {src} under '{tag}' in time"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -184,98 +404,77 @@ impl TaskContext for ChannelCtx {
     }
 
     fn remote(&self, to: &Target, tag: &str, data: &[u8]) -> Result<(), TaskError> {
-        if !valid_tag(tag) {
-            return Err(TaskError::Channel(format!("invalid tag '{tag}'")));
-        }
-        for dest in self.resolve(to) {
-            let msg = ChannelMessage {
-                v: RECORD_VERSION,
-                job: self.job.clone(),
-                task: self.task.clone(),
-                attempt: self.attempt,
-                tag: tag.to_owned(),
-                from_role: self.me.role,
-                from: self.me.party.clone(),
-                to_role: dest.role,
-                to: dest.party.clone(),
-                seq: Self::next(&self.send_seq, tag, &dest),
-                payload: data.to_vec(),
-            };
-            if dest.party == self.me.party {
-                // Two roles of this party talk through the local mailbox.
-                self.deps
-                    .mailbox
-                    .put(&msg.mailbox_key(), &msg.payload)
-                    .map_err(|e| TaskError::Channel(e.to_string()))?;
-                continue;
-            }
-            let body =
-                rmp_serde::to_vec_named(&msg).map_err(|e| TaskError::Channel(e.to_string()))?;
-            let req = PeerRequestBody::App {
-                topic: CHANNEL_TOPIC.to_owned(),
-                body,
-            };
-            let answer = self.rt.block_on(self.deps.net.request(
-                dest.party.as_str(),
-                req,
-                SEND_DEADLINE,
-            ));
-            match answer {
-                Ok(PeerResponse::App { .. }) => {}
-                Ok(PeerResponse::Error { message }) => {
-                    return Err(TaskError::Channel(format!(
-                        "{} refused '{tag}': {message}",
-                        dest
-                    )));
-                }
-                Ok(other) => {
-                    return Err(TaskError::Channel(format!(
-                        "unexpected answer from {dest}: {other:?}"
-                    )));
-                }
-                Err(e) => {
-                    return Err(TaskError::Channel(format!(
-                        "cannot deliver '{tag}' to {dest}: {e}"
-                    )));
-                }
-            }
-            if self.is_cancelled() {
-                return Err(TaskError::Cancelled);
-            }
-        }
-        Ok(())
+        self.send(to, tag, &Source::Bytes(data))
+    }
+
+    fn remote_file(&self, to: &Target, tag: &str, path: &Path) -> Result<(), TaskError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| TaskError::Failed(format!("cannot open {}: {e}", path.display())))?;
+        let len = file
+            .metadata()
+            .map_err(|e| TaskError::Failed(format!("cannot stat {}: {e}", path.display())))?
+            .len();
+        self.send(to, tag, &Source::File { file, path, len })
     }
 
     fn get(&self, from: &Target, tag: &str) -> Result<Vec<(Endpoint, Vec<u8>)>, TaskError> {
         let mut out = Vec::new();
-        for src in self.resolve(from) {
-            let seq = Self::next(&self.recv_seq, tag, &src);
-            let key = mailbox_key(
-                &self.job,
-                &self.task,
-                self.attempt,
-                tag,
-                (src.role, &src.party),
-                (self.me.role, &self.me.party),
-                seq,
-            );
-            let left = self.timeout.saturating_sub(self.started.elapsed());
-            let got = self
-                .deps
-                .mailbox
-                .take_wait(&key, left, &|| self.is_cancelled())
-                .map_err(|e| TaskError::Channel(e.to_string()))?;
-            match got {
-                Some(data) => out.push((src, data)),
-                None if self.is_cancelled() => return Err(TaskError::Cancelled),
-                None => {
-                    return Err(TaskError::Channel(format!(
-                        "nothing from {src} under '{tag}' in time"
-                    )));
+        for (src, mail) in self.receive(from, tag)? {
+            let data = match mail {
+                Mail::Bytes(data) => data,
+                Mail::File { path, .. } => {
+                    let data = std::fs::read(&path).map_err(|e| {
+                        TaskError::Channel(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    let _ = std::fs::remove_file(&path);
+                    data
                 }
-            }
+            };
+            out.push((src, data));
         }
         Ok(out)
+    }
+
+    fn get_file(
+        &self,
+        from: &Target,
+        tag: &str,
+        dir: &Path,
+    ) -> Result<Vec<(Endpoint, PathBuf)>, TaskError> {
+        let failed = |p: &Path, e: std::io::Error| {
+            TaskError::Failed(format!("cannot write {}: {e}", p.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        let mut out = Vec::new();
+        for (src, mail) in self.receive(from, tag)? {
+            let dest = dir.join(format!("{tag}.{src}"));
+            match mail {
+                Mail::Bytes(data) => std::fs::write(&dest, data).map_err(|e| failed(&dest, e))?,
+                Mail::File { path, .. } => {
+                    if std::fs::rename(&path, &dest).is_err() {
+                        // Another file system: copy, then drop the mailbox's copy.
+                        std::fs::copy(&path, &dest).map_err(|e| failed(&dest, e))?;
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            out.push((src, dest));
+        }
+        Ok(out)
+    }
+
+    fn scratch_dir(&self) -> Result<PathBuf, TaskError> {
+        let dir = output_path(
+            &self.deps.work_dir,
+            &self.job,
+            &self.task,
+            self.attempt,
+            self.me.role,
+            "scratch",
+        );
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| TaskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(dir)
     }
 
     fn log_metric(
