@@ -9,19 +9,23 @@
 //! not fsync its blob files).
 
 mod error;
+mod files;
 mod mailbox;
 mod meta;
 mod partners;
 mod records;
 mod store;
+mod tables;
 mod tracking;
 mod tree;
 
 pub use error::StorageError;
+pub use files::write_atomically;
 pub use mailbox::{Chunk, MAX_CHUNKS, Mail, Mailbox};
 pub use meta::DaemonMeta;
 pub use partners::{PartnerEntry, PartnerOverrides};
 pub use records::{Applied, RecordStore};
 pub use store::{Store, StoreOptions, TreeName};
+pub use tables::{CsvError, CsvOptions, TableMeta, Tables, parse_csv, valid_table_name};
 pub use tracking::{LogLine, MetricKey, MetricSeries, Tracking};
 pub use tree::{Record, Tree};

@@ -43,6 +43,8 @@ pub enum TreeName {
     Partners,
     /// Data-channel messages waiting for their task (Executor).
     Mailbox,
+    /// Uploaded tables' metadata (their columns are files).
+    Tables,
 }
 
 impl TreeName {
@@ -59,6 +61,7 @@ impl TreeName {
             TreeName::Records => "records",
             TreeName::Partners => "partners",
             TreeName::Mailbox => "mailbox",
+            TreeName::Tables => "tables",
         }
     }
 }

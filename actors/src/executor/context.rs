@@ -15,7 +15,7 @@ use consort_protocol::jobs::{
     valid_tag,
 };
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
-use consort_storage::{Chunk, LogLine, MAX_CHUNKS, Mail, MetricKey};
+use consort_storage::{Chunk, LogLine, MAX_CHUNKS, Mail, MetricKey, write_atomically};
 
 use super::{ExecDeps, StartRun};
 
@@ -349,17 +349,6 @@ impl ChannelCtx {
     }
 }
 
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
 
 impl TaskContext for ChannelCtx {
     fn job_id(&self) -> &str {
