@@ -7,6 +7,9 @@
 //! parties in one process.
 
 pub mod context;
+pub mod evaluation;
+pub mod hetero_lr;
+pub mod paillier;
 pub mod harness;
 mod registry;
 mod testing;
