@@ -20,7 +20,9 @@ fn rate(count: usize, f: impl FnOnce()) -> f64 {
 
 fn main() {
     let threads = rayon::current_num_threads();
-    println!("Paillier benchmark ({threads} rayon threads; per-second rates use all of them unless marked 1 core)");
+    println!(
+        "Paillier benchmark ({threads} rayon threads; per-second rates use all of them unless marked 1 core)"
+    );
     println!(
         "| key bits | keygen s | encrypt/s (1 core) | naive encrypt/s (1 core) | ratio | encrypt/s ({threads} thr) | decrypt/s (1 core) | add/s (1 core) | scalar-mul/s (1 core, 16-bit) | Xᵀ[[d]] 300×20 s | naive s (extrapolated) | ratio |"
     );
@@ -33,7 +35,9 @@ fn main() {
         let enc = pk.encryptor();
         let table_s = t.elapsed().as_secs_f64();
 
-        let ms: Vec<BigUint> = (0..2000u64).map(|i| pk.encode(i as f64 * 0.37 - 300.0, 32).unwrap()).collect();
+        let ms: Vec<BigUint> = (0..2000u64)
+            .map(|i| pk.encode(i as f64 * 0.37 - 300.0, 32).unwrap())
+            .collect();
         let n_enc = if bits == 1024 { 2000 } else { 1000 };
         let enc_rate = rate(n_enc, || {
             for m in &ms[..n_enc] {
@@ -77,7 +81,9 @@ fn main() {
         let cols: Vec<Vec<i64>> = (0..20)
             .map(|j| {
                 (0..300)
-                    .map(|i| to_fixed_i64(((i * 31 + j * 17) % 200) as f64 / 25.0 - 4.0, 16).unwrap())
+                    .map(|i| {
+                        to_fixed_i64(((i * 31 + j * 17) % 200) as f64 / 25.0 - 4.0, 16).unwrap()
+                    })
                     .collect()
             })
             .collect();
@@ -95,6 +101,8 @@ fn main() {
             enc_rate / naive_rate,
             naive_mv / mv
         );
-        println!("  (fixed-base table for {bits} bits built in {table_s:.3} s, once per encryptor)");
+        println!(
+            "  (fixed-base table for {bits} bits built in {table_s:.3} s, once per encryptor)"
+        );
     }
 }

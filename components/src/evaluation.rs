@@ -62,7 +62,11 @@ impl Confusion {
     /// Harmonic mean of precision and recall, 0 if both are 0.
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
 }
 
@@ -120,7 +124,11 @@ pub fn roc(labels: &[f64], scores: &[f64]) -> Vec<(f64, f64)> {
     while i < idx.len() {
         let s = scores[idx[i]];
         while i < idx.len() && scores[idx[i]] == s {
-            if labels[idx[i]] > 0.5 { tp += 1.0 } else { fp += 1.0 }
+            if labels[idx[i]] > 0.5 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         points.push((fp / neg, tp / pos));
@@ -173,13 +181,19 @@ pub fn evaluate(data: &Dataset, threshold: f64) -> Result<Report, TaskError> {
             data.feature_names
         ))
     })?;
-    if let Some((i, y)) = labels.iter().enumerate().find(|(_, y)| **y != 0.0 && **y != 1.0) {
+    if let Some((i, y)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, y)| **y != 0.0 && **y != 1.0)
+    {
         return Err(TaskError::Failed(format!(
             "evaluation: label {y} of row {i} is not 0 or 1 (binary evaluation only)"
         )));
     }
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(TaskError::Failed(format!("evaluation: score of row {i} is not finite")));
+        return Err(TaskError::Failed(format!(
+            "evaluation: score of row {i} is not finite"
+        )));
     }
     Ok(Report {
         auc: auc(labels, scores),
@@ -191,7 +205,11 @@ pub fn evaluate(data: &Dataset, threshold: f64) -> Result<Report, TaskError> {
 }
 
 fn num(x: f64) -> serde_json::Value {
-    if x.is_finite() { json!(x) } else { serde_json::Value::Null }
+    if x.is_finite() {
+        json!(x)
+    } else {
+        serde_json::Value::Null
+    }
 }
 
 /// Entry point of component `evaluation`.

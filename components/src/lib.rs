@@ -8,9 +8,9 @@
 
 pub mod context;
 pub mod evaluation;
+pub mod harness;
 pub mod hetero_lr;
 pub mod paillier;
-pub mod harness;
 mod registry;
 mod testing;
 

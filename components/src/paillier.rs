@@ -127,7 +127,7 @@ fn security_bits(bits: u64) -> u64 {
 
 /// Generates a key pair with an N of `key_bits` bits.
 pub fn generate_keypair(key_bits: u64) -> Result<(PublicKey, PrivateKey), PaillierError> {
-    if key_bits % 2 != 0 || !(MIN_KEY_BITS..=MAX_KEY_BITS).contains(&key_bits) {
+    if !key_bits.is_multiple_of(2) || !(MIN_KEY_BITS..=MAX_KEY_BITS).contains(&key_bits) {
         return Err(PaillierError::KeySize(key_bits));
     }
     loop {
@@ -185,11 +185,11 @@ impl PrivateKey {
 
     /// Decrypts to the plaintext residue mod N (CRT: mod p² and q²).
     pub fn decrypt(&self, c: &Ciphertext) -> BigUint {
-        let c = self.pk.nn.from_mont(&c.0);
-        let mp = (l_func(&(&c % &self.pp).modpow(&self.p1, &self.pp), &self.p) * &self.hp)
-            % &self.p;
-        let mq = (l_func(&(&c % &self.qq).modpow(&self.q1, &self.qq), &self.q) * &self.hq)
-            % &self.q;
+        let c = self.pk.nn.leave_mont(&c.0);
+        let mp =
+            (l_func(&(&c % &self.pp).modpow(&self.p1, &self.pp), &self.p) * &self.hp) % &self.p;
+        let mq =
+            (l_func(&(&c % &self.qq).modpow(&self.q1, &self.qq), &self.q) * &self.hq) % &self.q;
         // m = mq + q·((mp − mq)·q⁻¹ mod p)
         let diff = (&mp + &self.p - (&mq % &self.p)) % &self.p;
         let h = (diff * &self.q_inv_p) % &self.p;
@@ -330,7 +330,7 @@ impl PublicKey {
 
     /// `[[k · a]]` for a big plaintext `k` (full exponentiation; slow, for residues mod N).
     pub fn mul_big(&self, a: &Ciphertext, k: &BigUint) -> Ciphertext {
-        let c = self.nn.from_mont(&a.0).modpow(k, &self.nn.m);
+        let c = self.nn.leave_mont(&a.0).modpow(k, &self.nn.m);
         Ciphertext(self.nn.to_mont(&c))
     }
 
@@ -363,7 +363,7 @@ impl PublicKey {
     /// the baseline for benchmarks and tests.
     pub fn matvec_naive(&self, bases: &[Ciphertext], cols: &[Vec<i64>]) -> Vec<Ciphertext> {
         let nn = &self.nn.m;
-        let plain: Vec<BigUint> = bases.iter().map(|c| self.nn.from_mont(&c.0)).collect();
+        let plain: Vec<BigUint> = bases.iter().map(|c| self.nn.leave_mont(&c.0)).collect();
         cols.iter()
             .map(|col| {
                 let mut acc = BigUint::one();
@@ -402,7 +402,7 @@ impl PublicKey {
         let mut out = vec![0u8; w * cs.len()];
         let plain: Vec<Vec<u8>> = cs
             .par_iter()
-            .map(|c| self.nn.from_mont(&c.0).to_bytes_be())
+            .map(|c| self.nn.leave_mont(&c.0).to_bytes_be())
             .collect();
         for (slot, b) in out.chunks_mut(w).zip(plain) {
             slot[w - b.len()..].copy_from_slice(&b);
@@ -414,7 +414,7 @@ impl PublicKey {
     /// every one a unit mod N (one gcd for the whole batch: gcd(Π c mod N, N) = 1).
     pub fn decode_ciphertexts(&self, bytes: &[u8]) -> Result<Vec<Ciphertext>, PaillierError> {
         let w = self.cipher_width;
-        if bytes.len() % w != 0 {
+        if !bytes.len().is_multiple_of(w) {
             return Err(PaillierError::BadCiphertext(format!(
                 "{} bytes is not a multiple of the ciphertext width {w}",
                 bytes.len()

@@ -17,7 +17,10 @@ fn auc_perfect_inverted_ties_and_one_class() {
     let y = [0.0, 0.0, 1.0, 1.0];
     assert!(close(auc(&y, &[0.1, 0.2, 0.8, 0.9]), 1.0));
     assert!(close(auc(&y, &[0.9, 0.8, 0.2, 0.1]), 0.0));
-    assert!(close(auc(&y, &[0.5, 0.5, 0.5, 0.5]), 0.5), "all tied: one half");
+    assert!(
+        close(auc(&y, &[0.5, 0.5, 0.5, 0.5]), 0.5),
+        "all tied: one half"
+    );
     // Pairs (neg, pos): (0.1,0.4) ok, (0.1,0.3) ok, (0.4,0.4) tie ½, (0.4,0.3) wrong → 2.5/4.
     assert!(close(auc(&y, &[0.1, 0.4, 0.4, 0.3]), 0.625));
     assert!(auc(&[1.0, 1.0], &[0.2, 0.3]).is_nan());
@@ -35,11 +38,22 @@ fn ks_roc_and_confusion_by_hand() {
     assert!(close(ks(&y, &s), 0.5));
     assert!(close(ks(&y, &[0.1, 0.2, 0.8, 0.9]), 1.0));
     let c = Confusion::at(&y, &s, 0.5);
-    assert_eq!(c, Confusion { tp: 1, fp: 1, tn: 1, fn_: 1 });
+    assert_eq!(
+        c,
+        Confusion {
+            tp: 1,
+            fp: 1,
+            tn: 1,
+            fn_: 1
+        }
+    );
     assert!(close(c.accuracy(), 0.5) && close(c.precision(), 0.5) && close(c.recall(), 0.5));
     assert!(close(c.f1(), 0.5));
     let none = Confusion::at(&y, &s, 2.0);
-    assert_eq!((none.precision(), none.recall(), none.f1()), (0.0, 0.0, 0.0));
+    assert_eq!(
+        (none.precision(), none.recall(), none.f1()),
+        (0.0, 0.0, 0.0)
+    );
     // Score equal to the threshold predicts 1.
     assert_eq!(Confusion::at(&[1.0], &[0.5], 0.5).tp, 1);
 }
@@ -55,7 +69,10 @@ fn roc_is_thinned_to_at_most_200_points_keeping_the_ends() {
     assert_eq!(thin.len(), MAX_ROC_POINTS);
     assert_eq!(thin[0], (0.0, 0.0));
     assert_eq!(thin[MAX_ROC_POINTS - 1], (1.0, 1.0));
-    assert!(thin.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+    assert!(
+        thin.windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+    );
 }
 
 fn run_eval(data: &Dataset) -> crate::harness::RunResult {
@@ -72,9 +89,15 @@ fn run_eval(data: &Dataset) -> crate::harness::RunResult {
         BTreeMap::from([("data".to_owned(), data.to_bytes().expect("bytes"))]),
     )]);
     let f = component("evaluation").expect("built-in");
-    run_task("job-1", &task, f, &inputs, &Arc::new(AtomicBool::new(false)))
-        .pop()
-        .expect("one run")
+    run_task(
+        "job-1",
+        &task,
+        f,
+        &inputs,
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .pop()
+    .expect("one run")
 }
 
 #[test]
@@ -100,8 +123,16 @@ fn component_logs_metrics_and_writes_the_report() {
     assert_eq!(metric("accuracy"), vec![(0.0, 0.5)]);
     assert_eq!(metric("f1"), vec![(0.0, 0.5)]);
     assert_eq!(metric("roc").len(), 5);
-    assert!(r.log.iter().any(|l| l.contains("evaluation/roc") && l.contains("\"curve\":\"roc\"")));
-    assert!(r.log.iter().any(|l| l.contains("evaluation/confusion") && l.contains("\"tp\":1")));
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l.contains("evaluation/roc") && l.contains("\"curve\":\"roc\""))
+    );
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l.contains("evaluation/confusion") && l.contains("\"tp\":1"))
+    );
     let report: serde_json::Value =
         serde_json::from_slice(r.outputs.get("report").expect("report")).expect("json");
     assert_eq!(report["auc"], 0.75);
@@ -119,7 +150,10 @@ fn missing_labels_or_score_column_fail_clearly() {
     )
     .expect("dataset");
     let r = run_eval(&no_labels);
-    assert!(matches!(&r.result, Err(TaskError::Failed(m)) if m.contains("no labels")), "{r:?}");
+    assert!(
+        matches!(&r.result, Err(TaskError::Failed(m)) if m.contains("no labels")),
+        "{r:?}"
+    );
     let no_score = Dataset::new(
         vec!["a".into()],
         vec!["x0".into()],

@@ -6,7 +6,9 @@ use consort_protocol::job::Role;
 use crate::context::{Target, TaskContext, TaskError};
 use crate::paillier::generate_keypair;
 
-use super::common::{EarlyStop, HeteroLrModel, MODEL_VERSION, Params, batches, crypto, fail, hosts, one};
+use super::common::{
+    EarlyStop, HeteroLrModel, MODEL_VERSION, Params, batches, crypto, fail, hosts, one,
+};
 use super::wire::{
     Ciphers, Loss, PubKey, Residues, Setup, Verdict, WIRE_VERSION, WeightDiff, ciphers, recv,
     recv_one, residues_to_bytes, send,
@@ -18,8 +20,14 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     let guest = one(ctx, Role::Guest)?;
     let data_parties = Target::Role(Role::Host);
     let (pk, sk) = generate_keypair(p.key_bits).map_err(crypto)?;
-    ctx.log(&format!("hetero_lr arbiter: {}-bit Paillier key generated", p.key_bits));
-    let key = PubKey { v: WIRE_VERSION, n: pk.to_bytes() };
+    ctx.log(&format!(
+        "hetero_lr arbiter: {}-bit Paillier key generated",
+        p.key_bits
+    ));
+    let key = PubKey {
+        v: WIRE_VERSION,
+        n: pk.to_bytes(),
+    };
     send(ctx, &guest, "pubkey", &key)?;
     send(ctx, &data_parties, "pubkey", &key)?;
 
@@ -37,7 +45,10 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             return Err(TaskError::Cancelled);
         }
         let (mut loss_sum, mut loss_rows) = (0.0, 0usize);
-        for (bi, rows) in batches(n, setup.batch_size, setup.seed, it).iter().enumerate() {
+        for (bi, rows) in batches(n, setup.batch_size, setup.seed, it)
+            .iter()
+            .enumerate()
+        {
             let step = format!("{it}.{bi}");
             // Masked gradients from every data party: decrypt, return.
             let tag = format!("grad.{step}");
@@ -47,10 +58,15 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 let count = msg.data.len() / pk.ciphertext_width().max(1);
                 let cs = ciphers(&pk, &from, &tag, &msg, count)?;
                 let plain = sk.decrypt_many(&cs);
-                send(ctx, &Target::One(from), &format!("plain.{step}"), &Residues {
-                    v: WIRE_VERSION,
-                    data: residues_to_bytes(&pk, &plain),
-                })?;
+                send(
+                    ctx,
+                    &Target::One(from),
+                    &format!("plain.{step}"),
+                    &Residues {
+                        v: WIRE_VERSION,
+                        data: residues_to_bytes(&pk, &plain),
+                    },
+                )?;
             }
             let tag = format!("loss.{step}");
             let (from, msg): (_, Loss) = recv_one(ctx, &guest, &tag)?;
@@ -61,7 +77,16 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                     rows.len()
                 )));
             }
-            let c = ciphers(&pk, &from, &tag, &Ciphers { v: msg.v, data: msg.data }, 1)?;
+            let c = ciphers(
+                &pk,
+                &from,
+                &tag,
+                &Ciphers {
+                    v: msg.v,
+                    data: msg.data,
+                },
+                1,
+            )?;
             let total = pk.decode(&sk.decrypt(&c[0]), FX + FD);
             loss_sum += std::f64::consts::LN_2 * rows.len() as f64 + 0.125 * total;
             loss_rows += rows.len();
@@ -69,7 +94,11 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
         let loss = loss_sum / loss_rows.max(1) as f64;
         let diffs = recv::<WeightDiff>(ctx, &Target::Role(Role::Guest), &format!("wdiff.{it}"))?
             .into_iter()
-            .chain(recv::<WeightDiff>(ctx, &data_parties, &format!("wdiff.{it}"))?)
+            .chain(recv::<WeightDiff>(
+                ctx,
+                &data_parties,
+                &format!("wdiff.{it}"),
+            )?)
             .map(|(_, d)| d.sq_norm)
             .sum::<f64>();
         converged = match p.early_stop {
@@ -84,23 +113,37 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             diffs.sqrt(),
             if converged { " converged" } else { "" }
         ));
-        send(ctx, &guest, &format!("verdict.{it}"), &Verdict {
-            v: WIRE_VERSION,
-            converged,
-            loss: Some(loss),
-        })?;
-        send(ctx, &data_parties, &format!("verdict.{it}"), &Verdict {
-            v: WIRE_VERSION,
-            converged,
-            loss: None,
-        })?;
+        send(
+            ctx,
+            &guest,
+            &format!("verdict.{it}"),
+            &Verdict {
+                v: WIRE_VERSION,
+                converged,
+                loss: Some(loss),
+            },
+        )?;
+        send(
+            ctx,
+            &data_parties,
+            &format!("verdict.{it}"),
+            &Verdict {
+                v: WIRE_VERSION,
+                converged,
+                loss: None,
+            },
+        )?;
         if converged {
             break;
         }
     }
     ctx.log(&format!(
         "hetero_lr arbiter: {iterations} epoch(s) with {n_hosts} host(s), {}",
-        if converged { "converged" } else { "max_iter reached" }
+        if converged {
+            "converged"
+        } else {
+            "max_iter reached"
+        }
     ));
     let model = HeteroLrModel {
         v: MODEL_VERSION,

@@ -45,7 +45,10 @@ impl HeteroLrModel {
         let m: Self = rmp_serde::from_slice(bytes)
             .map_err(|e| fail(format!("input 'model' is not a hetero_lr model: {e}")))?;
         if m.v != MODEL_VERSION {
-            return Err(fail(format!("hetero_lr model version {} is not supported", m.v)));
+            return Err(fail(format!(
+                "hetero_lr model version {} is not supported",
+                m.v
+            )));
         }
         if m.header.len() != m.weights.len() {
             return Err(fail(format!(
@@ -200,8 +203,7 @@ pub fn hosts(ctx: &dyn TaskContext) -> Vec<Endpoint> {
 pub fn dataset(ctx: &dyn TaskContext, name: &str) -> Result<Option<Dataset>, TaskError> {
     ctx.input(name)?
         .map(|b| {
-            Dataset::from_bytes(&b)
-                .map_err(|e| fail(format!("hetero_lr: input '{name}': {e}")))
+            Dataset::from_bytes(&b).map_err(|e| fail(format!("hetero_lr: input '{name}': {e}")))
         })
         .transpose()
 }
@@ -269,7 +271,10 @@ pub fn linear(ds: &Dataset, w: &[f64], b: f64, rows: Option<&[usize]>) -> Vec<f6
     let mut u = vec![b; n];
     for (col, &wj) in ds.columns.iter().zip(w) {
         match rows {
-            Some(rows) => u.iter_mut().zip(rows).for_each(|(ui, &r)| *ui += wj * col[r]),
+            Some(rows) => u
+                .iter_mut()
+                .zip(rows)
+                .for_each(|(ui, &r)| *ui += wj * col[r]),
             None => u.iter_mut().zip(col).for_each(|(ui, &x)| *ui += wj * x),
         }
     }
@@ -303,7 +308,11 @@ pub fn batches(rows: usize, batch_size: i64, seed: u64, epoch: u32) -> Vec<Vec<u
     if rows == 0 {
         return Vec::new();
     }
-    let bs = if batch_size < 0 { rows } else { (batch_size as usize).min(rows) };
+    let bs = if batch_size < 0 {
+        rows
+    } else {
+        (batch_size as usize).min(rows)
+    };
     let mut order: Vec<usize> = (0..rows).collect();
     if bs < rows {
         let mut state = seed ^ (u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15));

@@ -99,7 +99,11 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 });
             }
             let total = total.ok_or_else(|| fail("hetero_lr: no host sent [[u]]"))?;
-            let resid: Vec<f64> = rows.iter().zip(&u_g).map(|(&r, u)| u - 2.0 * y[r]).collect();
+            let resid: Vec<f64> = rows
+                .iter()
+                .zip(&u_g)
+                .map(|(&r, u)| u - 2.0 * y[r])
+                .collect();
             let d = total
                 .par_iter()
                 .zip(&resid)
@@ -110,12 +114,17 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 ctx,
                 &hosts_t,
                 &format!("d.{step}"),
-                &Ciphers { v: WIRE_VERSION, data: pk.encode_ciphertexts(&d) },
+                &Ciphers {
+                    v: WIRE_VERSION,
+                    data: pk.encode_ciphertexts(&d),
+                },
             )?;
 
             // Columns: features, (u_g − 2y') for the loss, ones for the intercept.
-            let mut cols: Vec<Vec<i64>> =
-                x_fixed.iter().map(|c| rows.iter().map(|&r| c[r]).collect()).collect();
+            let mut cols: Vec<Vec<i64>> = x_fixed
+                .iter()
+                .map(|c| rows.iter().map(|&r| c[r]).collect())
+                .collect();
             cols.push(
                 resid
                     .iter()
@@ -142,7 +151,11 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 ctx,
                 &arbiter,
                 &format!("loss.{step}"),
-                &Loss { v: WIRE_VERSION, rows: nb as u64, data: pk.encode_ciphertexts(&[loss]) },
+                &Loss {
+                    v: WIRE_VERSION,
+                    rows: nb as u64,
+                    data: pk.encode_ciphertexts(&[loss]),
+                },
             )?;
 
             let mut grads = out;
@@ -157,9 +170,21 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 b -= p.learning_rate * pk.decode(&plain[m], FD) * scale;
             }
         }
-        let sq: f64 = w.iter().zip(&w_start.0).map(|(a, c)| (a - c).powi(2)).sum::<f64>()
+        let sq: f64 = w
+            .iter()
+            .zip(&w_start.0)
+            .map(|(a, c)| (a - c).powi(2))
+            .sum::<f64>()
             + (b - w_start.1).powi(2);
-        send(ctx, &arbiter, &format!("wdiff.{it}"), &WeightDiff { v: WIRE_VERSION, sq_norm: sq })?;
+        send(
+            ctx,
+            &arbiter,
+            &format!("wdiff.{it}"),
+            &WeightDiff {
+                v: WIRE_VERSION,
+                sq_norm: sq,
+            },
+        )?;
         let (_, verdict): (_, Verdict) = recv_one(ctx, &arbiter, &format!("verdict.{it}"))?;
         iterations = it + 1;
         if let Some(loss) = verdict.loss {
@@ -174,10 +199,18 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
         }
     }
     ctx.log_metric("train", "iterations", &[(0.0, iterations as f64)])?;
-    ctx.log_metric("train", "converged", &[(0.0, if converged { 1.0 } else { 0.0 })])?;
+    ctx.log_metric(
+        "train",
+        "converged",
+        &[(0.0, if converged { 1.0 } else { 0.0 })],
+    )?;
     ctx.log(&format!(
         "hetero_lr guest: {iterations} epoch(s), {}",
-        if converged { "converged" } else { "max_iter reached" }
+        if converged {
+            "converged"
+        } else {
+            "max_iter reached"
+        }
     ));
 
     let model = HeteroLrModel {

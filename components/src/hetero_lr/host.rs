@@ -55,21 +55,31 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             return Err(TaskError::Cancelled);
         }
         let w_start = w.clone();
-        for (bi, rows) in batches(n, setup.batch_size, setup.seed, it).iter().enumerate() {
+        for (bi, rows) in batches(n, setup.batch_size, setup.seed, it)
+            .iter()
+            .enumerate()
+        {
             let step = format!("{it}.{bi}");
             let nb = rows.len();
             let u = linear(&data, &w, 0.0, Some(rows));
             let cu = encryptor.encrypt_many_f64(&u, FD).map_err(crypto)?;
-            send(ctx, &guest, &format!("u.{step}"), &Ciphers {
-                v: WIRE_VERSION,
-                data: pk.encode_ciphertexts(&cu),
-            })?;
+            send(
+                ctx,
+                &guest,
+                &format!("u.{step}"),
+                &Ciphers {
+                    v: WIRE_VERSION,
+                    data: pk.encode_ciphertexts(&cu),
+                },
+            )?;
             let tag = format!("d.{step}");
             let (from, msg): (_, Ciphers) = recv_one(ctx, &guest, &tag)?;
             let d = ciphers(&pk, &from, &tag, &msg, nb)?;
 
-            let mut cols: Vec<Vec<i64>> =
-                x_fixed.iter().map(|c| rows.iter().map(|&r| c[r]).collect()).collect();
+            let mut cols: Vec<Vec<i64>> = x_fixed
+                .iter()
+                .map(|c| rows.iter().map(|&r| c[r]).collect())
+                .collect();
             cols.push(
                 u.iter()
                     .map(|&v| to_fixed_i64(v, FX))
@@ -77,13 +87,23 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                     .map_err(crypto)?,
             );
             let mut grads = pk.matvec(&d, &cols).map_err(crypto)?;
-            let share = grads.pop().ok_or_else(|| fail("hetero_lr: no loss column"))?;
+            let share = grads
+                .pop()
+                .ok_or_else(|| fail("hetero_lr: no loss column"))?;
             let reg = 0.5 * p.alpha * w.iter().map(|x| x * x).sum::<f64>();
-            let share = pk.add_plain(&share, &pk.encode(8.0 * nb as f64 * reg, FX + FD).map_err(crypto)?);
-            send(ctx, &guest, &format!("hloss.{step}"), &Ciphers {
-                v: WIRE_VERSION,
-                data: pk.encode_ciphertexts(&[share]),
-            })?;
+            let share = pk.add_plain(
+                &share,
+                &pk.encode(8.0 * nb as f64 * reg, FX + FD).map_err(crypto)?,
+            );
+            send(
+                ctx,
+                &guest,
+                &format!("hloss.{step}"),
+                &Ciphers {
+                    v: WIRE_VERSION,
+                    data: pk.encode_ciphertexts(&[share]),
+                },
+            )?;
 
             let plain = masked_decrypt(ctx, &pk, &encryptor, &arbiter, &step, &grads)?;
             let scale = 0.25 / nb as f64;
@@ -93,7 +113,15 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             }
         }
         let sq: f64 = w.iter().zip(&w_start).map(|(a, c)| (a - c).powi(2)).sum();
-        send(ctx, &arbiter, &format!("wdiff.{it}"), &WeightDiff { v: WIRE_VERSION, sq_norm: sq })?;
+        send(
+            ctx,
+            &arbiter,
+            &format!("wdiff.{it}"),
+            &WeightDiff {
+                v: WIRE_VERSION,
+                sq_norm: sq,
+            },
+        )?;
         let (_, verdict): (_, Verdict) = recv_one(ctx, &arbiter, &format!("verdict.{it}"))?;
         iterations = it + 1;
         ctx.log(&format!("hetero_lr host: epoch {it} done"));
@@ -121,7 +149,13 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 fail("hetero_lr: the guest scores test_data but this host has no test_data input")
             })
         });
-        send_partial(ctx, &guest, "score.test", test.as_ref().map_err(Clone::clone), &model)?;
+        send_partial(
+            ctx,
+            &guest,
+            "score.test",
+            test.as_ref().map_err(Clone::clone),
+            &model,
+        )?;
         test?;
     }
     Ok(())
@@ -163,7 +197,13 @@ pub fn predict(ctx: &dyn TaskContext, model: &[u8]) -> Result<(), TaskError> {
     let test = required_dataset(ctx, "test_data");
     match model {
         Ok(model) => {
-            send_partial(ctx, &guest, "predict.u", test.as_ref().map_err(Clone::clone), &model)?;
+            send_partial(
+                ctx,
+                &guest,
+                "predict.u",
+                test.as_ref().map_err(Clone::clone),
+                &model,
+            )?;
             ctx.log("hetero_lr host: sent partial scores");
             Ok(())
         }

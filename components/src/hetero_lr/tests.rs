@@ -50,7 +50,10 @@ fn data(name: &str) -> Dataset {
 }
 
 fn ep(role: Role, party: &str) -> Endpoint {
-    Endpoint { role, party: PartyName::new(party).expect("name") }
+    Endpoint {
+        role,
+        party: PartyName::new(party).expect("name"),
+    }
 }
 
 /// The guest is bank-a, the host insurer-b; the arbiter runs at the guest's party.
@@ -66,7 +69,10 @@ fn plan(params: &str) -> PlannedTask {
 const FATE_BREAST: &str =
     "{max_iter: 10, batch_size: 300, learning_rate: 0.1, alpha: 0.001, key_bits: 512}";
 
-fn run(task: &PlannedTask, inputs: BTreeMap<Endpoint, BTreeMap<String, Vec<u8>>>) -> Vec<RunResult> {
+fn run(
+    task: &PlannedTask,
+    inputs: BTreeMap<Endpoint, BTreeMap<String, Vec<u8>>>,
+) -> Vec<RunResult> {
     let f = component("hetero_lr").expect("built-in");
     run_task("job-1", task, f, &inputs, &Arc::new(AtomicBool::new(false)))
 }
@@ -76,7 +82,9 @@ fn inputs(
     host: Vec<(&str, &Dataset)>,
 ) -> BTreeMap<Endpoint, BTreeMap<String, Vec<u8>>> {
     let enc = |v: Vec<(&str, &Dataset)>| -> BTreeMap<String, Vec<u8>> {
-        v.into_iter().map(|(k, d)| (k.to_owned(), d.to_bytes().expect("bytes"))).collect()
+        v.into_iter()
+            .map(|(k, d)| (k.to_owned(), d.to_bytes().expect("bytes")))
+            .collect()
     };
     BTreeMap::from([
         (ep(Role::Guest, "bank-a"), enc(guest)),
@@ -85,7 +93,10 @@ fn inputs(
 }
 
 fn by_role(results: &[RunResult], role: Role) -> &RunResult {
-    results.iter().find(|r| r.endpoint.role == role).expect("role")
+    results
+        .iter()
+        .find(|r| r.endpoint.role == role)
+        .expect("role")
 }
 
 fn scores(bytes: &[u8]) -> Dataset {
@@ -96,9 +107,15 @@ fn scores(bytes: &[u8]) -> Dataset {
 
 #[test]
 fn breast_train_reaches_auc_099_and_predict_reproduces_the_scores() {
-    let (g, h) = (data("breast_hetero_guest.csv"), data("breast_hetero_host.csv"));
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
     let started = std::time::Instant::now();
-    let results = run(&plan(FATE_BREAST), inputs(vec![("train_data", &g)], vec![("train_data", &h)]));
+    let results = run(
+        &plan(FATE_BREAST),
+        inputs(vec![("train_data", &g)], vec![("train_data", &h)]),
+    );
     for r in &results {
         assert_eq!(r.result, Ok(()), "{}: {:?}", r.endpoint, r.log);
     }
@@ -126,8 +143,18 @@ fn breast_train_reaches_auc_099_and_predict_reproduces_the_scores() {
     assert!(!gl.is_empty() && gl.len() <= 10);
     assert!(gl.last().expect("loss").1 < gl[0].1, "{gl:?}");
     assert!(gl[0].1 < std::f64::consts::LN_2, "{gl:?}");
-    assert!(guest.metrics.iter().any(|(ns, n, _)| ns == "train" && n == "iterations"));
-    assert!(guest.metrics.iter().any(|(ns, n, _)| ns == "train" && n == "converged"));
+    assert!(
+        guest
+            .metrics
+            .iter()
+            .any(|(ns, n, _)| ns == "train" && n == "iterations")
+    );
+    assert!(
+        guest
+            .metrics
+            .iter()
+            .any(|(ns, n, _)| ns == "train" && n == "converged")
+    );
 
     // Each party's model holds only its own features.
     let gm = HeteroLrModel::from_bytes(&guest.outputs["model"]).expect("guest model");
@@ -141,9 +168,16 @@ fn breast_train_reaches_auc_099_and_predict_reproduces_the_scores() {
     // Predict mode with the trained models on the same rows gives the same scores.
     let task = plan("{}");
     let mut inp = inputs(vec![("test_data", &g)], vec![("test_data", &h)]);
-    inp.get_mut(&ep(Role::Guest, "bank-a")).expect("g").insert("model".into(), guest.outputs["model"].clone());
-    inp.get_mut(&ep(Role::Host, "insurer-b")).expect("h").insert("model".into(), host.outputs["model"].clone());
-    inp.insert(ep(Role::Arbiter, "bank-a"), BTreeMap::from([("model".into(), arbiter.outputs["model"].clone())]));
+    inp.get_mut(&ep(Role::Guest, "bank-a"))
+        .expect("g")
+        .insert("model".into(), guest.outputs["model"].clone());
+    inp.get_mut(&ep(Role::Host, "insurer-b"))
+        .expect("h")
+        .insert("model".into(), host.outputs["model"].clone());
+    inp.insert(
+        ep(Role::Arbiter, "bank-a"),
+        BTreeMap::from([("model".into(), arbiter.outputs["model"].clone())]),
+    );
     let results = run(&task, inp);
     for r in &results {
         assert_eq!(r.result, Ok(()), "{}: {:?}", r.endpoint, r.log);
@@ -159,8 +193,14 @@ fn breast_train_reaches_auc_099_and_predict_reproduces_the_scores() {
 
 #[test]
 fn test_data_in_train_mode_is_scored_too() {
-    let (g, h) = (data("breast_hetero_guest.csv"), data("breast_hetero_host.csv"));
-    let (g_test, h_test) = (g.select(&(0..50).collect::<Vec<_>>()), h.select(&(0..50).collect::<Vec<_>>()));
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
+    let (g_test, h_test) = (
+        g.select(&(0..50).collect::<Vec<_>>()),
+        h.select(&(0..50).collect::<Vec<_>>()),
+    );
     let results = run(
         &plan("{max_iter: 2, learning_rate: 0.1, key_bits: 512}"),
         inputs(
@@ -180,12 +220,18 @@ fn test_data_in_train_mode_is_scored_too() {
 
 #[test]
 fn misaligned_ids_fail_clearly_at_every_party() {
-    let (g, h) = (data("breast_hetero_guest.csv"), data("breast_hetero_host.csv"));
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
     // Same ids, different order.
     let mut order: Vec<usize> = (0..h.rows()).collect();
     order.swap(0, 1);
     let h_swapped = h.select(&order);
-    let results = run(&plan(FATE_BREAST), inputs(vec![("train_data", &g)], vec![("train_data", &h_swapped)]));
+    let results = run(
+        &plan(FATE_BREAST),
+        inputs(vec![("train_data", &g)], vec![("train_data", &h_swapped)]),
+    );
     for r in &results {
         assert!(
             matches!(&r.result, Err(crate::TaskError::Failed(m)) if m.contains("not aligned") && m.contains("psi")),
@@ -196,8 +242,15 @@ fn misaligned_ids_fail_clearly_at_every_party() {
     }
     // Fewer rows.
     let h_short = h.select(&(0..100).collect::<Vec<_>>());
-    let results = run(&plan(FATE_BREAST), inputs(vec![("train_data", &g)], vec![("train_data", &h_short)]));
-    assert!(results.iter().all(|r| matches!(&r.result, Err(crate::TaskError::Failed(m)) if m.contains("100 rows"))));
+    let results = run(
+        &plan(FATE_BREAST),
+        inputs(vec![("train_data", &g)], vec![("train_data", &h_short)]),
+    );
+    assert!(
+        results.iter().all(
+            |r| matches!(&r.result, Err(crate::TaskError::Failed(m)) if m.contains("100 rows"))
+        )
+    );
 }
 
 #[test]
@@ -209,5 +262,8 @@ fn batches_are_deterministic_and_cover_every_row() {
     let mut all: Vec<usize> = b1.concat();
     all.sort_unstable();
     assert_eq!(all, (0..569).collect::<Vec<_>>());
-    assert_eq!(super::common::batches(5, -1, 1, 0), vec![vec![0, 1, 2, 3, 4]]);
+    assert_eq!(
+        super::common::batches(5, -1, 1, 0),
+        vec![vec![0, 1, 2, 3, 4]]
+    );
 }

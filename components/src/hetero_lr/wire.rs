@@ -220,7 +220,9 @@ pub trait Versioned {
 macro_rules! versioned {
     ($($t:ty),*) => { $(impl Versioned for $t { fn version(&self) -> u16 { self.v } })* };
 }
-versioned!(Align, Setup, PubKey, Ciphers, Loss, Residues, WeightDiff, Verdict, Partial);
+versioned!(
+    Align, Setup, PubKey, Ciphers, Loss, Residues, WeightDiff, Verdict, Partial
+);
 
 /// Masks `grads` with fresh encrypted random residues, has the arbiter decrypt them (tags
 /// `grad.{step}` out, `plain.{step}` back) and returns the unmasked residues.
@@ -240,9 +242,21 @@ pub fn masked_decrypt(
         .map(|(g, r)| pk.add(g, &encryptor.encrypt(r)))
         .collect();
     let tag = format!("grad.{step}");
-    send(ctx, arbiter, &tag, &Ciphers { v: WIRE_VERSION, data: pk.encode_ciphertexts(&masked) })?;
+    send(
+        ctx,
+        arbiter,
+        &tag,
+        &Ciphers {
+            v: WIRE_VERSION,
+            data: pk.encode_ciphertexts(&masked),
+        },
+    )?;
     let tag = format!("plain.{step}");
     let (from, msg): (_, Residues) = recv_one(ctx, arbiter, &tag)?;
     let plain = residues_from_bytes(pk, &from, &msg.data, grads.len())?;
-    Ok(plain.iter().zip(&masks).map(|(m, r)| pk.sub_mod(m, r)).collect())
+    Ok(plain
+        .iter()
+        .zip(&masks)
+        .map(|(m, r)| pk.sub_mod(m, r))
+        .collect())
 }

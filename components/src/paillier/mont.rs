@@ -68,7 +68,7 @@ impl Mont {
     }
 
     /// Back from Montgomery form.
-    pub fn from_mont(&self, a: &[u64]) -> BigUint {
+    pub fn leave_mont(&self, a: &[u64]) -> BigUint {
         let mut one = vec![0u64; self.limbs()];
         one[0] = 1;
         let r = self.mul(a, &one);
@@ -161,7 +161,7 @@ impl Mont {
 
     /// Inverse of a Montgomery-form value, if it exists.
     pub fn inv(&self, a: &[u64]) -> Option<Limbs> {
-        let x = self.from_mont(a);
+        let x = self.leave_mont(a);
         if x.is_zero() {
             return None;
         }
@@ -204,9 +204,12 @@ mod tests {
         let b = (&m - BigUint::from(12345u32)) % &m;
         let am = ctx.to_mont(&a);
         let bm = ctx.to_mont(&b);
-        assert_eq!(ctx.from_mont(&ctx.mul(&am, &bm)), (&a * &b) % &m);
-        assert_eq!(ctx.from_mont(&ctx.pow_u64(&am, 65537)), a.modpow(&65537u32.into(), &m));
+        assert_eq!(ctx.leave_mont(&ctx.mul(&am, &bm)), (&a * &b) % &m);
+        assert_eq!(
+            ctx.leave_mont(&ctx.pow_u64(&am, 65537)),
+            a.modpow(&65537u32.into(), &m)
+        );
         let ai = ctx.inv(&am).expect("invertible");
-        assert_eq!(ctx.from_mont(&ctx.mul(&ai, &am)), BigUint::one());
+        assert_eq!(ctx.leave_mont(&ctx.mul(&ai, &am)), BigUint::one());
     }
 }

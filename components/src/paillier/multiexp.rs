@@ -36,7 +36,11 @@ pub(crate) fn matvec(
     let shifted: Vec<Vec<u64>> = cols
         .iter()
         .zip(&offsets)
-        .map(|(c, &off)| c.iter().map(|&x| x.wrapping_add_unsigned(off) as u64).collect())
+        .map(|(c, &off)| {
+            c.iter()
+                .map(|&x| x.wrapping_add_unsigned(off) as u64)
+                .collect()
+        })
         .collect();
 
     let threads = rayon::current_num_threads().max(1);
@@ -111,7 +115,11 @@ fn block_products(mont: &Mont, bases: &[Ciphertext], cols: &[&[u64]]) -> Vec<Opt
                 if rest == 0 {
                     todo[..s].copy_from_slice(&chunk[top].0);
                 } else {
-                    mont.mul_into(&done[rest * s..(rest + 1) * s], &chunk[top].0, &mut todo[..s]);
+                    mont.mul_into(
+                        &done[rest * s..(rest + 1) * s],
+                        &chunk[top].0,
+                        &mut todo[..s],
+                    );
                 }
             }
             t

@@ -12,8 +12,14 @@ fn keys() -> &'static (PublicKey, PrivateKey) {
 fn keygen_gives_the_requested_size_and_rejects_bad_sizes() {
     let (pk, _) = keys();
     assert_eq!(pk.bits(), 512);
-    assert!(matches!(generate_keypair(511), Err(PaillierError::KeySize(511))));
-    assert!(matches!(generate_keypair(128), Err(PaillierError::KeySize(128))));
+    assert!(matches!(
+        generate_keypair(511),
+        Err(PaillierError::KeySize(511))
+    ));
+    assert!(matches!(
+        generate_keypair(128),
+        Err(PaillierError::KeySize(128))
+    ));
 }
 
 #[test]
@@ -31,8 +37,14 @@ fn encrypt_decrypt_round_trips_including_negatives() {
     assert_eq!(sk.decrypt(&pk.encrypt_naive(&m)), m);
     // Two encryptions of the same value differ (fresh randomness).
     assert_ne!(enc.encrypt(&m), enc.encrypt(&m));
-    assert!(matches!(pk.encode(f64::NAN, 16), Err(PaillierError::Encode(_))));
-    assert!(matches!(pk.encode(1e300, 16), Err(PaillierError::Encode(_))));
+    assert!(matches!(
+        pk.encode(f64::NAN, 16),
+        Err(PaillierError::Encode(_))
+    ));
+    assert!(matches!(
+        pk.encode(1e300, 16),
+        Err(PaillierError::Encode(_))
+    ));
 }
 
 #[test]
@@ -49,9 +61,15 @@ fn homomorphic_add_plain_add_and_scalar_mul() {
     assert_eq!(sk.decrypt_f64(&pk.add_plain(&b, &plain), 20), 6.0);
     // 2.5 · (−3 at scale 2^4) = −7.5 at scale 2^24.
     let k = to_fixed_i64(-3.0, 4).expect("k");
-    assert_eq!(sk.decrypt_f64(&pk.mul_scalar(&a, k).expect("mul"), 24), -7.5);
+    assert_eq!(
+        sk.decrypt_f64(&pk.mul_scalar(&a, k).expect("mul"), 24),
+        -7.5
+    );
     assert_eq!(sk.decrypt_f64(&pk.mul_scalar(&a, 0).expect("mul"), 20), 0.0);
-    assert_eq!(sk.decrypt_f64(&pk.mul_big(&b, &BigUint::from(3u32)), 20), -12.0);
+    assert_eq!(
+        sk.decrypt_f64(&pk.mul_big(&b, &BigUint::from(3u32)), 20),
+        -12.0
+    );
     let s = pk.sum(&[a.clone(), b.clone(), a.clone()]);
     assert_eq!(sk.decrypt_f64(&s, 20), 1.0);
     // Masking and unmasking mod N.
@@ -65,14 +83,18 @@ fn multi_exponentiation_equals_the_naive_result() {
     let (pk, sk) = keys();
     let enc = pk.encryptor();
     let n = 150;
-    let ds: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
+    let ds: Vec<f64> = (0..n)
+        .map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0)
+        .collect();
     let cs = enc.encrypt_many_f64(&ds, 24).expect("enc");
     let cols: Vec<Vec<i64>> = vec![
         (0..n as i64).map(|i| (i * 7919 % 1000) - 500).collect(),
         (0..n as i64).map(|i| i * 3).collect(),
         vec![0; n],
         (0..n as i64).map(|i| -(i % 5) * 100_000).collect(),
-        (0..n as i64).map(|i| if i == 17 { -1 } else { 0 }).collect(),
+        (0..n as i64)
+            .map(|i| if i == 17 { -1 } else { 0 })
+            .collect(),
     ];
     let fast = pk.matvec(&cs, &cols).expect("matvec");
     let naive = pk.matvec_naive(&cs, &cols);
@@ -82,14 +104,23 @@ fn multi_exponentiation_equals_the_naive_result() {
         assert_eq!(a, b, "column {j}");
         let want: f64 = ds.iter().zip(&cols[j]).map(|(d, &x)| d * x as f64).sum();
         let got = pk.decode(&a, 24);
-        assert!((got - want).abs() < 1e-3 * want.abs().max(1.0), "column {j}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < 1e-3 * want.abs().max(1.0),
+            "column {j}: {got} vs {want}"
+        );
     }
-    assert!(matches!(pk.matvec(&cs, &[vec![1; 3]]), Err(PaillierError::Shape(_))));
+    assert!(matches!(
+        pk.matvec(&cs, &[vec![1; 3]]),
+        Err(PaillierError::Shape(_))
+    ));
     // A large block count (more rows than one block) agrees too.
     let many = enc.encrypt_many_f64(&vec![1.0; 1500], 0).expect("enc");
     let col: Vec<i64> = (0..1500).map(|i| (i % 7) - 3).collect();
-    let out = pk.matvec(&many, &[col.clone()]).expect("matvec");
-    assert_eq!(pk.decode(&sk.decrypt(&out[0]), 0), col.iter().sum::<i64>() as f64);
+    let out = pk.matvec(&many, std::slice::from_ref(&col)).expect("matvec");
+    assert_eq!(
+        pk.decode(&sk.decrypt(&out[0]), 0),
+        col.iter().sum::<i64>() as f64
+    );
 }
 
 #[test]
