@@ -151,8 +151,8 @@ fn main() {
         ) {
             (Some(g), Some(h)) => {
                 for params in [
+                    "{max_iter: 5, batch_size: 1000, learning_rate: 0.15, alpha: 0.01, key_bits: 1024}",
                     "{max_iter: 5, batch_size: 3000, learning_rate: 0.15, alpha: 0.01, key_bits: 1024}",
-                    "{max_iter: 5, batch_size: -1, learning_rate: 0.15, alpha: 0.01, key_bits: 1024}",
                 ] {
                     row(
                         "default_credit 30000×(13+10)",

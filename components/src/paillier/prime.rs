@@ -10,7 +10,10 @@ fn small_primes() -> Vec<u64> {
     let mut out = Vec::new();
     let mut n = 3u64;
     while n < 2000 {
-        if (2..n).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d)) {
+        if (2..n)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
+        {
             out.push(n);
         }
         n += 2;

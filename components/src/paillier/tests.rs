@@ -116,7 +116,9 @@ fn multi_exponentiation_equals_the_naive_result() {
     // A large block count (more rows than one block) agrees too.
     let many = enc.encrypt_many_f64(&vec![1.0; 1500], 0).expect("enc");
     let col: Vec<i64> = (0..1500).map(|i| (i % 7) - 3).collect();
-    let out = pk.matvec(&many, std::slice::from_ref(&col)).expect("matvec");
+    let out = pk
+        .matvec(&many, std::slice::from_ref(&col))
+        .expect("matvec");
     assert_eq!(
         pk.decode(&sk.decrypt(&out[0]), 0),
         col.iter().sum::<i64>() as f64
