@@ -8,7 +8,10 @@
 
 mod blob;
 pub mod context;
+pub mod evaluation;
 pub mod harness;
+pub mod hetero_lr;
+pub mod paillier;
 mod registry;
 mod testing;
 

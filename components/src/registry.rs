@@ -10,7 +10,16 @@ use crate::testing;
 pub type ComponentFn = fn(&dyn TaskContext) -> Result<(), TaskError>;
 
 /// Names of the components this build runs.
-pub const BUILTIN_COMPONENTS: &[&str] = &["noop", "sleep", "fail", "relay", "sum", "blob"];
+pub const BUILTIN_COMPONENTS: &[&str] = &[
+    "noop",
+    "sleep",
+    "fail",
+    "relay",
+    "sum",
+    "blob",
+    "hetero_lr",
+    "evaluation",
+];
 
 /// The schema of component `name`: a built-in, or `script:NAME` (a script operator: any role,
 /// inputs, outputs and params; whether a party has registered it is checked by that party).
@@ -74,6 +83,33 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::with_default("seed", ParamType::Int, json!(7)),
             ],
         ),
+        "hetero_lr" => s(
+            vec![Role::Guest, Role::Host, Role::Arbiter],
+            Ports::Named(vec!["train_data", "test_data", "model"]),
+            Ports::Named(vec!["model", "train_output", "predict_output"]),
+            vec![
+                ParamSpec::with_default("max_iter", ParamType::Int, json!(30)),
+                ParamSpec::optional("epochs", ParamType::Int),
+                ParamSpec::with_default("batch_size", ParamType::Int, json!(-1)),
+                ParamSpec::with_default("learning_rate", ParamType::Float, json!(0.15)),
+                ParamSpec::with_default("alpha", ParamType::Float, json!(0.01)),
+                ParamSpec::with_default("tol", ParamType::Float, json!(1e-4)),
+                ParamSpec::with_default("early_stop", ParamType::Str, json!("diff")),
+                ParamSpec::with_default("key_bits", ParamType::Int, json!(2048)),
+                ParamSpec::with_default("seed", ParamType::Int, json!(42)),
+                ParamSpec::with_default("fit_intercept", ParamType::Bool, json!(true)),
+            ],
+        ),
+        "evaluation" => s(
+            all,
+            Ports::Named(vec!["data"]),
+            Ports::Named(vec!["report"]),
+            vec![ParamSpec::with_default(
+                "threshold",
+                ParamType::Float,
+                json!(0.5),
+            )],
+        ),
         _ => return None,
     })
 }
@@ -87,6 +123,8 @@ pub fn component(name: &str) -> Option<ComponentFn> {
         "relay" => testing::relay,
         "sum" => testing::sum,
         "blob" => crate::blob::blob,
+        "hetero_lr" => crate::hetero_lr::hetero_lr,
+        "evaluation" => crate::evaluation::evaluation,
         _ => return None,
     })
 }
