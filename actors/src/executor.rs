@@ -16,7 +16,7 @@ use consort_components::{Endpoint, TaskError};
 use consort_protocol::PartyName;
 use consort_protocol::job::Params;
 use consort_protocol::jobs::JobId;
-use consort_storage::{Mailbox, Store, Tracking, TreeName};
+use consort_storage::{Mailbox, Store, Tables, Tracking, TreeName};
 use tracing::{info, warn};
 
 use crate::network::NetworkClient;
@@ -52,6 +52,8 @@ pub struct ExecDeps {
     pub socket: PathBuf,
     /// Tokens of running script tasks.
     pub tokens: TaskTokens,
+    /// This party's tables (for `reader`).
+    pub tables: Tables,
 }
 
 impl Executor {

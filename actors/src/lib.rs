@@ -57,6 +57,10 @@ pub struct JobDeps {
     pub tokens: executor::TaskTokens,
     /// Parties allowed to read this party's task logs.
     pub share_logs_with: Vec<String>,
+    /// This party's tables.
+    pub tables: consort_storage::Tables,
+    /// This party's models.
+    pub models: consort_storage::Models,
 }
 
 /// Addresses of the running actors.
@@ -88,6 +92,7 @@ impl Actors {
                 operators: deps.operators,
                 socket: deps.socket,
                 tokens: deps.tokens,
+                tables: deps.tables.clone(),
             },
         )
         .start();
@@ -100,6 +105,9 @@ impl Actors {
                 executor: executor.clone(),
                 policy: deps.policy,
                 work_dir: deps.work_dir,
+                tables: deps.tables,
+                models: deps.models,
+                tracking: deps.tracking.clone(),
             },
         )
         .start();

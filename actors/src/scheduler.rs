@@ -6,6 +6,7 @@
 //! records. Every party runs the same code on the same records and reaches the same job state.
 
 pub mod derive;
+mod model_store;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,13 +16,13 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, Handler, Message, WrapFuture};
 use consort_protocol::JobInfo;
 use consort_protocol::PartyName;
-use consort_protocol::job::{JobSpec, validate};
+use consort_protocol::job::{JobPlan, JobSpec, Role, validate};
 use consort_protocol::jobs::{
     Decision, DecisionRecord, JobId, JobRecord, RECORD_VERSION, RecordKey, RerunRecord, RunState,
     StopRecord, TaskStateRecord, decision_key, job_key, rerun_key, stop_key, task_key,
 };
 use consort_protocol::peer::Record;
-use consort_storage::{RecordStore, Store, TreeName};
+use consort_storage::{Models, RecordStore, Store, Tables, Tracking, TreeName};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -41,6 +42,9 @@ pub struct Policy {
     pub manual_approval: bool,
     /// Names of locally registered script operators.
     pub operators: Vec<String>,
+    /// Table → parties whose jobs may read it (`"*"`: any partner); `"*"` as a table name
+    /// covers every table. A table not covered may only be used in jobs of this party alone.
+    pub tables: BTreeMap<String, Vec<String>>,
 }
 
 /// Everything the Scheduler needs at run time.
@@ -57,6 +61,12 @@ pub struct SchedulerDeps {
     pub policy: Policy,
     /// Where outputs live (`<data dir>/jobs`).
     pub work_dir: PathBuf,
+    /// This party's tables (checked at acceptance).
+    pub tables: Tables,
+    /// This party's models (predict inputs; training results are stored here).
+    pub models: Models,
+    /// Logs and metrics (a model version keeps the run's scalar metrics).
+    pub tracking: Tracking,
 }
 
 /// The job authority of this party.
@@ -65,6 +75,8 @@ pub struct Scheduler {
     deps: Option<SchedulerDeps>,
     views: BTreeMap<JobId, JobView>,
     running: BTreeSet<(JobId, RunKey)>,
+    /// Successful jobs whose models were stored (or found stored) in this process.
+    committed: BTreeSet<JobId>,
 }
 
 impl Scheduler {
@@ -78,6 +90,7 @@ impl Scheduler {
             deps: None,
             views: BTreeMap::new(),
             running: BTreeSet::new(),
+            committed: BTreeSet::new(),
         }
     }
 
@@ -88,6 +101,7 @@ impl Scheduler {
             deps: Some(deps),
             views: BTreeMap::new(),
             running: BTreeSet::new(),
+            committed: BTreeSet::new(),
         }
     }
 }
@@ -357,11 +371,160 @@ impl Scheduler {
                 };
             }
         }
+        if let Err(reason) = self.check_data(plan) {
+            return Decision::Rejected { reason };
+        }
         if policy.manual_approval && initiator != deps.me.as_str() {
             Decision::AwaitingApproval
         } else {
             Decision::Accepted
         }
+    }
+
+    /// The tables and models a job would use here exist, and the policy lets the job's other
+    /// parties take part in a job that reads these tables.
+    fn check_data(&self, plan: &JobPlan) -> Result<(), String> {
+        let Some(deps) = &self.deps else {
+            return Ok(());
+        };
+        let me = &deps.me;
+        let others: Vec<PartyName> = plan
+            .participants()
+            .into_iter()
+            .filter(|p| p != me)
+            .collect();
+        for task in &plan.tasks {
+            for run in task.runs.iter().filter(|r| &r.party == me) {
+                if task.component == "reader" {
+                    let Some(table) = run.params.get("table").and_then(|v| v.as_str()) else {
+                        continue;
+                    };
+                    match deps.tables.meta(table) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            return Err(format!(
+                                "{me} has no table '{table}' (task {})",
+                                task.name
+                            ));
+                        }
+                        Err(e) => return Err(format!("{me} cannot read table '{table}': {e}")),
+                    }
+                    let allowed = deps
+                        .policy
+                        .tables
+                        .get(table)
+                        .or_else(|| deps.policy.tables.get("*"));
+                    let refused: Vec<&str> = others
+                        .iter()
+                        .filter(|p| {
+                            !allowed.is_some_and(|a| a.iter().any(|x| x == "*" || x == p.as_str()))
+                        })
+                        .map(|p| p.as_str())
+                        .collect();
+                    if !refused.is_empty() {
+                        return Err(format!(
+                            "{me} does not let table '{table}' be used in jobs with {} (policy.tables)",
+                            refused.join(", ")
+                        ));
+                    }
+                }
+                if let Some(model) = &task.model {
+                    self.model_input(model, &task.name, run.role)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The artifact a task's `model:` reference gives this party's run in `role`.
+    fn model_input(
+        &self,
+        model: &consort_protocol::job::ModelRef,
+        task: &str,
+        role: Role,
+    ) -> Result<PathBuf, String> {
+        let Some(deps) = &self.deps else {
+            return Err("not configured".into());
+        };
+        let me = &deps.me;
+        if model.rev.is_some() {
+            return Err(format!(
+                "task {task}: model revisions (rev) are not supported yet; name a version"
+            ));
+        }
+        let version = deps
+            .models
+            .version(&model.id, model.version.as_deref())
+            .map_err(|e| format!("{me} cannot read model {}: {e}", model.id))?
+            .ok_or_else(|| {
+                format!(
+                    "{me} has no model {}{}",
+                    model.id,
+                    model
+                        .version
+                        .as_deref()
+                        .map(|v| format!("@{v}"))
+                        .unwrap_or_default()
+                )
+            })?;
+        let part = version
+            .parts
+            .iter()
+            .find(|p| p.task == task && p.role == role.as_str())
+            .ok_or_else(|| {
+                format!(
+                    "{me}: model {}@{} has no part for task {task} as {role}",
+                    model.id, version.version
+                )
+            })?;
+        deps.models
+            .object_path(&part.artifact)
+            .ok_or_else(|| format!("model {}: bad artifact hash", model.id))
+    }
+
+    /// Stores this party's parts of a successful job's models (once; idempotent).
+    fn commit_models(&mut self, job: &JobId) {
+        let Some(deps) = &self.deps else { return };
+        let Some(view) = self.views.get(job) else {
+            return;
+        };
+        let Ok(plan) = &view.plan else { return };
+        if !self.committed.insert(job.clone()) {
+            return;
+        }
+        let mut runs = Vec::new();
+        for task in &plan.tasks {
+            for run in task.runs.iter().filter(|r| r.party == deps.me) {
+                let path = output_path(
+                    &deps.work_dir,
+                    job,
+                    &task.name,
+                    view.attempt_of(&task.name),
+                    run.role,
+                    "model",
+                );
+                runs.push((task.name.clone(), task.component.clone(), run.clone(), path));
+            }
+        }
+        let parties: Vec<String> = plan
+            .parties
+            .iter()
+            .flat_map(|(role, ps)| ps.iter().map(move |p| format!("{role}:{p}")))
+            .collect();
+        let (models, tracking, me, job, name) = (
+            deps.models.clone(),
+            deps.tracking.clone(),
+            deps.me.clone(),
+            job.clone(),
+            plan.name.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) =
+                model_store::commit(&models, &tracking, &me, &job, &name, &parties, runs)
+            {
+                warn!(%job, error = %e, "cannot store the job's model");
+            }
+        });
     }
 
     /// Decides what this party does next for `job`.
@@ -411,8 +574,12 @@ impl Scheduler {
             return;
         };
         let starts = view.runnable(&me);
+        let succeeded = view.status() == derive::JobStatus::Success;
         for key in starts {
             self.start(ctx, job, key);
+        }
+        if succeeded && !self.committed.contains(job) {
+            self.commit_models(job);
         }
     }
 
@@ -463,6 +630,14 @@ impl Scheduler {
                     name.clone(),
                     output_path(&deps.work_dir, job, up, attempt, role, output),
                 );
+            }
+        }
+        if let Some(model) = &task.model {
+            match self.model_input(model, &task.name, key.role) {
+                Ok(path) => {
+                    inputs.insert("model".to_owned(), path);
+                }
+                Err(e) => warn!(%job, task = %key.task, error = %e, "model input missing"),
             }
         }
         let msg = StartRun {

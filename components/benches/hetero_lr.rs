@@ -124,7 +124,7 @@ fn row(name: &str, params: &str, o: &Outcome) {
 
 fn main() {
     let which = std::env::var("HETERO_LR_BENCH").unwrap_or_default();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data");
     println!(
         "hetero_lr in the in-memory harness, {} rayon threads shared by all parties",
         rayon::current_num_threads()

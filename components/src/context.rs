@@ -93,6 +93,13 @@ pub trait TaskContext: Send + Sync {
         }
         Ok(out)
     }
+    /// Table `name` of this party (what `consort data upload` stored). The policy check at
+    /// acceptance has already made sure the job may use it.
+    fn table(&self, name: &str) -> Result<consort_protocol::data::Dataset, TaskError> {
+        Err(TaskError::Failed(format!(
+            "table '{name}': this context has no tables"
+        )))
+    }
     /// A directory of this run's own for large intermediate files (created on demand).
     fn scratch_dir(&self) -> Result<PathBuf, TaskError> {
         let dir = std::env::temp_dir().join(format!(

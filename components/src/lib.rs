@@ -12,6 +12,7 @@ pub mod evaluation;
 pub mod harness;
 pub mod hetero_lr;
 pub mod paillier;
+mod reader;
 mod registry;
 mod testing;
 

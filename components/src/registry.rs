@@ -17,6 +17,7 @@ pub const BUILTIN_COMPONENTS: &[&str] = &[
     "relay",
     "sum",
     "blob",
+    "reader",
     "hetero_lr",
     "evaluation",
 ];
@@ -74,6 +75,12 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::optional("expect", ParamType::Float),
             ],
         ),
+        "reader" => s(
+            vec![Role::Guest, Role::Host],
+            Ports::Named(vec![]),
+            Ports::Named(vec!["data"]),
+            vec![ParamSpec::required("table", ParamType::Str)],
+        ),
         "blob" => s(
             all,
             Ports::Any,
@@ -123,6 +130,7 @@ pub fn component(name: &str) -> Option<ComponentFn> {
         "relay" => testing::relay,
         "sum" => testing::sum,
         "blob" => crate::blob::blob,
+        "reader" => crate::reader::reader,
         "hetero_lr" => crate::hetero_lr::hetero_lr,
         "evaluation" => crate::evaluation::evaluation,
         _ => return None,

@@ -71,6 +71,12 @@ pub enum Command {
     /// Federated jobs: DAGs of tasks every party runs on its own data.
     #[command(subcommand)]
     Job(JobCommand),
+    /// This party's tables: upload CSV files, list, show, delete. Tables never leave the party.
+    #[command(subcommand)]
+    Data(crate::data_cli::DataCommand),
+    /// Models stored by successful training jobs.
+    #[command(subcommand)]
+    Model(crate::data_cli::ModelCommand),
     /// Metrics logged by tasks (loss per iteration, AUC, ...).
     #[command(subcommand)]
     Metric(MetricCommand),
@@ -435,6 +441,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Job(cmd) => crate::job_cli::run(&target, cmd, cli.json).await,
+        Command::Data(cmd) => crate::data_cli::run_data(&target, cmd, cli.json).await,
+        Command::Model(cmd) => crate::data_cli::run_model(&target, cmd, cli.json).await,
         Command::Metric(cmd) => crate::job_cli::run_metric(&target, cmd, cli.json).await,
         Command::Task(cmd) => crate::job_cli::run_task(&target, cmd).await,
         Command::Peers => {

@@ -216,6 +216,9 @@ pub struct PolicyConfig {
     /// Parties allowed to read this party's task logs.
     #[serde(default)]
     pub share_logs_with: Vec<String>,
+    /// Table (or `"*"`) → parties (or `"*"`) whose jobs may read it.
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[operators.NAME]`
@@ -441,6 +444,12 @@ components = []
 manual_approval = false
 # Parties allowed to read this party's task logs.
 share_logs_with = []
+
+# Which of this party's tables (`consort data upload`) may be read in jobs with which
+# partners. A table not covered may only be used in jobs of this party alone.
+[policy.tables]
+# breast_guest = ["insurer-b"]       # this table, in jobs with insurer-b
+# "*" = ["*"]                        # every table, with every partner
 
 [network]
 # Partners gossip job and task records on one topic per federation.

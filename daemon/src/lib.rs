@@ -7,6 +7,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon_cli;
+mod data;
+pub mod data_cli;
 pub mod demo;
 pub mod identity;
 pub mod init;

@@ -18,7 +18,8 @@ use consort_actors::scheduler::Policy;
 use consort_actors::{Actors, JobDeps};
 use consort_protocol::StatusInfo;
 use consort_storage::{
-    DaemonMeta, Mailbox, PartnerOverrides, RecordStore, Store, StoreOptions, Tracking,
+    DaemonMeta, Mailbox, Models, PartnerOverrides, RecordStore, Store, StoreOptions, Tables,
+    Tracking,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -159,9 +160,12 @@ async fn serve(
         accept_from: config.policy.accept_from.clone(),
         components: config.policy.components.clone(),
         manual_approval: config.policy.manual_approval,
+        tables: config.policy.tables.clone(),
         operators: config.operators.keys().cloned().collect(),
     };
     let tracking = Tracking::open(store)?;
+    let tables = Tables::open(store, &settings.data_dir.join("tables"))?;
+    let models = Models::open(store, &settings.data_dir.join("models"))?;
     let tokens = TaskTokens::default();
     let deps = JobDeps {
         me: config.party.clone(),
@@ -187,6 +191,8 @@ async fn serve(
         socket: settings.socket.clone(),
         tokens: tokens.clone(),
         share_logs_with: config.policy.share_logs_with.clone(),
+        tables: tables.clone(),
+        models: models.clone(),
     };
     let actors = Actors::start(store, deps);
     info!("actors started");
@@ -205,6 +211,8 @@ async fn serve(
         overrides: shared.overrides,
         tracking,
         tokens,
+        tables,
+        models,
     });
     info!(
         socket = %settings.socket.display(),

@@ -53,6 +53,10 @@ pub(crate) struct ServerState {
     pub tracking: consort_storage::Tracking,
     /// Tokens of running script tasks.
     pub tokens: consort_actors::executor::TaskTokens,
+    /// This party's tables.
+    pub tables: consort_storage::Tables,
+    /// This party's models.
+    pub models: consort_storage::Models,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
@@ -239,6 +243,12 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::JobReject { .. }
         | Request::JobLog { .. }
         | Request::MetricList { .. } => crate::jobs::handle(state, request).await,
+        Request::DataUpload { .. }
+        | Request::DataList
+        | Request::DataShow { .. }
+        | Request::DataDelete { .. }
+        | Request::ModelList
+        | Request::ModelShow { .. } => crate::data::handle(state, request).await,
         Request::TaskRemote { .. }
         | Request::TaskGet { .. }
         | Request::TaskMetric { .. }

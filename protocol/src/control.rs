@@ -134,6 +134,44 @@ pub enum Request {
         /// Job id.
         job: String,
     },
+    /// Stores a CSV file as a table (the daemon reads the file at `path`).
+    DataUpload {
+        /// Table name.
+        name: String,
+        /// Absolute path of the CSV file.
+        path: String,
+        /// The id column.
+        id_column: String,
+        /// The label column (if the file has it).
+        label_column: Option<String>,
+        /// Field delimiter (one byte).
+        delimiter: u8,
+        /// Replace an existing table of that name.
+        replace: bool,
+    },
+    /// This party's tables.
+    DataList,
+    /// One table's schema and first rows.
+    DataShow {
+        /// Table name.
+        name: String,
+        /// How many rows.
+        head: u32,
+    },
+    /// Deletes a table.
+    DataDelete {
+        /// Table name.
+        name: String,
+    },
+    /// This party's models, every version.
+    ModelList,
+    /// One version of a model (the newest if `version` is None).
+    ModelShow {
+        /// Model id.
+        model: String,
+        /// Version (job id).
+        version: Option<String>,
+    },
     /// From a script operator: send bytes to another party of the task.
     TaskRemote {
         /// The task's token (`CONSORT_TASK_TOKEN`).
@@ -225,6 +263,63 @@ pub enum ServerMessage {
     },
 }
 
+/// A stored table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// Name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Feature columns.
+    pub features: Vec<String>,
+    /// Label column, if any.
+    pub label: Option<String>,
+    /// The file it was uploaded from.
+    pub source: String,
+    /// When (ms since the epoch).
+    pub created_at_ms: u64,
+    /// Size on disk.
+    pub bytes: u64,
+}
+
+/// One part of a model version at this party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPartInfo {
+    /// Task of the training job.
+    pub task: String,
+    /// Component.
+    pub component: String,
+    /// Role this party played.
+    pub role: String,
+    /// SHA-256 of the artifact.
+    pub artifact: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Params of the run (JSON text).
+    pub params: String,
+}
+
+/// A version of a model at this party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model id.
+    pub model_id: String,
+    /// Version (the training job's id).
+    pub version: String,
+    /// Job name.
+    pub name: String,
+    /// This party.
+    pub party: String,
+    /// `role:party` of every participant.
+    pub parties: Vec<String>,
+    /// When it was stored (ms since the epoch).
+    pub created_at_ms: u64,
+    /// This party's parts.
+    pub parts: Vec<ModelPartInfo>,
+    /// Scalar metrics at this party (`task/namespace/name`).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
 /// Successful answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -282,6 +377,35 @@ pub enum Response {
     Metrics {
         /// Every series.
         metrics: Vec<MetricInfo>,
+    },
+    /// A table (upload, delete).
+    Table {
+        /// The table.
+        table: TableInfo,
+    },
+    /// Answer to [`Request::DataList`].
+    Tables {
+        /// Every table.
+        tables: Vec<TableInfo>,
+    },
+    /// Answer to [`Request::DataShow`].
+    TableHead {
+        /// The table.
+        table: TableInfo,
+        /// Column names: id, label (if any), features.
+        header: Vec<String>,
+        /// The first rows, as text.
+        rows: Vec<Vec<String>>,
+    },
+    /// Answer to [`Request::ModelList`].
+    Models {
+        /// Every version of every model.
+        models: Vec<ModelInfo>,
+    },
+    /// Answer to [`Request::ModelShow`].
+    Model {
+        /// The version.
+        model: ModelInfo,
     },
     /// Answer to [`Request::TaskGet`]: one part per sending party.
     TaskData {

@@ -15,8 +15,8 @@ pub mod peer;
 
 pub use control::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, JobInfo,
-    LogLineInfo, MetricInfo, PartyRunInfo, PeerInfo, PingReport, RecordInfo, Request, Response,
-    ServerMessage, StatusInfo, TaskInfo, TaskPart,
+    LogLineInfo, MetricInfo, ModelInfo, ModelPartInfo, PartyRunInfo, PeerInfo, PingReport,
+    RecordInfo, Request, Response, ServerMessage, StatusInfo, TableInfo, TaskInfo, TaskPart,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
 pub use ids::{InvalidName, PartyName};

@@ -349,7 +349,6 @@ impl ChannelCtx {
     }
 }
 
-
 impl TaskContext for ChannelCtx {
     fn job_id(&self) -> &str {
         self.job.as_str()
@@ -501,6 +500,14 @@ impl TaskContext for ChannelCtx {
         if let Err(e) = self.deps.tracking.log(self.job.as_str(), &l) {
             tracing::warn!(error = %e, "cannot store a task log line");
         }
+    }
+
+    fn table(&self, name: &str) -> Result<consort_protocol::data::Dataset, TaskError> {
+        self.deps
+            .tables
+            .get(name)
+            .map_err(|e| TaskError::Failed(format!("table '{name}': {e}")))?
+            .ok_or_else(|| TaskError::Failed(format!("no table '{name}' at {}", self.me.party)))
     }
 
     fn is_cancelled(&self) -> bool {

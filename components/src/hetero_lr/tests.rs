@@ -46,7 +46,10 @@ pub(crate) fn load_csv(path: &str) -> Dataset {
 }
 
 fn data(name: &str) -> Dataset {
-    load_csv(&format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+    load_csv(&format!(
+        "{}/../examples/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
 fn ep(role: Role, party: &str) -> Endpoint {

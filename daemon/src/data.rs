@@ -1,0 +1,170 @@
+//! Control-socket requests about this party's tables and models.
+
+use consort_protocol::{
+    ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response, TableInfo,
+};
+use consort_storage::{CsvOptions, ModelVersion, TableMeta, parse_csv, valid_table_name};
+
+use crate::server::ServerState;
+
+fn internal(e: impl std::fmt::Display) -> ControlError {
+    ControlError::new(ErrorCode::Internal, e.to_string())
+}
+
+fn invalid(message: impl Into<String>) -> ControlError {
+    ControlError::new(ErrorCode::InvalidArgument, message)
+}
+
+fn table_info(m: TableMeta) -> TableInfo {
+    TableInfo {
+        name: m.name,
+        rows: m.rows,
+        features: m.features,
+        label: m.label,
+        source: m.source,
+        created_at_ms: m.created_at_ms,
+        bytes: m.bytes,
+    }
+}
+
+pub(crate) fn model_info(v: ModelVersion) -> ModelInfo {
+    ModelInfo {
+        model_id: v.model_id,
+        version: v.version,
+        name: v.name,
+        party: v.party,
+        parties: v.parties,
+        created_at_ms: v.created_at_ms,
+        parts: v
+            .parts
+            .into_iter()
+            .map(|p| ModelPartInfo {
+                task: p.task,
+                component: p.component,
+                role: p.role,
+                artifact: p.artifact,
+                bytes: p.bytes,
+                params: p.params.to_string(),
+            })
+            .collect(),
+        metrics: v.metrics,
+    }
+}
+
+/// Answers table and model requests (file work runs on a blocking thread).
+pub(crate) async fn handle(
+    state: &ServerState,
+    request: Request,
+) -> Result<Response, ControlError> {
+    let tables = state.tables.clone();
+    let models = state.models.clone();
+    let work = move || -> Result<Response, ControlError> {
+        match request {
+            Request::DataUpload {
+                name,
+                path,
+                id_column,
+                label_column,
+                delimiter,
+                replace,
+            } => {
+                if !valid_table_name(&name) {
+                    return Err(invalid(format!(
+                        "'{name}' is not a valid table name (1-64 of A-Z a-z 0-9 _ - ., not starting with '.')"
+                    )));
+                }
+                if !replace && tables.meta(&name).map_err(internal)?.is_some() {
+                    return Err(invalid(format!(
+                        "table '{name}' exists; delete it first or upload with --replace"
+                    )));
+                }
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
+                let opts = CsvOptions {
+                    id_column,
+                    label_column,
+                    delimiter,
+                };
+                let data = parse_csv(std::io::BufReader::new(file), &opts)
+                    .map_err(|e| invalid(format!("{path}: {e}; nothing was stored")))?;
+                let meta = tables.put(&name, &data, &path).map_err(internal)?;
+                Ok(Response::Table {
+                    table: table_info(meta),
+                })
+            }
+            Request::DataList => Ok(Response::Tables {
+                tables: tables
+                    .list()
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(table_info)
+                    .collect(),
+            }),
+            Request::DataShow { name, head } => {
+                let not_found =
+                    || ControlError::new(ErrorCode::NotFound, format!("no table '{name}' here"));
+                let meta = tables
+                    .meta(&name)
+                    .map_err(internal)?
+                    .ok_or_else(not_found)?;
+                let data = tables.get(&name).map_err(internal)?.ok_or_else(not_found)?;
+                let mut header = vec!["id".to_owned()];
+                header.extend(data.label_name.clone());
+                header.extend(data.feature_names.iter().cloned());
+                let rows = (0..data.rows().min(head as usize))
+                    .map(|i| {
+                        let mut row = vec![data.ids[i].clone()];
+                        if let Some(l) = &data.labels {
+                            row.push(l[i].to_string());
+                        }
+                        row.extend(data.columns.iter().map(|c| c[i].to_string()));
+                        row
+                    })
+                    .collect();
+                Ok(Response::TableHead {
+                    table: table_info(meta),
+                    header,
+                    rows,
+                })
+            }
+            Request::DataDelete { name } => {
+                let meta = tables.meta(&name).map_err(internal)?.ok_or_else(|| {
+                    ControlError::new(ErrorCode::NotFound, format!("no table '{name}' here"))
+                })?;
+                tables.delete(&name).map_err(internal)?;
+                Ok(Response::Table {
+                    table: table_info(meta),
+                })
+            }
+            Request::ModelList => Ok(Response::Models {
+                models: models
+                    .list()
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(model_info)
+                    .collect(),
+            }),
+            Request::ModelShow { model, version } => {
+                let v = models
+                    .version(&model, version.as_deref())
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        ControlError::new(
+                            ErrorCode::NotFound,
+                            format!(
+                                "no model {model}{} here",
+                                version.map(|v| format!("@{v}")).unwrap_or_default()
+                            ),
+                        )
+                    })?;
+                Ok(Response::Model {
+                    model: model_info(v),
+                })
+            }
+            _ => Err(internal("not a data request")),
+        }
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| internal(format!("request failed: {e}")))?
+}

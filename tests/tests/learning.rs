@@ -1,0 +1,242 @@
+//! Federated learning on real daemons: tables, training, the model store, prediction.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use consort_tests::{Federation, submit, wait_job_state};
+
+const T: Duration = Duration::from_secs(120);
+
+fn data(name: &str) -> String {
+    format!("{}/../examples/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_bad_csv_is_refused_with_its_line_and_nothing_is_stored() {
+    let fed = Federation::init(&["bank-a"]);
+    let _d = fed.start_connected();
+    let a = &fed.parties[0];
+    let bad = fed.job_file("bad.csv", "id,y,x0,x1\n1,0,0.5,1\n2,1,oops,2\n");
+    let out = a.cli(&["data", "upload", &bad, "--name", "t"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("line 3")
+            && out.stderr.contains("'x0'")
+            && out.stderr.contains("'oops'"),
+        "{}",
+        out.stderr
+    );
+    let dup = fed.job_file("dup.csv", "id,x0\n1,1\n1,2\n");
+    let out = a.cli(&["data", "upload", &dup, "--name", "t"]);
+    assert!(
+        out.stderr.contains("id '1' already appears on line 2"),
+        "{}",
+        out.stderr
+    );
+    let noid = fed.job_file("noid.csv", "key,x0\n1,1\n");
+    let out = a.cli(&["data", "upload", &noid, "--name", "t"]);
+    assert!(out.stderr.contains("no id column 'id'"), "{}", out.stderr);
+    assert_eq!(
+        a.cli(&["--json", "data", "list"]).json(),
+        serde_json::json!([])
+    );
+    // A good file is stored and shown; a second upload under the name is refused.
+    let ok = a.cli(&[
+        "--json",
+        "data",
+        "upload",
+        &data("breast_hetero_guest.csv"),
+        "--name",
+        "t",
+    ]);
+    assert_eq!(ok.code, Some(0), "{ok:?}");
+    let t = ok.json();
+    assert_eq!(
+        (t["rows"].as_u64(), t["label"].as_str()),
+        (Some(569), Some("y"))
+    );
+    assert_eq!(t["features"].as_array().unwrap().len(), 10);
+    let again = a.cli(&[
+        "data",
+        "upload",
+        &data("breast_hetero_guest.csv"),
+        "--name",
+        "t",
+    ]);
+    assert!(again.stderr.contains("--replace"), "{again:?}");
+    let head = a
+        .cli(&["--json", "data", "show", "t", "--head", "2"])
+        .json();
+    assert_eq!(head["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(head["header"][0], "id");
+    assert_eq!(a.cli(&["data", "delete", "t"]).code, Some(0));
+    assert_eq!(a.cli(&["data", "show", "t"]).code, Some(1));
+}
+
+/// Two daemons: bank-a is guest and arbiter, insurer-b is host.
+fn two_with_breast() -> Federation {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    for i in 0..2 {
+        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
+    }
+    fed
+}
+
+fn upload(fed: &Federation) {
+    for (i, (file, name)) in [
+        ("breast_hetero_guest.csv", "breast_guest"),
+        ("breast_hetero_host.csv", "breast_host"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = fed.parties[i].cli(&["data", "upload", &data(file), "--name", name]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+}
+
+const TRAIN: &str = "name: breast-lr
+parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
+tasks:
+  reader:
+    component: reader
+    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
+  lr:
+    component: hetero_lr
+    inputs: {train_data: reader.data}
+    params: {max_iter: 10, batch_size: 300, learning_rate: 0.1, alpha: 0.001, key_bits: 512}
+  eval:
+    component: evaluation
+    roles: [guest]
+    inputs: {data: lr.train_output}
+";
+
+fn auc(fed: &Federation, job: &str) -> f64 {
+    let m = fed.parties[0]
+        .cli(&["--json", "metric", "get", job, "eval", "evaluation", "auc"])
+        .json();
+    m[0]["points"][0][1].as_f64().unwrap()
+}
+
+#[test]
+fn hetero_lr_trains_across_two_daemons_stores_the_model_and_predicts() {
+    let fed = two_with_breast();
+    let _d = fed.start_connected();
+    upload(&fed);
+    let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success", "failed", "rejected"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &id])
+        );
+    }
+    let train_auc = auc(&fed, &id);
+    assert!(train_auc >= 0.99, "train AUC {train_auc}");
+    // Each party stored its own part under the same model id and version.
+    let models: Vec<serde_json::Value> = fed
+        .parties
+        .iter()
+        .map(|p| {
+            let deadline = std::time::Instant::now() + T;
+            loop {
+                let m = p.cli(&["--json", "model", "list"]).json();
+                if m.as_array().is_some_and(|a| !a.is_empty()) {
+                    break m[0].clone();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no model at {}",
+                    p.name
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .collect();
+    assert_eq!(models[0]["model_id"], models[1]["model_id"]);
+    assert_eq!(models[0]["version"], id);
+    assert_eq!(models[1]["version"], id);
+    let roles = |m: &serde_json::Value| -> Vec<String> {
+        let mut r: Vec<String> = m["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["role"].as_str().unwrap().to_owned())
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(roles(&models[0]), vec!["arbiter", "guest"]);
+    assert_eq!(roles(&models[1]), vec!["host"]);
+    assert!(
+        models[0]["metrics"]["eval/evaluation/auc"]
+            .as_f64()
+            .unwrap()
+            >= 0.99
+    );
+    let model_id = models[0]["model_id"].as_str().unwrap().to_owned();
+    let show = fed.parties[1].cli(&["model", "show", &format!("{model_id}@{id}")]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout.contains("hetero_lr") && show.stdout.contains("sha256"),
+        "{}",
+        show.stdout
+    );
+
+    // Predict with the stored model: the same scores, so the same AUC.
+    let predict = format!(
+        "name: breast-lr-predict
+parties: {{guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}}
+tasks:
+  reader:
+    component: reader
+    role_params: {{guest: {{table: breast_guest}}, host: {{table: breast_host}}}}
+  lr:
+    component: hetero_lr
+    inputs: {{test_data: reader.data}}
+    model: {{id: {model_id}, version: {id}}}
+  eval:
+    component: evaluation
+    roles: [guest]
+    inputs: {{data: lr.predict_output}}
+"
+    );
+    let pid = submit(&fed.parties[1], &fed.job_file("predict.yaml", &predict));
+    for p in &fed.parties {
+        let v = wait_job_state(p, &pid, &["success", "failed", "rejected"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &pid])
+        );
+    }
+    assert!((auc(&fed, &pid) - train_auc).abs() < 1e-9);
+
+    // A job naming a model version a party does not hold is rejected by it, with the reason.
+    let missing = predict.replace(&id, "j00000000000000000000");
+    let mid = submit(&fed.parties[0], &fed.job_file("missing.yaml", &missing));
+    let v = wait_job_state(&fed.parties[0], &mid, &["rejected", "success", "failed"], T);
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert!(v.to_string().contains("has no model"), "{v}");
+}
+
+#[test]
+fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let _d = fed.start_connected();
+    upload(&fed);
+    let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
+    let v = wait_job_state(&fed.parties[0], &id, &["rejected", "success", "failed"], T);
+    assert_eq!(v["status"], "rejected", "{v}");
+    assert!(
+        v.to_string()
+            .contains("does not let table 'breast_guest' be used in jobs with insurer-b"),
+        "{v}"
+    );
+}
