@@ -7,8 +7,13 @@
 //! parties in one process.
 
 pub mod context;
+pub mod feature_scale;
 pub mod harness;
+pub mod homo_lr;
+pub mod psi;
 mod registry;
+#[cfg(test)]
+mod test_util;
 mod testing;
 
 pub use context::{Endpoint, Target, TaskContext, TaskError};

@@ -5,12 +5,22 @@ use serde_json::json;
 
 use crate::context::{TaskContext, TaskError};
 use crate::testing;
+use crate::{feature_scale, homo_lr, psi};
 
 /// A component's entry point.
 pub type ComponentFn = fn(&dyn TaskContext) -> Result<(), TaskError>;
 
 /// Names of the components this build runs.
-pub const BUILTIN_COMPONENTS: &[&str] = &["noop", "sleep", "fail", "relay", "sum"];
+pub const BUILTIN_COMPONENTS: &[&str] = &[
+    "noop",
+    "sleep",
+    "fail",
+    "relay",
+    "sum",
+    "psi",
+    "homo_lr",
+    "feature_scale",
+];
 
 /// The schema of component `name`: a built-in, or `script:NAME` (a script operator: any role,
 /// inputs, outputs and params; whether a party has registered it is checked by that party).
@@ -65,6 +75,32 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::optional("expect", ParamType::Float),
             ],
         ),
+        "psi" => s(
+            vec![Role::Guest, Role::Host],
+            Ports::Named(vec!["data"]),
+            Ports::Named(vec!["data"]),
+            vec![ParamSpec::with_default(
+                "chunk",
+                ParamType::Int,
+                json!(psi::DEFAULT_CHUNK),
+            )],
+        ),
+        "homo_lr" => s(
+            all,
+            Ports::Named(vec!["train_data", "test_data", "model"]),
+            Ports::Named(vec!["model", "train_output", "predict_output"]),
+            homo_lr::params(),
+        ),
+        "feature_scale" => s(
+            all,
+            Ports::Named(vec!["data", "model"]),
+            Ports::Named(vec!["data", "model"]),
+            vec![ParamSpec::with_default(
+                "method",
+                ParamType::Str,
+                json!("min_max"),
+            )],
+        ),
         _ => return None,
     })
 }
@@ -77,6 +113,9 @@ pub fn component(name: &str) -> Option<ComponentFn> {
         "fail" => testing::fail,
         "relay" => testing::relay,
         "sum" => testing::sum,
+        "psi" => psi::psi,
+        "homo_lr" => homo_lr::homo_lr,
+        "feature_scale" => feature_scale::feature_scale,
         _ => return None,
     })
 }
