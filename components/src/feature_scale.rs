@@ -1,4 +1,6 @@
 //! stub
 use crate::context::{TaskContext, TaskError};
 /// Stub.
-pub fn feature_scale(_ctx: &dyn TaskContext) -> Result<(), TaskError> { Err(TaskError::Failed("todo".into())) }
+pub fn feature_scale(_ctx: &dyn TaskContext) -> Result<(), TaskError> {
+    Err(TaskError::Failed("todo".into()))
+}

@@ -541,7 +541,11 @@ mod tests {
         let h1: Vec<u64> = scramble((30..150).collect());
         let h2: Vec<u64> = scramble((0..60).chain(100..130).collect());
         let task = plan(THREE, "    component: psi\n");
-        let (ga, hb, hc) = (ep(Role::Guest, "a"), ep(Role::Host, "b"), ep(Role::Host, "c"));
+        let (ga, hb, hc) = (
+            ep(Role::Guest, "a"),
+            ep(Role::Host, "b"),
+            ep(Role::Host, "c"),
+        );
         let results = run(
             &task,
             &inputs(&[
@@ -603,7 +607,14 @@ mod tests {
         if ctx.me().role != Role::Host {
             return psi(ctx);
         }
-        send_stream(ctx, &Target::Role(Role::Guest), "psi.b", 32, &[0xffu8; 64], 10)?;
+        send_stream(
+            ctx,
+            &Target::Role(Role::Guest),
+            "psi.b",
+            32,
+            &[0xffu8; 64],
+            10,
+        )?;
         Ok(())
     }
 
@@ -616,13 +627,19 @@ mod tests {
             (ep(Role::Host, "b"), dataset(&[2, 3], 1.0, false)),
         ]);
         let results = run_with(&task, bad_host, &ins);
-        let err = result_of(&results, &ga).result.clone().expect_err("must fail");
+        let err = result_of(&results, &ga)
+            .result
+            .clone()
+            .expect_err("must fail");
         assert!(
             err.to_string().contains("not a positive multiple of 32"),
             "{err}"
         );
         let results = run_with(&task, off_curve_host, &ins);
-        let err = result_of(&results, &ga).result.clone().expect_err("must fail");
+        let err = result_of(&results, &ga)
+            .result
+            .clone()
+            .expect_err("must fail");
         assert!(err.to_string().contains("not a ristretto point"), "{err}");
         // Direct: reblind refuses a wrong length.
         assert!(BlindKey::random().reblind(&[0u8; 31]).is_err());
