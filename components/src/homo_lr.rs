@@ -1005,6 +1005,33 @@ mod tests {
     }
 
     #[test]
+    fn max_iter_is_an_alias_of_rounds_and_bad_params_fail() {
+        let task = plan(
+            PARTIES,
+            "    component: homo_lr\n    params: {max_iter: 3, tol: 0}\n",
+        );
+        let results = run(&task, &breast_inputs(false));
+        assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+        let a = result_of(&results, &ep(Role::Arbiter, "c"));
+        let m: HomoLrModel = rmp_serde::from_slice(&a.outputs["model"]).expect("model");
+        assert_eq!(m.rounds, 3);
+        assert_eq!(a.metrics.len(), 3);
+
+        let task = plan(
+            PARTIES,
+            "    component: homo_lr\n    params: {batch_size: 0}\n",
+        );
+        for r in run(&task, &breast_inputs(false)) {
+            assert!(
+                matches!(&r.result, Err(TaskError::Param(p, _)) if p == "batch_size"),
+                "{}: {:?}",
+                r.endpoint,
+                r.result
+            );
+        }
+    }
+
+    #[test]
     fn mismatched_features_and_missing_labels_fail_clearly() {
         let task = plan(PARTIES, TASK);
         let mut inputs = breast_inputs(false);
