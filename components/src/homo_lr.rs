@@ -24,9 +24,10 @@
 //! [`HomoLrModel`]), `train_output` (scores on its training data) and, if `test_data` is wired,
 //! `predict_output`. The arbiter writes `model` too.
 //!
-//! # Predict (input `model` wired)
-//! Data parties score input `test_data` locally into `predict_output`; no communication. An
-//! arbiter (no data) does nothing.
+//! # Predict (input `model` wired at the data parties)
+//! Data parties score input `test_data` locally into `predict_output`. Their only message is
+//! `homo_lr.pk` with `predict: true` to the arbiter (if the task has one), which then ends
+//! without output; so the arbiter needs no inputs in either mode.
 //!
 //! # What each party learns
 //! The arbiter learns only the per-round sums: the global model, the total sample count and the
@@ -38,7 +39,8 @@
 //!
 //! # Wire format (MessagePack with field names)
 //! * `homo_lr.pk` (to every other data party and to the arbiter, which checks the names too):
-//!   `{v: 1, pk: bin(32) compressed ristretto point, feature_names: [str]}`.
+//!   `{v: 1, pk: bin(32) compressed ristretto point, feature_names: [str], predict: bool}`
+//!   (`predict: true` and an empty `pk` in predict mode).
 //! * `homo_lr.up.{r}`: `{v: 1, data: bin}` — `dim` little-endian u64 values, `dim = d + 3`.
 //! * `homo_lr.down.{r}`: `{v: 1, weights: [f64], intercept: f64, loss: f64, stop: bool}`.
 
@@ -107,6 +109,9 @@ struct PkMsg {
     #[serde(with = "serde_bytes")]
     pk: Vec<u8>,
     feature_names: Vec<String>,
+    /// Predict mode: no training follows (sent to the arbiter only).
+    #[serde(default)]
+    predict: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -481,6 +486,10 @@ fn read_dataset(ctx: &dyn TaskContext, name: &str) -> Result<Option<Dataset>, Ta
 
 /// The `homo_lr` component (see the module docs).
 pub fn homo_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
+    // The arbiter learns the mode from the data parties' first message, so it needs no inputs.
+    if ctx.me().role == Role::Arbiter {
+        return run_arbiter(ctx, &mut |_, _| {});
+    }
     if let Some(model) = ctx.input("model")? {
         let model: HomoLrModel = decode(&model, "input 'model'")?;
         if model.v != VERSION {
@@ -488,27 +497,24 @@ pub fn homo_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
         }
         return predict_mode(ctx, &model);
     }
-    if ctx.me().role == Role::Arbiter {
-        run_arbiter(ctx, &mut |_, _| {})
-    } else {
-        run_data_party(ctx)
-    }
+    run_data_party(ctx)
 }
 
 fn predict_mode(ctx: &dyn TaskContext, model: &HomoLrModel) -> Result<(), TaskError> {
-    match read_dataset(ctx, "test_data")? {
-        Some(test) => {
-            let out = score(model, &test)?;
-            ctx.output("predict_output", &out)?;
-            ctx.log(&format!("homo_lr: scored {} rows", test.rows()));
-            Ok(())
-        }
-        None if ctx.me().role == Role::Arbiter => {
-            ctx.log("homo_lr: arbiter has nothing to predict");
-            Ok(())
-        }
-        None => Err(fail("predict mode needs input 'test_data'")),
-    }
+    // Tell the arbiter, if the task has one, that there is no training.
+    let hello = encode(&PkMsg {
+        v: VERSION,
+        pk: Vec::new(),
+        feature_names: model.feature_names.clone(),
+        predict: true,
+    })?;
+    ctx.remote(&Target::Role(Role::Arbiter), "homo_lr.pk", &hello)?;
+    let test = read_dataset(ctx, "test_data")?
+        .ok_or_else(|| fail("predict mode needs input 'test_data'"))?;
+    let out = score(model, &test)?;
+    ctx.output("predict_output", &out)?;
+    ctx.log(&format!("homo_lr: scored {} rows", test.rows()));
+    Ok(())
 }
 
 /// Scores `data` with `model`: a dataset with the same ids, labels if any, and column `score`.
@@ -552,12 +558,17 @@ pub fn run_arbiter(
     }
     // Every data party announces its features (its public key is not used here).
     let mut feature_names: Option<Vec<String>> = None;
+    let mut predicting = 0;
     for party in &parties {
         let (_, bytes) = ctx
             .get(&Target::One(party.clone()), "homo_lr.pk")?
             .pop()
             .ok_or_else(|| TaskError::Channel(format!("no features from {party}")))?;
         let msg: PkMsg = decode(&bytes, &format!("key message from {party}"))?;
+        if msg.v != VERSION {
+            return Err(fail(format!("{party} speaks version {}", msg.v)));
+        }
+        predicting += usize::from(msg.predict);
         match &feature_names {
             None => feature_names = Some(msg.feature_names),
             Some(names) if *names != msg.feature_names => {
@@ -567,6 +578,19 @@ pub fn run_arbiter(
                 )));
             }
             Some(_) => {}
+        }
+    }
+    match predicting {
+        0 => {}
+        k if k == parties.len() => {
+            ctx.log("homo_lr arbiter: predict mode, nothing to aggregate");
+            return Ok(());
+        }
+        k => {
+            return Err(fail(format!(
+                "{k} of {} data parties have a model (predict) and the others train",
+                parties.len()
+            )));
         }
     }
     let feature_names = feature_names.unwrap_or_default();
@@ -702,6 +726,7 @@ fn run_data_party(ctx: &dyn TaskContext) -> Result<(), TaskError> {
         v: VERSION,
         pk: key.pk.to_vec(),
         feature_names: train.feature_names.clone(),
+        predict: false,
     })?;
     for (_, peer) in &peers {
         ctx.remote(&Target::One(peer.clone()), "homo_lr.pk", &hello)?;
@@ -980,15 +1005,7 @@ mod tests {
             ),
             (
                 ep(Role::Host, "b"),
-                BTreeMap::from([
-                    ("model".to_owned(), model.clone()),
-                    ("test_data".to_owned(), test),
-                ]),
-            ),
-            // The arbiter gets its model too (that is how it knows this is predict mode).
-            (
-                ep(Role::Arbiter, "c"),
-                BTreeMap::from([("model".to_owned(), model)]),
+                BTreeMap::from([("model".to_owned(), model), ("test_data".to_owned(), test)]),
             ),
         ]);
         let results = run(&task, &inputs);
@@ -997,6 +1014,12 @@ mod tests {
         }
         let g = result_of(&results, &ep(Role::Guest, "a"));
         assert_eq!(g.outputs["predict_output"], trained_scores);
+        // The arbiter (no inputs) learnt the mode from the data parties and wrote nothing.
+        assert!(
+            result_of(&results, &ep(Role::Arbiter, "c"))
+                .outputs
+                .is_empty()
+        );
         // A model for other features is refused.
         let mut other: HomoLrModel = rmp_serde::from_slice(&model_copy).expect("model");
         other.feature_names[0] = "zz".into();
