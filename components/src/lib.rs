@@ -9,11 +9,16 @@
 mod blob;
 pub mod context;
 pub mod evaluation;
+pub mod feature_scale;
 pub mod harness;
 pub mod hetero_lr;
+pub mod homo_lr;
 pub mod paillier;
+pub mod psi;
 mod reader;
 mod registry;
+#[cfg(test)]
+mod test_util;
 mod testing;
 
 pub use context::{Endpoint, Target, TaskContext, TaskError};

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::context::{TaskContext, TaskError};
 use crate::testing;
+use crate::{feature_scale, homo_lr, psi};
 
 /// A component's entry point.
 pub type ComponentFn = fn(&dyn TaskContext) -> Result<(), TaskError>;
@@ -20,6 +21,9 @@ pub const BUILTIN_COMPONENTS: &[&str] = &[
     "reader",
     "hetero_lr",
     "evaluation",
+    "psi",
+    "homo_lr",
+    "feature_scale",
 ];
 
 /// The schema of component `name`: a built-in, or `script:NAME` (a script operator: any role,
@@ -115,6 +119,30 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 "threshold",
                 ParamType::Float,
                 json!(0.5),
+        "psi" => s(
+            vec![Role::Guest, Role::Host],
+            Ports::Named(vec!["data"]),
+            Ports::Named(vec!["data"]),
+            vec![ParamSpec::with_default(
+                "chunk",
+                ParamType::Int,
+                json!(psi::DEFAULT_CHUNK),
+            )],
+        ),
+        "homo_lr" => s(
+            all,
+            Ports::Named(vec!["train_data", "test_data", "model"]),
+            Ports::Named(vec!["model", "train_output", "predict_output"]),
+            homo_lr::params(),
+        ),
+        "feature_scale" => s(
+            all,
+            Ports::Named(vec!["data", "model"]),
+            Ports::Named(vec!["data", "model"]),
+            vec![ParamSpec::with_default(
+                "method",
+                ParamType::Str,
+                json!("min_max"),
             )],
         ),
         _ => return None,
@@ -133,6 +161,9 @@ pub fn component(name: &str) -> Option<ComponentFn> {
         "reader" => crate::reader::reader,
         "hetero_lr" => crate::hetero_lr::hetero_lr,
         "evaluation" => crate::evaluation::evaluation,
+        "psi" => psi::psi,
+        "homo_lr" => homo_lr::homo_lr,
+        "feature_scale" => feature_scale::feature_scale,
         _ => return None,
     })
 }
