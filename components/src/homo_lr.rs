@@ -843,7 +843,10 @@ mod tests {
         let test = bytes(&read_csv("../examples/data/breast_homo_test.csv"));
         let mut m = BTreeMap::new();
         for (e, file) in [
-            (ep(Role::Guest, "a"), "../examples/data/breast_homo_guest.csv"),
+            (
+                ep(Role::Guest, "a"),
+                "../examples/data/breast_homo_guest.csv",
+            ),
             (ep(Role::Host, "b"), "../examples/data/breast_homo_host.csv"),
         ] {
             let mut ins = BTreeMap::from([("train_data".to_owned(), bytes(&read_csv(file)))]);
@@ -1023,7 +1026,8 @@ mod tests {
         // A model for other features is refused.
         let mut other: HomoLrModel = rmp_serde::from_slice(&model_copy).expect("model");
         other.feature_names[0] = "zz".into();
-        let err = score(&other, &read_csv("../examples/data/breast_homo_test.csv")).expect_err("refused");
+        let err =
+            score(&other, &read_csv("../examples/data/breast_homo_test.csv")).expect_err("refused");
         assert!(err.to_string().contains("do not match"), "{err}");
     }
 

@@ -119,6 +119,8 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 "threshold",
                 ParamType::Float,
                 json!(0.5),
+            )],
+        ),
         "psi" => s(
             vec![Role::Guest, Role::Host],
             Ports::Named(vec!["data"]),
