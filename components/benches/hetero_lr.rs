@@ -20,35 +20,8 @@ use consort_protocol::data::Dataset;
 use consort_protocol::job::{JobSpec, Role, validate};
 
 fn load_csv(path: &str) -> Option<Dataset> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next()?.split(',').collect();
-    let label_at = header.iter().position(|h| *h == "y");
-    let features: Vec<(usize, String)> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| **h != "id" && **h != "y")
-        .map(|(i, h)| (i, h.to_string()))
-        .collect();
-    let (mut ids, mut labels) = (Vec::new(), Vec::new());
-    let mut cols = vec![Vec::new(); features.len()];
-    for line in lines.filter(|l| !l.is_empty()) {
-        let v: Vec<&str> = line.split(',').collect();
-        ids.push(v[0].to_owned());
-        if let Some(l) = label_at {
-            labels.push(v[l].parse::<f64>().unwrap());
-        }
-        for (c, (i, _)) in cols.iter_mut().zip(&features) {
-            c.push(v[*i].parse::<f64>().unwrap());
-        }
-    }
-    Dataset::new(
-        ids,
-        features.into_iter().map(|(_, n)| n).collect(),
-        cols,
-        label_at.map(|_| ("y".to_owned(), labels)),
-    )
-    .ok()
+    let file = std::fs::File::open(path).ok()?;
+    consort_protocol::data::parse_csv(file, &Default::default()).ok()
 }
 
 struct Outcome {

@@ -8,55 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use consort_components::evaluation::auc;
 use consort_components::feature_scale;
 use consort_components::{Endpoint, component, harness::run_task, schema};
 use consort_protocol::PartyName;
 use consort_protocol::data::Dataset;
 use consort_protocol::job::{JobSpec, Role, validate};
 
-fn parse_csv(text: &str) -> Dataset {
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let id_col = header.iter().position(|h| *h == "id").expect("id");
-    let y_col = header.iter().position(|h| *h == "y");
-    let feats: Vec<usize> = (0..header.len())
-        .filter(|&i| i != id_col && Some(i) != y_col)
-        .collect();
-    let (mut ids, mut ys, mut cols) = (Vec::new(), Vec::new(), vec![Vec::new(); feats.len()]);
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split(',').collect();
-        ids.push(f[id_col].to_owned());
-        if let Some(y) = y_col {
-            ys.push(f[y].parse::<f64>().expect("label"));
-        }
-        for (c, &i) in feats.iter().enumerate() {
-            cols[c].push(f[i].parse::<f64>().expect("value"));
-        }
-    }
-    let names = feats.iter().map(|&i| header[i].to_owned()).collect();
-    Dataset::new(ids, names, cols, y_col.map(|_| ("y".to_owned(), ys))).expect("dataset")
-}
-
 fn load(path: &str) -> Option<Dataset> {
-    std::fs::read_to_string(path).ok().map(|t| parse_csv(&t))
-}
-
-fn auc(labels: &[f64], scores: &[f64]) -> f64 {
-    let mut p: Vec<(f64, f64)> = scores.iter().copied().zip(labels.iter().copied()).collect();
-    p.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < p.len() {
-        let mut j = i;
-        while j + 1 < p.len() && p[j + 1].0 == p[i].0 {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += p[i..=j].iter().filter(|x| x.1 > 0.5).count() as f64 * avg;
-        i = j + 1;
-    }
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    let file = std::fs::File::open(path).ok()?;
+    consort_protocol::data::parse_csv(file, &Default::default()).ok()
 }
 
 struct Outcome {

@@ -1,9 +1,10 @@
 //! Control-socket requests about this party's tables and models.
 
+use consort_protocol::data::{CsvOptions, parse_csv};
 use consort_protocol::{
     ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response, TableInfo,
 };
-use consort_storage::{CsvOptions, ModelVersion, TableMeta, parse_csv, valid_table_name};
+use consort_storage::{ModelVersion, TableMeta, valid_table_name};
 
 use crate::server::ServerState;
 

@@ -28,6 +28,6 @@ pub use models::{ModelPart, ModelVersion, Models, model_id, sha256_hex};
 pub use partners::{PartnerEntry, PartnerOverrides};
 pub use records::{Applied, RecordStore};
 pub use store::{Store, StoreOptions, TreeName};
-pub use tables::{CsvError, CsvOptions, TableMeta, Tables, parse_csv, valid_table_name};
+pub use tables::{TableMeta, Tables, valid_table_name};
 pub use tracking::{LogLine, MetricKey, MetricSeries, Tracking};
 pub use tree::{Record, Tree};

@@ -14,35 +14,8 @@ use crate::registry::{component, schema};
 
 /// Reads a CSV with columns `id`, optional `y`, features.
 pub(crate) fn load_csv(path: &str) -> Dataset {
-    let text = std::fs::read_to_string(path).expect("csv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let label_at = header.iter().position(|h| *h == "y");
-    let features: Vec<(usize, String)> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| **h != "id" && **h != "y")
-        .map(|(i, h)| (i, h.to_string()))
-        .collect();
-    let (mut ids, mut labels) = (Vec::new(), Vec::new());
-    let mut cols = vec![Vec::new(); features.len()];
-    for line in lines.filter(|l| !l.is_empty()) {
-        let v: Vec<&str> = line.split(',').collect();
-        ids.push(v[0].to_owned());
-        if let Some(l) = label_at {
-            labels.push(v[l].parse::<f64>().expect("label"));
-        }
-        for (c, (i, _)) in cols.iter_mut().zip(&features) {
-            c.push(v[*i].parse::<f64>().expect("value"));
-        }
-    }
-    Dataset::new(
-        ids,
-        features.into_iter().map(|(_, n)| n).collect(),
-        cols,
-        label_at.map(|_| ("y".to_owned(), labels)),
-    )
-    .expect("dataset")
+    let file = std::fs::File::open(path).expect("csv");
+    consort_protocol::data::parse_csv(file, &Default::default()).expect("valid CSV")
 }
 
 fn data(name: &str) -> Dataset {
