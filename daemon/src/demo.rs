@@ -1,14 +1,15 @@
 //! `consort demo`: the first thing a newcomer runs.
 //!
 //! It starts real daemons as child processes in a temporary directory and talks to them over
-//! their sockets, exactly as an operator would. Today it shows one party's life cycle (init,
-//! run, status, shutdown); the federated-learning issue grows it into a multi-party job.
+//! their sockets, exactly as an operator would: two or three organizations become partners,
+//! upload their halves of a vertically split data set, and train a logistic regression together
+//! (reader → ECDH-PSI → Paillier hetero LR → evaluation), then stop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use consort_protocol::{Request, Response};
+use consort_protocol::{JobInfo, Request, Response};
 use serde_json::json;
 
 use crate::client::Client;
@@ -17,7 +18,23 @@ use crate::paths;
 /// Options of `consort demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Leave the daemon running and print how to talk to it.
+    /// How many organizations: 2 (bank-a is guest and arbiter, insurer-b is host) or 3 (the
+    /// arbiter is a third party, clinic-c).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub parties: u8,
+    /// Data set: `breast` (569 samples, shipped inside the binary) or `default_credit` (30000
+    /// samples, read from --data-dir).
+    #[arg(long, default_value = "breast", value_parser = ["breast", "default_credit"])]
+    pub data: String,
+    /// Directory holding `<data>_hetero_guest.csv` and `<data>_hetero_host.csv` (needed for
+    /// default_credit).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Paillier key size of the training (FATE's examples use 1024; the component's default is
+    /// 2048).
+    #[arg(long, default_value_t = 1024)]
+    pub key_bits: u32,
+    /// Leave the daemons running and print how to talk to each.
     #[arg(long)]
     pub keep: bool,
 }
@@ -59,32 +76,44 @@ fn step(json: bool, text: &str) {
     }
 }
 
-/// Runs the demo; prints progress (or one JSON document with `json`).
-pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
-    let started = Instant::now();
-    let base = std::env::temp_dir().join(format!("consort-demo-{}", std::process::id()));
-    let dir = base.join("demo-a");
-    let consortd = consortd_path();
+const BREAST_GUEST: &str = include_str!("../../examples/data/breast_hetero_guest.csv");
+const BREAST_HOST: &str = include_str!("../../examples/data/breast_hetero_host.csv");
 
-    step(
-        json,
-        &format!("initialising party demo-a in {}", dir.display()),
-    );
-    let out = Command::new(&consortd)
+/// One demo party: its daemon and a client on its socket.
+struct Party {
+    name: &'static str,
+    dir: PathBuf,
+    log: PathBuf,
+    running: Running,
+    client: Client,
+    peer_id: String,
+    listen: Vec<String>,
+}
+
+async fn call(client: &mut Client, request: Request) -> Result<Response, DemoError> {
+    client
+        .request(request)
+        .await
+        .map_err(|e| err(e.to_string()))
+}
+
+/// `consortd init` + `consortd run` of one party; every table may be used with every partner.
+async fn start_party(consortd: &Path, base: &Path, name: &'static str) -> Result<Party, DemoError> {
+    let dir = base.join(name);
+    let out = Command::new(consortd)
         .args([
             "init",
             "--party",
-            "demo-a",
+            name,
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
-            "--json",
             "--dir",
         ])
         .arg(&dir)
         .output()
         .map_err(|e| {
             err(format!(
-                "cannot run {}: {e} (build it with `cargo build -p consort-daemon`)",
+                "cannot run {}: {e} (build it with `cargo build --release`)",
                 consortd.display()
             ))
         })?;
@@ -94,83 +123,381 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-
-    step(json, "starting consortd");
-    let log_path = base.join("demo-a.log");
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| err(format!("cannot create {}: {e}", log_path.display())))?;
-    let child = Command::new(&consortd)
+    let config = dir.join(paths::CONFIG_FILE);
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| err(format!("cannot read {}: {e}", config.display())))?;
+    let text = text.replacen("[policy.tables]\n", "[policy.tables]\n\"*\" = [\"*\"]\n", 1);
+    std::fs::write(&config, text)
+        .map_err(|e| err(format!("cannot write {}: {e}", config.display())))?;
+    let log = base.join(format!("{name}.log"));
+    let log_file = std::fs::File::create(&log)
+        .map_err(|e| err(format!("cannot create {}: {e}", log.display())))?;
+    let child = Command::new(consortd)
         .arg("run")
         .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(log_file)
         .spawn()
         .map_err(|e| err(format!("cannot start consortd: {e}")))?;
     let mut running = Running { child: Some(child) };
     let socket = dir.join(paths::SOCKET_FILE);
-    let mut client = connect_with_deadline(&socket, &mut running, &log_path).await?;
-    let ready_ms = started.elapsed().as_millis();
-
-    let status = match client
-        .request(Request::Status)
-        .await
-        .map_err(|e| err(e.to_string()))?
-    {
-        Response::Status(s) => s,
-        other => return Err(err(format!("unexpected answer {other:?}"))),
+    let mut client = connect_with_deadline(&socket, &mut running, &log).await?;
+    let Response::Status(status) = call(&mut client, Request::Status).await? else {
+        return Err(err("unexpected answer to status"));
     };
+    Ok(Party {
+        name,
+        dir,
+        log,
+        running,
+        client,
+        peer_id: status.peer_id,
+        listen: status.listen,
+    })
+}
+
+fn data_files(args: &DemoArgs, base: &Path) -> Result<(PathBuf, PathBuf), DemoError> {
+    if args.data == "breast" && args.data_dir.is_none() {
+        let (g, h) = (base.join("breast_guest.csv"), base.join("breast_host.csv"));
+        std::fs::write(&g, BREAST_GUEST).map_err(|e| err(e.to_string()))?;
+        std::fs::write(&h, BREAST_HOST).map_err(|e| err(e.to_string()))?;
+        return Ok((g, h));
+    }
+    let dir = args.data_dir.clone().ok_or_else(|| {
+        err(format!(
+            "--data {} needs --data-dir DIR holding {0}_hetero_guest.csv and {0}_hetero_host.csv",
+            args.data
+        ))
+    })?;
+    let g = dir.join(format!("{}_hetero_guest.csv", args.data));
+    let h = dir.join(format!("{}_hetero_host.csv", args.data));
+    for f in [&g, &h] {
+        if !f.is_file() {
+            return Err(err(format!("{} not found", f.display())));
+        }
+    }
+    Ok((g, h))
+}
+
+fn job_spec(args: &DemoArgs, arbiter: &str) -> String {
+    // FATE's example settings for hetero LR on breast; mini-batches of 1000 on default_credit.
+    let batch = if args.data == "breast" { 300 } else { 1000 };
+    let (lr, iters) = if args.data == "breast" {
+        (0.1, 10)
+    } else {
+        (0.15, 5)
+    };
+    format!(
+        "name: {data}-hetero-lr
+parties: {{guest: [bank-a], host: [insurer-b], arbiter: [{arbiter}]}}
+tasks:
+  reader:
+    component: reader
+    role_params: {{guest: {{table: {data}_guest}}, host: {{table: {data}_host}}}}
+  psi:
+    component: psi
+    inputs: {{data: reader.data}}
+  lr:
+    component: hetero_lr
+    inputs: {{train_data: psi.data}}
+    params: {{max_iter: {iters}, batch_size: {batch}, learning_rate: {lr}, alpha: 0.001, key_bits: {bits}}}
+  eval:
+    component: evaluation
+    roles: [guest]
+    inputs: {{data: lr.train_output}}
+",
+        data = args.data,
+        bits = args.key_bits,
+    )
+}
+
+/// Runs the demo; prints progress (or one JSON document with `json`).
+pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
+    let started = Instant::now();
+    let base = std::env::temp_dir().join(format!("consort-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&base)
+        .map_err(|e| err(format!("cannot create {}: {e}", base.display())))?;
+    let consortd = consortd_path();
+    let names: &[&'static str] = if args.parties == 3 {
+        &["bank-a", "insurer-b", "clinic-c"]
+    } else {
+        &["bank-a", "insurer-b"]
+    };
+    let (guest_csv, host_csv) = data_files(args, &base).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&base);
+    })?;
+
+    step(
+        json,
+        &format!("starting {} daemons in {}", names.len(), base.display()),
+    );
+    let mut parties = Vec::new();
+    for name in names {
+        parties.push(start_party(&consortd, &base, name).await?);
+    }
+    step(
+        json,
+        "making them partners (each lists the others' PeerId and address)",
+    );
+    let roster: Vec<(String, String, Vec<String>)> = parties
+        .iter()
+        .map(|p| (p.name.to_owned(), p.peer_id.clone(), p.listen.clone()))
+        .collect();
+    for p in parties.iter_mut() {
+        for (name, peer_id, addrs) in &roster {
+            if name != p.name {
+                let add = Request::PartnerAdd {
+                    party: name.clone(),
+                    peer_id: peer_id.clone(),
+                    addrs: addrs.clone(),
+                };
+                call(&mut p.client, add).await?;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for p in parties.iter_mut() {
+        loop {
+            if let Response::Peers { peers } = call(&mut p.client, Request::Peers).await?
+                && peers.iter().filter(|x| x.connected).count() == names.len() - 1
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "{} did not connect to its partners in 30 s; see {}",
+                    p.name,
+                    p.log.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    for (i, (csv, role)) in [(&guest_csv, "guest"), (&host_csv, "host")]
+        .into_iter()
+        .enumerate()
+    {
+        let table = format!("{}_{role}", args.data);
+        let upload = Request::DataUpload {
+            name: table.clone(),
+            path: csv.display().to_string(),
+            id_column: "id".into(),
+            label_column: Some("y".into()),
+            delimiter: b',',
+            replace: true,
+        };
+        let Response::Table { table: t } = call(&mut parties[i].client, upload).await? else {
+            return Err(err("unexpected answer to data upload"));
+        };
+        step(
+            json,
+            &format!(
+                "{} uploaded table {table}: {} rows, {} features{}",
+                parties[i].name,
+                t.rows,
+                t.features.len(),
+                if t.label.is_some() {
+                    " and the label"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+
+    let arbiter = if args.parties == 3 {
+        "clinic-c"
+    } else {
+        "bank-a"
+    };
+    let spec = job_spec(args, arbiter);
     step(
         json,
         &format!(
-            "party {} is up as {} (ready after {ready_ms} ms)",
-            status.party, status.peer_id
+            "bank-a submits reader → psi → hetero_lr ({}-bit Paillier) → evaluation; guest bank-a, host insurer-b, arbiter {arbiter}",
+            args.key_bits
         ),
     );
+    let submitted = Instant::now();
+    let job = match call(&mut parties[0].client, Request::JobSubmit { spec }).await? {
+        Response::JobSubmitted { job_id } => job_id,
+        other => return Err(err(format!("unexpected answer {other:?}"))),
+    };
+    let info = follow(&mut parties[0].client, &job, json).await?;
+    let job_s = submitted.elapsed().as_secs_f64();
+    if info.status != "success" {
+        return Err(err(format!(
+            "job {job} ended {}: {}; logs: consort --dir {} job log {job}",
+            info.status,
+            info.tasks
+                .iter()
+                .flat_map(|t| t.parties.iter().filter_map(|(p, r)| r
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{} at {p}: {e}", t.name))))
+                .collect::<Vec<_>>()
+                .join("; "),
+            parties[0].dir.display()
+        )));
+    }
+    let Response::Metrics { metrics } = call(
+        &mut parties[0].client,
+        Request::MetricList { job: job.clone() },
+    )
+    .await?
+    else {
+        return Err(err("unexpected answer to metric list"));
+    };
+    let scalar = |ns: &str, name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.namespace == ns && m.name == name)
+            .and_then(|m| m.points.last().map(|p| p.1))
+    };
+    let (auc, ks, rows) = (
+        scalar("evaluation", "auc"),
+        scalar("evaluation", "ks"),
+        scalar("psi", "intersection_size"),
+    );
+    // The model version is stored right after success; give it a moment.
+    let mut model = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while model.is_none() && Instant::now() < deadline {
+        if let Response::Models { models } =
+            call(&mut parties[0].client, Request::ModelList).await?
+        {
+            model = models.into_iter().find(|m| m.version == job);
+        }
+        if model.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let model_id = model
+        .as_ref()
+        .map(|m| m.model_id.clone())
+        .unwrap_or_default();
 
+    if !json {
+        println!();
+        println!(
+            "  AUC {:.4}   KS {:.4}   on {} intersected samples",
+            auc.unwrap_or(f64::NAN),
+            ks.unwrap_or(f64::NAN),
+            rows.unwrap_or(0.0)
+        );
+        println!(
+            "  job {job}: submit → success in {job_s:.2} s ({:.2} s in all)",
+            started.elapsed().as_secs_f64()
+        );
+        println!("  model {model_id}@{job} (each party holds only its own weights)");
+    }
+
+    let dirs: Vec<String> = parties
+        .iter()
+        .map(|p| p.dir.display().to_string())
+        .collect();
     if args.keep {
-        if let Some(child) = running.child.take() {
-            // Detach: the daemon outlives this command.
-            std::mem::forget(child);
+        for p in parties.iter_mut() {
+            if let Some(child) = p.running.child.take() {
+                // Detach: the daemons outlive this command.
+                std::mem::forget(child);
+            }
         }
         if json {
             println!(
                 "{}",
-                json!({"status": status, "kept": true, "dir": dir, "log": log_path})
+                json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "model_id": model_id, "model_version": job, "kept": true, "dirs": dirs})
             );
         } else {
-            println!("\nThe daemon keeps running. Talk to it with:");
-            println!("  consort --dir {} status", dir.display());
-            println!("  consort --dir {} shutdown", dir.display());
-            println!("Its log: {}", log_path.display());
+            println!("\nThe daemons keep running. Talk to each with:");
+            for p in &parties {
+                println!(
+                    "  consort --dir {} job show {job}      # {}, log: {}",
+                    p.dir.display(),
+                    p.name,
+                    p.log.display()
+                );
+            }
+            println!("Stop them with `consort --dir DIR shutdown`.");
         }
         return Ok(());
     }
-
-    step(json, "shutting down");
-    let _ = client
-        .request(Request::Shutdown)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let code = wait_child(&mut running, Duration::from_secs(30)).await?;
-    if code != Some(0) {
-        return Err(err(format!(
-            "consortd exited with {code:?}; see {}",
-            log_path.display()
-        )));
+    step(json, "shutting the daemons down");
+    for p in parties.iter_mut() {
+        call(&mut p.client, Request::Shutdown).await?;
+    }
+    let mut pids = Vec::new();
+    for p in parties.iter_mut() {
+        pids.push(p.running.child.as_ref().map(|c| c.id()).unwrap_or(0));
+        let code = wait_child(&mut p.running, Duration::from_secs(30)).await?;
+        if code != Some(0) {
+            return Err(err(format!(
+                "{} exited with {code:?}; see {}",
+                p.name,
+                p.log.display()
+            )));
+        }
     }
     let _ = std::fs::remove_dir_all(&base);
     let elapsed_s = started.elapsed().as_secs_f64();
     if json {
         println!(
             "{}",
-            json!({"status": status, "kept": false, "elapsed_s": elapsed_s})
+            json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "elapsed_s": elapsed_s, "model_id": model_id, "model_version": job, "kept": false, "pids": pids})
         );
     } else {
-        println!("done in {elapsed_s:.2} s: init, run, status and a clean shutdown of one party.");
+        println!("done in {elapsed_s:.2} s.");
     }
     Ok(())
+}
+
+/// Polls the job until it ends, printing each task as it starts and ends at every party.
+async fn follow(client: &mut Client, job: &str, json: bool) -> Result<JobInfo, DemoError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let info = match call(
+            client,
+            Request::JobShow {
+                job: job.to_owned(),
+            },
+        )
+        .await?
+        {
+            Response::Job(info) => info,
+            other => return Err(err(format!("unexpected answer {other:?}"))),
+        };
+        for t in &info.tasks {
+            for (party, run) in &t.parties {
+                if (run.state == "running" || run.state == "success" || run.state == "failed")
+                    && seen.insert((t.name.clone(), party.clone(), run.state.clone()))
+                    && !json
+                {
+                    let took = match (run.state.as_str(), run.elapsed_s) {
+                        ("running", _) | (_, None) => String::new(),
+                        (_, Some(s)) => format!(" in {s:.2} s"),
+                    };
+                    println!(
+                        "    {:<5} {:<8} at {party}: {}{took}",
+                        t.name, t.component, run.state
+                    );
+                }
+            }
+        }
+        if matches!(
+            info.status.as_str(),
+            "success" | "failed" | "canceled" | "rejected"
+        ) {
+            return Ok(info);
+        }
+        if Instant::now() > deadline {
+            return Err(err(format!("job {job} did not finish within an hour")));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn connect_with_deadline(

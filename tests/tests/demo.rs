@@ -5,27 +5,50 @@
 use consort_tests::consort;
 
 #[test]
-fn demo_runs_end_to_end_and_cleans_up() {
+fn demo_trains_across_two_daemons_and_cleans_up() {
     let out = consort(&["--json", "demo"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let v = out.json();
-    assert_eq!(v["status"]["party"], "demo-a");
+    assert_eq!(v["status"], "success", "{v}");
+    assert!(v["auc"].as_f64().unwrap() >= 0.99, "{v}");
+    assert_eq!(v["intersection"], 569.0);
     assert!(
-        v["status"]["peer_id"]
+        v["model_id"]
             .as_str()
             .unwrap()
-            .starts_with("12D3KooW")
+            .starts_with("breast-hetero-lr."),
+        "{v}"
     );
+    assert_eq!(v["model_version"], v["job_id"]);
     assert_eq!(v["kept"], false);
-    // The daemon it started is gone: its pid no longer runs consortd.
-    let pid = v["status"]["pid"].as_u64().unwrap();
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert!(
-        !cmdline.contains("consortd"),
-        "demo daemon {pid} still running"
-    );
+    // The daemons it started are gone: their pids no longer run consortd.
+    for pid in v["pids"].as_array().unwrap() {
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !cmdline.contains("consortd"),
+            "demo daemon {pid} still running"
+        );
+    }
+}
 
-    let human = consort(&["demo"]);
+#[test]
+fn demo_with_three_parties_shows_progress_and_the_auc() {
+    let human = consort(&["demo", "--parties", "3", "--key-bits", "512"]);
     assert_eq!(human.code, Some(0), "{human:?}");
-    assert!(human.stdout.contains("clean shutdown"), "{}", human.stdout);
+    for needle in [
+        "arbiter clinic-c",
+        "psi",
+        "hetero_lr",
+        "AUC 0.99",
+        "model breast-hetero-lr.",
+    ] {
+        assert!(human.stdout.contains(needle), "{needle}: {}", human.stdout);
+    }
+}
+
+#[test]
+fn demo_explains_what_it_needs_for_a_larger_data_set() {
+    let out = consort(&["demo", "--data", "default_credit"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("needs --data-dir"), "{}", out.stderr);
 }

@@ -103,9 +103,12 @@ tasks:
   reader:
     component: reader
     role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
+  psi:
+    component: psi
+    inputs: {data: reader.data}
   lr:
     component: hetero_lr
-    inputs: {train_data: reader.data}
+    inputs: {train_data: psi.data}
     params: {max_iter: 10, batch_size: 300, learning_rate: 0.1, alpha: 0.001, key_bits: 512}
   eval:
     component: evaluation
@@ -195,9 +198,12 @@ tasks:
   reader:
     component: reader
     role_params: {{guest: {{table: breast_guest}}, host: {{table: breast_host}}}}
+  psi:
+    component: psi
+    inputs: {{data: reader.data}}
   lr:
     component: hetero_lr
-    inputs: {{test_data: reader.data}}
+    inputs: {{test_data: psi.data}}
     model: {{id: {model_id}, version: {id}}}
   eval:
     component: evaluation
