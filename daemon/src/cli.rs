@@ -218,6 +218,19 @@ pub enum JobCommand {
         #[arg(long)]
         reason: String,
     },
+    /// An output a task wrote at this party (e.g. the guest's scores: `lr predict_output`).
+    /// Datasets print as CSV (id, label, columns); other outputs as they are.
+    Output {
+        /// Job id.
+        id: String,
+        /// Task.
+        task: String,
+        /// Output name.
+        name: String,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Task log lines of a job: this party's, or a partner's that shares its logs with us.
     Log {
         /// Job id.

@@ -1,6 +1,8 @@
 //! Control-socket requests about this party's tables and models.
 
+use consort_actors::executor::output_path;
 use consort_protocol::data::{CsvOptions, parse_csv};
+use consort_protocol::jobs::valid_tag;
 use consort_protocol::{
     ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response, TableInfo,
 };
@@ -57,6 +59,7 @@ pub(crate) async fn handle(
     state: &ServerState,
     request: Request,
 ) -> Result<Response, ControlError> {
+    let work_dir = std::path::PathBuf::from(&state.status.data_dir).join("jobs");
     let tables = state.tables.clone();
     let models = state.models.clone();
     let work = move || -> Result<Response, ControlError> {
@@ -137,6 +140,7 @@ pub(crate) async fn handle(
                     table: table_info(meta),
                 })
             }
+            Request::JobOutput { job, task, name } => job_output(&work_dir, &job, &task, &name),
             Request::ModelList => Ok(Response::Models {
                 models: models
                     .list()
@@ -168,4 +172,44 @@ pub(crate) async fn handle(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| internal(format!("request failed: {e}")))?
+}
+
+/// The newest attempt's output `name` of `task` at this party (guest first, then any role).
+fn job_output(
+    work_dir: &std::path::Path,
+    job: &str,
+    task: &str,
+    name: &str,
+) -> Result<Response, ControlError> {
+    let job = consort_protocol::jobs::JobId::parse(job)
+        .ok_or_else(|| invalid(format!("'{job}' is not a job id")))?;
+    if !valid_tag(task) || !valid_tag(name) {
+        return Err(invalid("invalid task or output name"));
+    }
+    let not_found = || {
+        ControlError::new(
+            ErrorCode::NotFound,
+            format!("no output '{name}' of task {task} in job {job} at this party"),
+        )
+    };
+    let task_dir = work_dir.join(job.as_str()).join(task);
+    let mut attempts: Vec<u32> = std::fs::read_dir(&task_dir)
+        .map_err(|_| not_found())?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    attempts.sort_unstable_by(|a, b| b.cmp(a));
+    for attempt in attempts {
+        for role in consort_protocol::job::Role::ALL {
+            let path = output_path(work_dir, &job, task, attempt, role, name);
+            if let Ok(data) = std::fs::read(&path) {
+                return Ok(Response::Output {
+                    role: role.to_string(),
+                    attempt,
+                    data,
+                });
+            }
+        }
+    }
+    Err(not_found())
 }

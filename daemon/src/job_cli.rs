@@ -311,6 +311,36 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             wait(&mut client, &id, timeout, json_out, false).await
         }
         JobCommand::Stop { id } => simple(target, Request::JobStop { job: id }, json_out).await,
+        JobCommand::Output {
+            id,
+            task,
+            name,
+            output,
+        } => {
+            let mut client = target.connect().await?;
+            let request = Request::JobOutput {
+                job: id,
+                task,
+                name,
+            };
+            let data = match client.request(request).await? {
+                Response::Output { data, .. } => data,
+                other => return Err(unexpected(&other)),
+            };
+            let text = match consort_protocol::data::Dataset::from_bytes(&data) {
+                Ok(d) => d.to_csv().into_bytes(),
+                Err(_) => data,
+            };
+            match output {
+                Some(path) => std::fs::write(&path, &text)
+                    .map_err(|e| fail("io", format!("cannot write {}: {e}", path.display()), 1))?,
+                None => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&text);
+                }
+            }
+            Ok(())
+        }
         JobCommand::Rerun { id, from } => {
             simple(target, Request::JobRerun { job: id, from }, json_out).await
         }

@@ -248,6 +248,7 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::DataShow { .. }
         | Request::DataDelete { .. }
         | Request::ModelList
+        | Request::JobOutput { .. }
         | Request::ModelShow { .. } => crate::data::handle(state, request).await,
         Request::TaskRemote { .. }
         | Request::TaskGet { .. }

@@ -163,6 +163,15 @@ pub enum Request {
         /// Table name.
         name: String,
     },
+    /// An output a task wrote at this party (its latest attempt).
+    JobOutput {
+        /// Job id.
+        job: String,
+        /// Task.
+        task: String,
+        /// Output name (`data`, `model`, `predict_output`, `report`, ...).
+        name: String,
+    },
     /// This party's models, every version.
     ModelList,
     /// One version of a model (the newest if `version` is None).
@@ -396,6 +405,16 @@ pub enum Response {
         header: Vec<String>,
         /// The first rows, as text.
         rows: Vec<Vec<String>>,
+    },
+    /// Answer to [`Request::JobOutput`].
+    Output {
+        /// The role that wrote it.
+        role: String,
+        /// Attempt.
+        attempt: u32,
+        /// Its bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
     },
     /// Answer to [`Request::ModelList`].
     Models {

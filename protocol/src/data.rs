@@ -150,6 +150,31 @@ impl Dataset {
         Ok(())
     }
 
+    /// CSV text: `id`, the label (if any), then the feature columns.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("id");
+        if let Some(l) = &self.label_name {
+            out.push(',');
+            out.push_str(l);
+        }
+        for f in &self.feature_names {
+            out.push(',');
+            out.push_str(f);
+        }
+        out.push('\n');
+        for i in 0..self.rows() {
+            out.push_str(&self.ids[i]);
+            if let Some(l) = &self.labels {
+                out.push_str(&format!(",{}", l[i]));
+            }
+            for c in &self.columns {
+                out.push_str(&format!(",{}", c[i]));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// MessagePack bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, DatasetError> {
         rmp_serde::to_vec_named(self).map_err(|e| DatasetError::Encode(e.to_string()))
@@ -347,6 +372,13 @@ mod tests {
         assert_eq!(s.row(0), vec![3.0, 6.0]);
         assert_eq!(s.labels, Some(vec![1.0, 0.0]));
         assert_eq!(d.column("x1"), Some(&[4.0, 5.0, 6.0][..]));
+    }
+
+    #[test]
+    fn csv_text_round_trips() {
+        let d = sample();
+        let back = parse_csv(d.to_csv().as_bytes(), &CsvOptions::default()).expect("parses");
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -222,6 +222,14 @@ tasks:
         );
     }
     assert!((auc(&fed, &pid) - train_auc).abs() < 1e-9);
+    // The guest's scores, as CSV.
+    let scores = fed.parties[0].cli(&["job", "output", &pid, "lr", "predict_output"]);
+    assert_eq!(scores.code, Some(0), "{scores:?}");
+    let mut lines = scores.stdout.lines();
+    assert_eq!(lines.next(), Some("id,y,score"));
+    assert_eq!(lines.count(), 569);
+    let none = fed.parties[1].cli(&["job", "output", &pid, "lr", "predict_output"]);
+    assert_eq!(none.code, Some(1), "the host has no scores: {none:?}");
 
     // A job naming a model version a party does not hold is rejected by it, with the reason.
     let missing = predict.replace(&id, "j00000000000000000000");
@@ -245,4 +253,67 @@ fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
             .contains("does not let table 'breast_guest' be used in jobs with insurer-b"),
         "{v}"
     );
+}
+
+#[test]
+fn homo_lr_with_secure_aggregation_gives_both_parties_the_same_model() {
+    let fed = two_with_breast();
+    let _d = fed.start_connected();
+    for (i, file) in ["breast_homo_guest.csv", "breast_homo_host.csv"]
+        .iter()
+        .enumerate()
+    {
+        let p = &fed.parties[i];
+        assert_eq!(
+            p.cli(&["data", "upload", &data(file), "--name", "breast_homo_train"])
+                .code,
+            Some(0)
+        );
+        let test = p.cli(&[
+            "data",
+            "upload",
+            &data("breast_homo_test.csv"),
+            "--name",
+            "breast_homo_test",
+        ]);
+        assert_eq!(test.code, Some(0), "{test:?}");
+    }
+    let job = format!(
+        "{}/../examples/breast_homo_lr.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let id = submit(&fed.parties[0], &job);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success", "failed", "rejected"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &id])
+        );
+    }
+    // Each party evaluated the global model on the held-out test set.
+    for p in &fed.parties {
+        let m = p
+            .cli(&["--json", "metric", "get", &id, "eval", "evaluation", "auc"])
+            .json();
+        let auc = m[0]["points"][0][1].as_f64().unwrap();
+        assert!(auc >= 0.98, "{}: test AUC {auc}", p.name);
+    }
+    // Both hold the same global weights: their model artifacts are the same bytes.
+    let artifact = |i: usize| -> String {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let m = fed.parties[i].cli(&["--json", "model", "list"]).json();
+            if let Some(part) = m[0]["parts"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["role"] != "arbiter"))
+            {
+                return part["artifact"].as_str().unwrap().to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no model");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(artifact(0), artifact(1));
 }
