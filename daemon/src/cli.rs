@@ -366,6 +366,7 @@ fn error_code_name(code: ErrorCode) -> &'static str {
 
 /// Entry point of the `consort` binary.
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -798,4 +799,22 @@ fn format_duration(secs: f64) -> String {
         3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// `consort job submit --wait | head -1`: when the reader goes away, stop quietly with the
+/// shell's SIGPIPE status instead of a panic message (println! panics on a closed stdout).
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
