@@ -24,7 +24,11 @@ pub use error::StorageError;
 pub use files::write_atomically;
 pub use mailbox::{Chunk, MAX_CHUNKS, Mail, Mailbox};
 pub use meta::DaemonMeta;
-pub use models::{ModelPart, ModelVersion, Models, model_id, sha256_hex};
+pub use models::{
+    Change, ChangeKind, Commit, CommitId, DeleteReport, ImportReport, LogEntry, MAIN, ModelDiff,
+    ModelPart, ModelVersion, Models, RefInfo, RefKind, RefMove, RefRecord, ReflogEntry, RevSpec,
+    model_id, parse_rev, sha256_hex, valid_model_id, valid_ref_name,
+};
 pub use partners::{PartnerEntry, PartnerOverrides};
 pub use records::{Applied, RecordStore};
 pub use store::{Store, StoreOptions, TreeName};

@@ -70,7 +70,7 @@ impl<V: Record> Tree<V> {
         }
     }
 
-    fn encode(&self, value: &V) -> Result<Vec<u8>, StorageError> {
+    pub(crate) fn encode(&self, value: &V) -> Result<Vec<u8>, StorageError> {
         rmp_serde::to_vec_named(&EnvelopeRef {
             v: V::VERSION,
             data: value,
@@ -81,7 +81,7 @@ impl<V: Record> Tree<V> {
         })
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<V, StorageError> {
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<V, StorageError> {
         let corrupt = |e: rmp_serde::decode::Error| StorageError::Corrupt {
             kind: V::KIND,
             tree: self.name.as_str().to_owned(),
@@ -139,6 +139,22 @@ impl<V: Record> Tree<V> {
     /// Whether the tree holds no record.
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
+    }
+
+    /// The underlying sled tree (atomic batches spanning several record types).
+    pub(crate) fn raw(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Records whose key starts with `prefix`, in reverse key order.
+    pub fn scan_prefix_rev(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, V), StorageError>> + '_ {
+        self.tree.scan_prefix(prefix).rev().map(move |item| {
+            let (k, v) = item.map_err(self.db_err("scan"))?;
+            Ok((k.to_vec(), self.decode(&v)?))
+        })
     }
 
     /// Records whose key starts with `prefix`, in key order.
