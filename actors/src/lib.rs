@@ -7,6 +7,7 @@
 
 pub mod executor;
 mod model_manager;
+pub mod model_rpc;
 pub mod network;
 mod network_actor;
 pub mod scheduler;
@@ -106,7 +107,7 @@ impl Actors {
                 policy: deps.policy,
                 work_dir: deps.work_dir,
                 tables: deps.tables,
-                models: deps.models,
+                models: deps.models.clone(),
                 tracking: deps.tracking.clone(),
             },
         )
@@ -120,6 +121,8 @@ impl Actors {
             network_actor::LogSharing {
                 tracking: deps.tracking,
                 share_logs_with: deps.share_logs_with,
+                models: deps.models.clone(),
+                prepared: model_rpc::Prepared::default(),
             },
         );
         Self {

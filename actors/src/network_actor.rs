@@ -2,10 +2,11 @@ use actix::{Actor, AsyncContext, Context, Recipient, StreamHandler, WrapFuture};
 use consort_protocol::PartyName;
 use consort_protocol::jobs::{CHANNEL_TOPIC, ChannelMessage, JobId, LOGS_TOPIC, valid_tag};
 use consort_protocol::peer::PeerResponse;
-use consort_storage::{Chunk, Mailbox, Tracking};
+use consort_storage::{Chunk, Mailbox, Models, Tracking};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::model_rpc::{self, MODEL_TOPIC, Prepared};
 use crate::network::{NetworkClient, NetworkEvent};
 use crate::scheduler::RecordChanged;
 
@@ -15,6 +16,10 @@ pub struct LogSharing {
     pub tracking: Tracking,
     /// `policy.share_logs_with` (`*` for every partner).
     pub share_logs_with: Vec<String>,
+    /// The model store (partners ask about shared models).
+    pub models: Models,
+    /// Model moves prepared here, waiting for their commit.
+    pub prepared: Prepared,
 }
 
 /// The actors' side of the network: consumes its events and routes them — records to the
@@ -27,6 +32,8 @@ pub struct NetworkActor {
     scheduler: Recipient<RecordChanged>,
     tracking: Tracking,
     share_logs_with: Vec<String>,
+    models: Models,
+    prepared: Prepared,
 }
 
 impl NetworkActor {
@@ -51,6 +58,8 @@ impl NetworkActor {
                 scheduler,
                 tracking: logs.tracking,
                 share_logs_with: logs.share_logs_with,
+                models: logs.models,
+                prepared: logs.prepared,
             }
         })
     }
@@ -78,6 +87,10 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
                     let (tracking, me) = (self.tracking.clone(), self.me.clone());
                     let shares = self.share_logs_with.clone();
                     Box::new(move || on_logs(&tracking, &me, &shares, &party, &body))
+                } else if topic == MODEL_TOPIC {
+                    let (models, prepared, me) =
+                        (self.models.clone(), self.prepared.clone(), self.me.clone());
+                    Box::new(move || model_rpc::handle(&models, &prepared, &me, &party, &body))
                 } else {
                     debug!(%party, %topic, "no handler for partner request");
                     let message = format!("no handler for '{topic}' in this consortd");

@@ -447,24 +447,18 @@ impl Scheduler {
             return Err("not configured".into());
         };
         let me = &deps.me;
-        if model.rev.is_some() {
-            return Err(format!(
-                "task {task}: model revisions (rev) are not supported yet; name a version"
-            ));
-        }
+        // `version` (a job id) or `rev` (tag, branch, BRANCH~N, commit): the head of main
+        // when neither is given.
+        let rev = model.version.as_deref().or(model.rev.as_deref());
         let version = deps
             .models
-            .version(&model.id, model.version.as_deref())
+            .version(&model.id, rev)
             .map_err(|e| format!("{me} cannot read model {}: {e}", model.id))?
             .ok_or_else(|| {
                 format!(
                     "{me} has no model {}{}",
                     model.id,
-                    model
-                        .version
-                        .as_deref()
-                        .map(|v| format!("@{v}"))
-                        .unwrap_or_default()
+                    rev.map(|v| format!("@{v}")).unwrap_or_default()
                 )
             })?;
         let part = version
@@ -518,9 +512,17 @@ impl Scheduler {
             job.clone(),
             plan.name.clone(),
         );
+        let target = plan.conf.model.clone();
         tokio::task::spawn_blocking(move || {
+            let place = model_store::Place {
+                branch: target
+                    .as_ref()
+                    .and_then(|t| t.branch.clone())
+                    .unwrap_or_else(|| "main".to_owned()),
+                message: target.and_then(|t| t.message),
+            };
             if let Err(e) =
-                model_store::commit(&models, &tracking, &me, &job, &name, &parties, runs)
+                model_store::commit(&models, &tracking, &me, &job, &name, &parties, runs, &place)
             {
                 warn!(%job, error = %e, "cannot store the job's model");
             }

@@ -54,10 +54,96 @@ pub enum DataCommand {
 pub enum ModelCommand {
     /// Every model version stored at this party (one per successful training job).
     List,
-    /// One version: parts, params, metrics, job. `ID` alone shows the newest version.
+    /// One version: parts, params, metrics, job. `ID@REV` where REV is a version (job id),
+    /// a tag, a branch, `BRANCH~N` or a commit hash prefix; `ID` alone is `ID@main`.
     Show {
-        /// `MODEL_ID@VERSION` or `MODEL_ID`.
+        /// `MODEL_ID[@REV]`.
         model: String,
+    },
+    /// History, newest first: one line per commit with its branch and tag names.
+    Log {
+        /// Model id.
+        model: String,
+        /// This branch (default main).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Every commit of the model, on any branch.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Tag a revision at every participant (agreed in two phases; nothing changes anywhere
+    /// if one refuses or is unreachable).
+    Tag {
+        /// `ID@REV`.
+        rev: String,
+        /// Tag name.
+        name: String,
+        /// Message.
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
+    /// Create a branch at every participant (two phases).
+    Branch {
+        /// Model id.
+        model: String,
+        /// Branch name.
+        name: String,
+        /// Start from this revision (default: the head of main).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Move a branch to a revision at every participant (two phases); the move is in the
+    /// reflog and another rollback undoes it.
+    Rollback {
+        /// Model id.
+        model: String,
+        /// Target revision.
+        #[arg(long)]
+        to: String,
+        /// Branch to move.
+        #[arg(long, default_value = "main")]
+        branch: String,
+    },
+    /// Differences between two revisions: params, metrics, artifact hashes.
+    Diff {
+        /// `ID@REV`.
+        a: String,
+        /// `ID@REV`.
+        b: String,
+    },
+    /// Write this party's part of `ID@REV` to one checksummed archive.
+    Export {
+        /// `ID@REV`.
+        rev: String,
+        /// Archive file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Verify an archive and store it (identical commit hash and artifacts).
+    Import {
+        /// Archive file.
+        file: PathBuf,
+    },
+    /// Delete a version here; refused while a branch or tag points at it unless --force.
+    Delete {
+        /// `ID@VERSION`.
+        model: String,
+        /// Delete even if refs point at it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask every participant which version `ID@REV` names there: consistent, or who differs.
+    Verify {
+        /// `ID@REV`.
+        rev: String,
+    },
+    /// Every move of the model's branches and tags (who, when, why), newest first.
+    Reflog {
+        /// Model id.
+        model: String,
+        /// Only this ref (`main`, `heads/main`, `tags/v1`).
+        #[arg(long = "ref")]
+        reference: Option<String>,
     },
 }
 
@@ -206,7 +292,51 @@ pub(crate) async fn run_model(
     cmd: ModelCommand,
     json: bool,
 ) -> Result<(), Failure> {
+    let abs = |p: &PathBuf| -> Result<String, Failure> {
+        let p = if p.is_absolute() {
+            p.clone()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| fail("io", e.to_string()))?
+                .join(p)
+        };
+        Ok(p.display().to_string())
+    };
+    let kind = match &cmd {
+        ModelCommand::Log { .. } => "log",
+        ModelCommand::Reflog { .. } => "reflog",
+        ModelCommand::Verify { .. } => "verify",
+        ModelCommand::Diff { .. } => "diff",
+        _ => "other",
+    };
     let request = match cmd {
+        ModelCommand::Log { model, branch, all } => Request::ModelLog { model, branch, all },
+        ModelCommand::Tag { rev, name, message } => Request::ModelTag { rev, name, message },
+        ModelCommand::Branch { model, name, from } => Request::ModelBranch { model, name, from },
+        ModelCommand::Rollback { model, to, branch } => {
+            Request::ModelRollback { model, to, branch }
+        }
+        ModelCommand::Diff { a, b } => Request::ModelDiff { a, b },
+        ModelCommand::Export { rev, output } => Request::ModelExport {
+            rev,
+            path: abs(&output)?,
+        },
+        ModelCommand::Import { file } => Request::ModelImport { path: abs(&file)? },
+        ModelCommand::Delete { model, force } => {
+            let Some((model, version)) = model.split_once('@') else {
+                return Err(fail(
+                    "invalid_argument",
+                    "name the version: ID@VERSION".into(),
+                ));
+            };
+            Request::ModelDelete {
+                model: model.to_owned(),
+                version: version.to_owned(),
+                force,
+            }
+        }
+        ModelCommand::Verify { rev } => Request::ModelVerify { rev },
+        ModelCommand::Reflog { model, reference } => Request::ModelReflog { model, reference },
         ModelCommand::List => Request::ModelList,
         ModelCommand::Show { model } => match model.split_once('@') {
             Some((id, v)) => Request::ModelShow {
@@ -239,7 +369,94 @@ pub(crate) async fn run_model(
                 print_model(&model, true);
             }
         }
+        Response::ModelJson { value } => {
+            if json {
+                print_json(&value);
+            } else {
+                print_history(kind, &value);
+            }
+            if kind == "verify" && value["consistent"] != true {
+                return Err(Failure {
+                    code: "inconsistent",
+                    message: "the parties do not agree on this revision".into(),
+                    exit: 1,
+                    reported: json,
+                });
+            }
+        }
         other => return Err(unexpected(&other)),
     }
     Ok(())
+}
+
+/// Human lines for the JSON answers of the history commands.
+fn print_history(kind: &str, v: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let short = |v: &serde_json::Value| s(v).chars().take(12).collect::<String>();
+    match kind {
+        "log" => {
+            for e in v.as_array().into_iter().flatten() {
+                let mut names: Vec<String> = Vec::new();
+                for b in e["branches"].as_array().into_iter().flatten() {
+                    names.push(s(b));
+                }
+                for t in e["tags"].as_array().into_iter().flatten() {
+                    names.push(format!("tag: {}", s(t)));
+                }
+                let refs = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                };
+                println!(
+                    "{} {}{refs}  {}",
+                    short(&e["id"]),
+                    s(&e["commit"]["model_version"]),
+                    s(&e["commit"]["message"])
+                );
+            }
+        }
+        "reflog" => {
+            for e in v.as_array().into_iter().flatten() {
+                println!(
+                    "{} {} → {}  by {}: {}",
+                    s(&e["ref_name"]),
+                    if e["old"].is_null() {
+                        "(new)".to_owned()
+                    } else {
+                        short(&e["old"])
+                    },
+                    if e["new"].is_null() {
+                        "(deleted)".to_owned()
+                    } else {
+                        short(&e["new"])
+                    },
+                    s(&e["who"]),
+                    s(&e["why"])
+                );
+            }
+        }
+        "verify" => {
+            for p in v["parties"].as_array().into_iter().flatten() {
+                match p.get("error") {
+                    Some(e) => println!("{:<12} ✗ {}", s(&p["party"]), s(e)),
+                    None => println!(
+                        "{:<12} {} ({})",
+                        s(&p["party"]),
+                        s(&p["version"]),
+                        short(&p["commit"])
+                    ),
+                }
+            }
+            println!(
+                "{}",
+                if v["consistent"] == true {
+                    "consistent"
+                } else {
+                    "NOT consistent"
+                }
+            );
+        }
+        _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+    }
 }

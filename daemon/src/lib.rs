@@ -15,6 +15,7 @@ pub mod init;
 pub mod job_cli;
 mod jobs;
 pub mod logging;
+mod models;
 pub mod network;
 pub mod paths;
 pub mod run;

@@ -250,6 +250,16 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::ModelList
         | Request::JobOutput { .. }
         | Request::ModelShow { .. } => crate::data::handle(state, request).await,
+        Request::ModelLog { .. }
+        | Request::ModelTag { .. }
+        | Request::ModelBranch { .. }
+        | Request::ModelRollback { .. }
+        | Request::ModelDiff { .. }
+        | Request::ModelExport { .. }
+        | Request::ModelImport { .. }
+        | Request::ModelDelete { .. }
+        | Request::ModelVerify { .. }
+        | Request::ModelReflog { .. } => crate::models::handle(state, request).await,
         Request::TaskRemote { .. }
         | Request::TaskGet { .. }
         | Request::TaskMetric { .. }

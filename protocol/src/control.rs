@@ -163,6 +163,82 @@ pub enum Request {
         /// Table name.
         name: String,
     },
+    /// History of a model, newest first, with branch and tag names.
+    ModelLog {
+        /// Model id.
+        model: String,
+        /// Only this branch's history (default `main`).
+        branch: Option<String>,
+        /// Every commit of the model.
+        all: bool,
+    },
+    /// Tags `ID@REV` at every participant (two phases).
+    ModelTag {
+        /// `ID@REV`.
+        rev: String,
+        /// Tag name.
+        name: String,
+        /// Message.
+        message: String,
+    },
+    /// Creates a branch at every participant (two phases).
+    ModelBranch {
+        /// Model id.
+        model: String,
+        /// Branch name.
+        name: String,
+        /// Where it starts (default: the head of `main`).
+        from: Option<String>,
+    },
+    /// Moves a branch back (or forward) at every participant (two phases).
+    ModelRollback {
+        /// Model id.
+        model: String,
+        /// Target revision.
+        to: String,
+        /// Branch to move.
+        branch: String,
+    },
+    /// Differences between two revisions here (params, metrics, artifacts).
+    ModelDiff {
+        /// `ID@REV`.
+        a: String,
+        /// `ID@REV`.
+        b: String,
+    },
+    /// Writes one checksummed archive of `ID@REV` (this party's part) to `path`.
+    ModelExport {
+        /// `ID@REV`.
+        rev: String,
+        /// Absolute path of the archive to write.
+        path: String,
+    },
+    /// Verifies and stores an archive written by `ModelExport`.
+    ModelImport {
+        /// Absolute path of the archive.
+        path: String,
+    },
+    /// Deletes a version here (refused while a ref points at it, unless `force`).
+    ModelDelete {
+        /// Model id.
+        model: String,
+        /// Version (job id).
+        version: String,
+        /// Also when refs point at it.
+        force: bool,
+    },
+    /// Asks every participant which version `ID@REV` names there.
+    ModelVerify {
+        /// `ID@REV`.
+        rev: String,
+    },
+    /// Every move of a model's refs, newest first.
+    ModelReflog {
+        /// Model id.
+        model: String,
+        /// Only this ref (`heads/main`, `tags/v1`, or a bare name).
+        reference: Option<String>,
+    },
     /// An output a task wrote at this party (its latest attempt).
     JobOutput {
         /// Job id.
@@ -415,6 +491,11 @@ pub enum Response {
         /// Its bytes.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+    },
+    /// Answer to the model history and agreement requests, as a JSON document.
+    ModelJson {
+        /// The document.
+        value: serde_json::Value,
     },
     /// Answer to [`Request::ModelList`].
     Models {

@@ -13,7 +13,16 @@ use tracing::info;
 /// (task, component, run, path of its `model` output).
 pub(crate) type RunOutput = (String, String, TaskRun, PathBuf);
 
+/// Where a training job's version goes (`conf.model`).
+pub(crate) struct Place {
+    /// Branch (`main` by default).
+    pub branch: String,
+    /// Commit message (default: "job J (NAME)").
+    pub message: Option<String>,
+}
+
 /// Commits the version of `job` if it has model outputs here and is not stored yet.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn commit(
     models: &Models,
     tracking: &Tracking,
@@ -22,6 +31,7 @@ pub(crate) fn commit(
     name: &str,
     parties: &[String],
     runs: Vec<RunOutput>,
+    place: &Place,
 ) -> Result<(), StorageError> {
     let id = model_id(name, parties);
     if models.version(&id, Some(job.as_str()))?.is_some() {
@@ -77,7 +87,11 @@ pub(crate) fn commit(
         parts,
         metrics,
     };
-    models.put_version(&version)?;
-    info!(model = %id, version = %job, parts = version.parts.len(), "model stored");
+    let message = place
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("job {job} ({name})"));
+    let commit = models.commit(&version, &place.branch, &message, me.as_str())?;
+    info!(model = %id, version = %job, branch = %place.branch, commit = %commit.short(), parts = version.parts.len(), "model committed");
     Ok(())
 }

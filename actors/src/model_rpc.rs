@@ -1,0 +1,217 @@
+//! Agreement about shared models between parties: a two-phase move of a branch or tag
+//! (prepare everywhere, then commit), and asking a party which version a revision names.
+//!
+//! Travels as request-response `App` messages on topic [`MODEL_TOPIC`]. A party answers only a
+//! participant of the model (one of the `role:party` entries of the model's commits), and the
+//! move it records names the asking party as `who`, whatever the message says.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use consort_protocol::PartyName;
+use consort_protocol::peer::PeerResponse;
+use consort_storage::{Models, RefMove};
+use serde::{Deserialize, Serialize};
+
+/// Request-response topic of model agreement.
+pub const MODEL_TOPIC: &str = "model";
+
+/// How long a prepared move waits for its commit.
+const PREPARED_FOR: Duration = Duration::from_secs(60);
+
+/// A message of the model protocol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "rpc", rename_all = "snake_case")]
+pub enum ModelRpc {
+    /// Phase 1: would this move succeed here? If so, hold it under `tx`.
+    Prepare {
+        /// Transaction id chosen by the coordinator.
+        tx: u64,
+        /// The move.
+        op: RefMove,
+    },
+    /// Phase 2: apply the move held under `tx`.
+    Commit {
+        /// Transaction id.
+        tx: u64,
+    },
+    /// Forget the move held under `tx`.
+    Abort {
+        /// Transaction id.
+        tx: u64,
+    },
+    /// Which version does `ID@REV` name here?
+    Resolve {
+        /// `ID@REV`.
+        rev: String,
+    },
+}
+
+/// An answer of the model protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum ModelAnswer {
+    /// Done (prepared, committed, aborted).
+    Ok,
+    /// Not done, and why.
+    Refused {
+        /// Reason.
+        reason: String,
+    },
+    /// The version (job id) and commit a revision names at this party.
+    Resolved {
+        /// Version.
+        version: String,
+        /// Commit hash at this party.
+        commit: String,
+    },
+}
+
+/// Moves prepared here, by coordinator and transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared(Arc<Mutex<HashMap<(PartyName, u64), (RefMove, Instant)>>>);
+
+fn model_of(op: &RefMove) -> &str {
+    match op {
+        RefMove::Tag { model_id, .. }
+        | RefMove::Branch { model_id, .. }
+        | RefMove::Rollback { model_id, .. } => model_id,
+    }
+}
+
+fn with_who(op: RefMove, who: String) -> RefMove {
+    match op {
+        RefMove::Tag {
+            model_id,
+            name,
+            rev,
+            message,
+            ..
+        } => RefMove::Tag {
+            model_id,
+            name,
+            rev,
+            message,
+            who,
+        },
+        RefMove::Branch {
+            model_id,
+            name,
+            from,
+            ..
+        } => RefMove::Branch {
+            model_id,
+            name,
+            from,
+            who,
+        },
+        RefMove::Rollback {
+            model_id,
+            branch,
+            to,
+            ..
+        } => RefMove::Rollback {
+            model_id,
+            branch,
+            to,
+            who,
+        },
+    }
+}
+
+/// Whether `party` takes part in model `model_id` (per the newest version held here).
+pub fn is_participant(models: &Models, model_id: &str, party: &PartyName) -> bool {
+    models
+        .versions_of(model_id)
+        .ok()
+        .and_then(|v| v.into_iter().last())
+        .is_some_and(|v| {
+            v.parties
+                .iter()
+                .any(|rp| rp.split_once(':').is_some_and(|(_, p)| p == party.as_str()))
+        })
+}
+
+/// Answers a model-protocol request from `from` (the authenticated sender).
+pub fn handle(
+    models: &Models,
+    prepared: &Prepared,
+    me: &PartyName,
+    from: &PartyName,
+    body: &[u8],
+) -> PeerResponse {
+    let answer = match rmp_serde::from_slice::<ModelRpc>(body) {
+        Err(e) => ModelAnswer::Refused {
+            reason: format!("malformed model request: {e}"),
+        },
+        Ok(rpc) => answer(models, prepared, me, from, rpc),
+    };
+    match rmp_serde::to_vec_named(&answer) {
+        Ok(body) => PeerResponse::App { body },
+        Err(e) => PeerResponse::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn refused(reason: impl Into<String>) -> ModelAnswer {
+    ModelAnswer::Refused {
+        reason: reason.into(),
+    }
+}
+
+fn answer(
+    models: &Models,
+    prepared: &Prepared,
+    me: &PartyName,
+    from: &PartyName,
+    rpc: ModelRpc,
+) -> ModelAnswer {
+    let mut held = prepared.0.lock().unwrap_or_else(|e| e.into_inner());
+    held.retain(|_, (_, at)| at.elapsed() < PREPARED_FOR);
+    match rpc {
+        ModelRpc::Prepare { tx, op } => {
+            let model = model_of(&op).to_owned();
+            if !is_participant(models, &model, from) {
+                return refused(format!(
+                    "{from} is not a participant of model {model} at {me}"
+                ));
+            }
+            let op = with_who(op, from.to_string());
+            match models.check_move(&op) {
+                Ok(()) => {
+                    held.insert((from.clone(), tx), (op, Instant::now()));
+                    ModelAnswer::Ok
+                }
+                Err(e) => refused(e.to_string()),
+            }
+        }
+        ModelRpc::Commit { tx } => match held.remove(&(from.clone(), tx)) {
+            None => refused(format!(
+                "no prepared move {tx} from {from} at {me} (expired?)"
+            )),
+            Some((op, _)) => match models.apply_move(&op) {
+                Ok(_) => ModelAnswer::Ok,
+                Err(e) => refused(e.to_string()),
+            },
+        },
+        ModelRpc::Abort { tx } => {
+            held.remove(&(from.clone(), tx));
+            ModelAnswer::Ok
+        }
+        ModelRpc::Resolve { rev } => {
+            let model = rev.split('@').next().unwrap_or_default().to_owned();
+            if !is_participant(models, &model, from) {
+                return refused(format!("{me} holds no model {model} shared with {from}"));
+            }
+            match models.resolve(&rev) {
+                Ok((id, commit)) => ModelAnswer::Resolved {
+                    version: commit.model_version,
+                    commit: id.as_str().to_owned(),
+                },
+                Err(e) => refused(e.to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Control-socket requests about model history, and the coordinator side of agreement: a
+//! tag, branch or rollback of a shared model is prepared at every participant, then committed;
+//! if any refuses or cannot be reached, nothing changes anywhere.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use consort_actors::model_rpc::{MODEL_TOPIC, ModelAnswer, ModelRpc};
+use consort_protocol::peer::{PeerRequestBody, PeerResponse};
+use consort_protocol::{ControlError, ErrorCode, Request, Response};
+use consort_storage::{Models, RefMove, StorageError};
+use serde_json::json;
+
+use crate::server::ServerState;
+
+/// How long a participant may take to answer a phase.
+const PHASE_DEADLINE: Duration = Duration::from_secs(5);
+
+fn storage_err(e: StorageError) -> ControlError {
+    let code = match &e {
+        StorageError::ModelNotFound { .. }
+        | StorageError::RevNotFound { .. }
+        | StorageError::RefNotFound { .. } => ErrorCode::NotFound,
+        StorageError::Open { .. } | StorageError::Db { .. } | StorageError::Io { .. } => {
+            ErrorCode::Internal
+        }
+        _ => ErrorCode::InvalidArgument,
+    };
+    ControlError::new(code, e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> ControlError {
+    ControlError::new(ErrorCode::Internal, e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
+) -> Result<T, ControlError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)?
+}
+
+fn to_json(v: impl serde::Serialize) -> Result<Response, ControlError> {
+    Ok(Response::ModelJson {
+        value: serde_json::to_value(v).map_err(internal)?,
+    })
+}
+
+/// The other parties of model `model_id` (per its newest version here).
+fn participants(models: &Models, model_id: &str, me: &str) -> Result<Vec<String>, ControlError> {
+    let versions = models.versions_of(model_id).map_err(storage_err)?;
+    let newest = versions.last().ok_or_else(|| {
+        ControlError::new(ErrorCode::NotFound, format!("no model {model_id} here"))
+    })?;
+    let parties: BTreeSet<String> = newest
+        .parties
+        .iter()
+        .filter_map(|rp| rp.split_once(':').map(|(_, p)| p.to_owned()))
+        .filter(|p| p != me)
+        .collect();
+    Ok(parties.into_iter().collect())
+}
+
+async fn ask(state: &ServerState, party: &str, rpc: &ModelRpc) -> Result<ModelAnswer, String> {
+    let body = rmp_serde::to_vec_named(rpc).map_err(|e| e.to_string())?;
+    let req = PeerRequestBody::App {
+        topic: MODEL_TOPIC.to_owned(),
+        body,
+    };
+    match state.net.request(party, req, PHASE_DEADLINE).await {
+        Ok(PeerResponse::App { body }) => {
+            rmp_serde::from_slice(&body).map_err(|e| format!("malformed answer: {e}"))
+        }
+        Ok(PeerResponse::Error { message }) => Err(message),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(format!("unreachable: {e}")),
+    }
+}
+
+/// Two-phase move: check here, prepare at every participant, then apply everywhere.
+async fn agree(state: &ServerState, op: RefMove, model_id: &str) -> Result<Response, ControlError> {
+    let me = state.status.party.clone();
+    let (models, op2, mid) = (state.models.clone(), op.clone(), model_id.to_owned());
+    let others = blocking(move || {
+        models.check_move(&op2).map_err(storage_err)?;
+        participants(&models, &mid, &me)
+    })
+    .await?;
+    let tx: u64 = rand_tx();
+    let prepare = ModelRpc::Prepare { tx, op: op.clone() };
+    let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &prepare))).await;
+    let mut problems = Vec::new();
+    let mut prepared = Vec::new();
+    for (party, answer) in others.iter().zip(answers) {
+        match answer {
+            Ok(ModelAnswer::Ok) => prepared.push(party.clone()),
+            Ok(ModelAnswer::Refused { reason }) => {
+                problems.push(format!("{party} refused: {reason}"))
+            }
+            Ok(other) => problems.push(format!("{party} answered {other:?}")),
+            Err(e) => problems.push(format!("{party}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        let abort = ModelRpc::Abort { tx };
+        futures::future::join_all(prepared.iter().map(|p| ask(state, p, &abort))).await;
+        return Err(ControlError::new(
+            ErrorCode::Unreachable,
+            format!("nothing changed anywhere: {}", problems.join("; ")),
+        ));
+    }
+    let models = state.models.clone();
+    let commit = blocking(move || models.apply_move(&op).map_err(storage_err)).await?;
+    let done = ModelRpc::Commit { tx };
+    let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &done))).await;
+    let failed: Vec<String> = others
+        .iter()
+        .zip(answers)
+        .filter_map(|(p, a)| match a {
+            Ok(ModelAnswer::Ok) => None,
+            Ok(other) => Some(format!("{p}: {other:?}")),
+            Err(e) => Some(format!("{p}: {e}")),
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(ControlError::new(
+            ErrorCode::Unreachable,
+            format!(
+                "applied here, but not confirmed by {} (run `consort model verify`)",
+                failed.join("; ")
+            ),
+        ));
+    }
+    let mut parties = vec![state.status.party.clone()];
+    parties.extend(others);
+    to_json(json!({"commit": commit.as_str(), "parties": parties}))
+}
+
+fn rand_tx() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+fn absolute(p: &str) -> Result<std::path::PathBuf, ControlError> {
+    let path = std::path::PathBuf::from(p);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(ControlError::new(
+            ErrorCode::InvalidArgument,
+            format!("'{p}' is not an absolute path"),
+        ))
+    }
+}
+
+/// Answers model history and agreement requests.
+pub(crate) async fn handle(
+    state: &ServerState,
+    request: Request,
+) -> Result<Response, ControlError> {
+    let models = state.models.clone();
+    let who = state.status.party.clone();
+    match request {
+        Request::ModelLog { model, branch, all } => {
+            blocking(move || {
+                let entries = models
+                    .log(&model, branch.as_deref(), all)
+                    .map_err(storage_err)?;
+                to_json(entries)
+            })
+            .await
+        }
+        Request::ModelReflog { model, reference } => {
+            blocking(move || {
+                let r = reference.map(|r| {
+                    if r.contains('/') {
+                        r
+                    } else {
+                        format!("heads/{r}")
+                    }
+                });
+                to_json(models.reflog(&model, r.as_deref()).map_err(storage_err)?)
+            })
+            .await
+        }
+        Request::ModelDiff { a, b } => {
+            blocking(move || to_json(models.diff(&a, &b).map_err(storage_err)?)).await
+        }
+        Request::ModelExport { rev, path } => {
+            let path = absolute(&path)?;
+            blocking(move || {
+                let tmp = path.with_extension("partial");
+                let file = std::fs::File::create(&tmp)
+                    .map_err(|e| internal(format!("cannot write {}: {e}", tmp.display())))?;
+                let mut w = std::io::BufWriter::new(file);
+                let (commit, bytes) = models.export(&rev, &mut w).map_err(storage_err)?;
+                let file = w.into_inner().map_err(|e| internal(e.to_string()))?;
+                file.sync_all().map_err(internal)?;
+                std::fs::rename(&tmp, &path).map_err(internal)?;
+                to_json(json!({"commit": commit.as_str(), "bytes": bytes, "path": path}))
+            })
+            .await
+        }
+        Request::ModelImport { path } => {
+            let path = absolute(&path)?;
+            blocking(move || {
+                let file = std::fs::File::open(&path).map_err(|e| {
+                    ControlError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                to_json(
+                    models
+                        .import(std::io::BufReader::new(file))
+                        .map_err(storage_err)?,
+                )
+            })
+            .await
+        }
+        Request::ModelDelete {
+            model,
+            version,
+            force,
+        } => {
+            blocking(move || {
+                to_json(
+                    models
+                        .delete(&model, &version, force)
+                        .map_err(storage_err)?,
+                )
+            })
+            .await
+        }
+        Request::ModelTag { rev, name, message } => {
+            let model_id = rev.split('@').next().unwrap_or_default().to_owned();
+            let op = RefMove::Tag {
+                model_id: model_id.clone(),
+                name,
+                rev,
+                message,
+                who,
+            };
+            agree(state, op, &model_id).await
+        }
+        Request::ModelBranch { model, name, from } => {
+            let op = RefMove::Branch {
+                model_id: model.clone(),
+                name,
+                from,
+                who,
+            };
+            agree(state, op, &model).await
+        }
+        Request::ModelRollback { model, to, branch } => {
+            let op = RefMove::Rollback {
+                model_id: model.clone(),
+                branch,
+                to,
+                who,
+            };
+            agree(state, op, &model).await
+        }
+        Request::ModelVerify { rev } => {
+            let model_id = rev.split('@').next().unwrap_or_default().to_owned();
+            let (m2, r2, me) = (models.clone(), rev.clone(), who.clone());
+            let (mine, others) = blocking(move || {
+                let mine = m2.resolve(&r2).map_err(storage_err)?;
+                Ok((mine, participants(&m2, &model_id, &me)?))
+            })
+            .await?;
+            let mut parties = vec![
+                json!({"party": who, "version": mine.1.model_version, "commit": mine.0.as_str()}),
+            ];
+            let mut consistent = true;
+            let q = ModelRpc::Resolve { rev: rev.clone() };
+            let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &q))).await;
+            for (party, answer) in others.iter().zip(answers) {
+                match answer {
+                    Ok(ModelAnswer::Resolved { version, commit }) => {
+                        consistent &= version == mine.1.model_version;
+                        parties.push(json!({"party": party, "version": version, "commit": commit}));
+                    }
+                    Ok(ModelAnswer::Refused { reason }) => {
+                        consistent = false;
+                        parties.push(json!({"party": party, "error": reason}));
+                    }
+                    Ok(other) => {
+                        consistent = false;
+                        parties.push(json!({"party": party, "error": format!("{other:?}")}));
+                    }
+                    Err(e) => {
+                        consistent = false;
+                        parties.push(json!({"party": party, "error": e}));
+                    }
+                }
+            }
+            to_json(json!({"rev": rev, "consistent": consistent, "parties": parties}))
+        }
+        _ => Err(internal("not a model request")),
+    }
+}
