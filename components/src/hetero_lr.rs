@@ -56,7 +56,12 @@ pub const FD: u32 = 32;
 pub fn hetero_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
     common::check_roles(ctx)?;
     let params = common::Params::from_ctx(ctx)?;
-    let predict = ctx.input("model")?;
+    // A wired model means predict mode, unless `warm_start` makes it the starting point.
+    let predict = if common::warm_start(ctx) {
+        None
+    } else {
+        ctx.input("model")?
+    };
     match (ctx.me().role, predict) {
         (Role::Guest, None) => guest::train(ctx, &params),
         (Role::Guest, Some(model)) => guest::predict(ctx, &model),

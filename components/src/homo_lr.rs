@@ -81,6 +81,7 @@ pub fn params() -> Vec<ParamSpec> {
         ParamSpec::with_default("seed", ParamType::Int, json!(42)),
         ParamSpec::with_default("tol", ParamType::Float, json!(1e-4)),
         ParamSpec::with_default("fit_intercept", ParamType::Bool, json!(true)),
+        ParamSpec::with_default("warm_start", ParamType::Bool, json!(false)),
     ]
 }
 
@@ -490,7 +491,12 @@ pub fn homo_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
     if ctx.me().role == Role::Arbiter {
         return run_arbiter(ctx, &mut |_, _| {});
     }
-    if let Some(model) = ctx.input("model")? {
+    let warm = ctx
+        .params()
+        .get("warm_start")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if let Some(model) = ctx.input("model")?.filter(|_| !warm) {
         let model: HomoLrModel = decode(&model, "input 'model'")?;
         if model.v != VERSION {
             return Err(fail(format!("model version {} is not {VERSION}", model.v)));
@@ -758,8 +764,21 @@ fn run_data_party(ctx: &dyn TaskContext) -> Result<(), TaskError> {
         parties.len()
     ));
 
-    let mut w = vec![0.0; rows.d];
-    let mut b = 0.0;
+    let (mut w, mut b) = (vec![0.0; rows.d], 0.0);
+    if let Some(bytes) = ctx.input("model")? {
+        // Warm start (predict mode returned earlier): the global model to start from.
+        let m: HomoLrModel = decode(&bytes, "input 'model'")?;
+        if m.feature_names != train.feature_names {
+            return Err(fail(
+                "warm start: the model's features are not train_data's",
+            ));
+        }
+        ctx.log(&format!(
+            "homo_lr: warm start from a model of {} rounds",
+            m.rounds
+        ));
+        (w, b) = (m.weights, m.intercept);
+    }
     let mut history = Vec::new();
     let to_arbiter = Target::One(arbiter.clone());
     let mut round = 0u32;

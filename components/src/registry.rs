@@ -109,6 +109,7 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::with_default("key_bits", ParamType::Int, json!(2048)),
                 ParamSpec::with_default("seed", ParamType::Int, json!(42)),
                 ParamSpec::with_default("fit_intercept", ParamType::Bool, json!(true)),
+                ParamSpec::with_default("warm_start", ParamType::Bool, json!(false)),
             ],
         ),
         "evaluation" => s(

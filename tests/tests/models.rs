@@ -194,6 +194,42 @@ fn history_tags_rollback_export_and_delete_across_two_parties() {
     let refused = fresh.parties[0].cli(&["model", "import", bad.to_str().unwrap()]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
 
+    // A branch from the tag, and a warm-started training job committing to it.
+    let br = fed.parties[0].cli(&["model", "branch", &id, "exp", "--from", "good"]);
+    assert_eq!(br.code, Some(0), "{br:?}");
+    let warm = TRAIN
+        .replace("{message: MESSAGE}", "{branch: exp, message: warm}")
+        .replace(
+            "key_bits: 512}",
+            &format!("key_bits: 512, warm_start: true}}\n    model: {{id: {id}, rev: exp}}"),
+        );
+    let file = fed.job_file("warm.yaml", &warm);
+    let v3 = submit(&fed.parties[0], &file);
+    for p in &fed.parties {
+        let v = wait_job_state(p, &v3, &["success", "failed", "rejected"], T);
+        assert_eq!(v["status"], "success", "{v}");
+        wait_until(p, "warm version committed", |p| {
+            models(p).iter().any(|m| m["version"] == v3.as_str())
+        });
+        let log = p
+            .cli(&["--json", "model", "log", &id, "--branch", "exp"])
+            .json();
+        let versions: Vec<&str> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["commit"]["model_version"].as_str().unwrap())
+            .collect();
+        assert_eq!(versions, vec![v3.as_str(), v1.as_str()], "{}", p.name);
+        assert_eq!(
+            show(p, &format!("{id}@main"))["version"],
+            v1.as_str(),
+            "main did not move"
+        );
+    }
+    let log = fed.parties[0].cli(&["job", "log", &v3]);
+    assert!(log.stdout.contains("warm start"), "{}", log.stdout);
+
     // With insurer-b down, a rollback fails, names it, and moves nothing at bank-a.
     drop(daemons.remove(1));
     let rb = fed.parties[0].cli(&["model", "rollback", &id, "--to", &v2]);

@@ -61,6 +61,43 @@ impl HeteroLrModel {
     }
 }
 
+/// Whether param `warm_start` is set: then a wired `model` is where training starts, not a
+/// model to predict with.
+pub fn warm_start(ctx: &dyn TaskContext) -> bool {
+    ctx.params()
+        .get("warm_start")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+/// The starting weights and intercept of a warm start (zeros without one): the model's, whose
+/// features must be `data`'s.
+pub fn initial_weights(
+    ctx: &dyn TaskContext,
+    data: &Dataset,
+) -> Result<(Vec<f64>, f64), TaskError> {
+    let zeros = (vec![0.0; data.cols()], 0.0);
+    if !warm_start(ctx) {
+        return Ok(zeros);
+    }
+    let Some(bytes) = ctx.input("model")? else {
+        return Ok(zeros);
+    };
+    let m = HeteroLrModel::from_bytes(&bytes)?;
+    if m.header != data.feature_names {
+        return Err(fail(format!(
+            "warm start: the model's features ({}) are not train_data's ({})",
+            m.header.join(","),
+            data.feature_names.join(",")
+        )));
+    }
+    ctx.log(&format!(
+        "hetero_lr: warm start from a model trained {} epochs",
+        m.iterations
+    ));
+    Ok((m.weights, m.intercept))
+}
+
 /// How the arbiter decides convergence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EarlyStop {

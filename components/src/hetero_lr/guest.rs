@@ -73,8 +73,10 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     let x_fixed = fixed_columns(&data)?;
     let m = data.cols();
     let n_hosts = hosts(ctx).len();
-    let mut w = vec![0.0; m];
-    let mut b = 0.0;
+    let (mut w, mut b) = super::common::initial_weights(ctx, &data)?;
+    if w.len() != m {
+        return Err(fail("warm start: weight count differs from the features"));
+    }
     let reg = |w: &[f64]| 0.5 * p.alpha * w.iter().map(|x| x * x).sum::<f64>();
     let (mut iterations, mut converged) = (0u32, false);
 

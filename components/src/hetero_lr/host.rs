@@ -47,7 +47,7 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     let (_, key): (_, PubKey) = recv_one(ctx, &arbiter, "pubkey")?;
     let pk = public_key(&key)?;
     let encryptor = pk.encryptor();
-    let mut w = vec![0.0; data.cols()];
+    let (mut w, _) = super::common::initial_weights(ctx, &data)?;
     let (mut iterations, mut converged) = (0u32, false);
 
     for it in 0..setup.max_iter {

@@ -243,3 +243,49 @@ fn batches_are_deterministic_and_cover_every_row() {
         vec![vec![0, 1, 2, 3, 4]]
     );
 }
+
+#[test]
+fn warm_start_continues_from_the_given_model() {
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
+    let cold = run(
+        &plan(FATE_BREAST),
+        inputs(vec![("train_data", &g)], vec![("train_data", &h)]),
+    );
+    let first_loss = |results: &[RunResult]| -> f64 {
+        by_role(results, Role::Guest)
+            .metrics
+            .iter()
+            .find(|(ns, n, _)| ns == "train" && n == "loss")
+            .map(|(_, _, p)| p[0].1)
+            .expect("loss")
+    };
+    let mut warm_inputs = inputs(vec![("train_data", &g)], vec![("train_data", &h)]);
+    for r in &cold {
+        assert_eq!(r.result, Ok(()), "{}", r.endpoint);
+        warm_inputs
+            .entry(r.endpoint.clone())
+            .or_default()
+            .insert("model".into(), r.outputs["model"].clone());
+    }
+    let warm_plan = plan(&FATE_BREAST.replace("key_bits: 512", "key_bits: 512, warm_start: true"));
+    let warm = run(&warm_plan, warm_inputs);
+    for r in &warm {
+        assert_eq!(r.result, Ok(()), "{}: {:?}", r.endpoint, r.log);
+    }
+    // Starting from trained weights, the first epoch's loss is already below the cold one's.
+    assert!(
+        first_loss(&warm) < first_loss(&cold) - 0.05,
+        "warm {} vs cold {}",
+        first_loss(&warm),
+        first_loss(&cold)
+    );
+    assert!(
+        by_role(&warm, Role::Guest)
+            .log
+            .iter()
+            .any(|l| l.contains("warm start"))
+    );
+}
