@@ -68,9 +68,12 @@ pub enum ModelAnswer {
     },
 }
 
+/// A prepared move and when it was prepared, by coordinator and transaction.
+type Held = HashMap<(PartyName, u64), (RefMove, Instant)>;
+
 /// Moves prepared here, by coordinator and transaction.
 #[derive(Debug, Clone, Default)]
-pub struct Prepared(Arc<Mutex<HashMap<(PartyName, u64), (RefMove, Instant)>>>);
+pub struct Prepared(Arc<Mutex<Held>>);
 
 fn model_of(op: &RefMove) -> &str {
     match op {
