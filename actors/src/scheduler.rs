@@ -513,6 +513,7 @@ impl Scheduler {
             plan.name.clone(),
         );
         let target = plan.conf.model.clone();
+        let marker = deps.work_dir.join(job.as_str()).join(".models-stored");
         tokio::task::spawn_blocking(move || {
             let place = model_store::Place {
                 branch: target
@@ -520,10 +521,17 @@ impl Scheduler {
                     .and_then(|t| t.branch.clone())
                     .unwrap_or_else(|| "main".to_owned()),
                 message: target.and_then(|t| t.message),
+                marker,
             };
-            if let Err(e) =
-                model_store::commit(&models, &tracking, &me, &job, &name, &parties, runs, &place)
-            {
+            let finished = model_store::Finished {
+                me,
+                job: job.clone(),
+                name,
+                parties,
+                runs,
+                place,
+            };
+            if let Err(e) = model_store::commit(&models, &tracking, finished) {
                 warn!(%job, error = %e, "cannot store the job's model");
             }
         });

@@ -368,9 +368,9 @@ async fn remote_logs(
     }
 }
 
-/// A path from a script operator: it must be absolute (the daemon's working directory is not
-/// the script's).
-fn absolute(p: String) -> Result<PathBuf, ControlError> {
+/// A path from a client (CLI, script operator): it must be absolute (the daemon's working
+/// directory is not the client's).
+pub(crate) fn absolute(p: String) -> Result<PathBuf, ControlError> {
     let path = PathBuf::from(&p);
     if path.is_absolute() {
         Ok(path)

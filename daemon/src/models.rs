@@ -11,6 +11,7 @@ use consort_protocol::{ControlError, ErrorCode, Request, Response};
 use consort_storage::{Models, RefMove, StorageError};
 use serde_json::json;
 
+use crate::jobs::absolute;
 use crate::server::ServerState;
 
 /// How long a participant may take to answer a phase.
@@ -147,18 +148,6 @@ fn rand_tx() -> u64 {
     h.finish()
 }
 
-fn absolute(p: &str) -> Result<std::path::PathBuf, ControlError> {
-    let path = std::path::PathBuf::from(p);
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(ControlError::new(
-            ErrorCode::InvalidArgument,
-            format!("'{p}' is not an absolute path"),
-        ))
-    }
-}
-
 /// Answers model history and agreement requests.
 pub(crate) async fn handle(
     state: &ServerState,
@@ -193,7 +182,7 @@ pub(crate) async fn handle(
             blocking(move || to_json(models.diff(&a, &b).map_err(storage_err)?)).await
         }
         Request::ModelExport { rev, path } => {
-            let path = absolute(&path)?;
+            let path = absolute(path)?;
             blocking(move || {
                 let tmp = path.with_extension("partial");
                 let file = std::fs::File::create(&tmp)
@@ -208,7 +197,7 @@ pub(crate) async fn handle(
             .await
         }
         Request::ModelImport { path } => {
-            let path = absolute(&path)?;
+            let path = absolute(path)?;
             blocking(move || {
                 let file = std::fs::File::open(&path).map_err(|e| {
                     ControlError::new(

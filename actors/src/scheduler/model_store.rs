@@ -19,20 +19,58 @@ pub(crate) struct Place {
     pub branch: String,
     /// Commit message (default: "job J (NAME)").
     pub message: Option<String>,
+    /// Written once the job's models are stored, so a restart does not store them again (nor
+    /// bring back a version deleted since).
+    pub marker: PathBuf,
 }
 
-/// Commits the version of `job` if it has model outputs here and is not stored yet.
-#[allow(clippy::too_many_arguments)]
+/// A successful job whose models this party stores.
+pub(crate) struct Finished {
+    /// This party.
+    pub me: PartyName,
+    /// The job.
+    pub job: JobId,
+    /// Its name.
+    pub name: String,
+    /// Its `role:party` list.
+    pub parties: Vec<String>,
+    /// This party's runs and their `model` outputs.
+    pub runs: Vec<RunOutput>,
+    /// Where the version goes.
+    pub place: Place,
+}
+
+/// Commits the version of the job if it has model outputs here and is not stored yet.
 pub(crate) fn commit(
     models: &Models,
     tracking: &Tracking,
-    me: &PartyName,
-    job: &JobId,
-    name: &str,
-    parties: &[String],
-    runs: Vec<RunOutput>,
-    place: &Place,
+    finished: Finished,
 ) -> Result<(), StorageError> {
+    let marker = finished.place.marker.clone();
+    if marker.exists() {
+        return Ok(());
+    }
+    store(models, tracking, finished)?;
+    if let Some(dir) = marker.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&marker, b"").map_err(|source| StorageError::Io {
+        op: "write",
+        path: marker.clone(),
+        source,
+    })
+}
+
+fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), StorageError> {
+    let Finished {
+        me,
+        job,
+        name,
+        parties,
+        runs,
+        place,
+    } = f;
+    let (name, parties) = (name.as_str(), parties.as_slice());
     let id = model_id(name, parties);
     if models.version(&id, Some(job.as_str()))?.is_some() {
         return Ok(());
