@@ -21,7 +21,12 @@ use crate::paths;
 
 /// Drive a local consortd: the daemon that federates your organization's ML with partners.
 #[derive(Debug, Parser)]
-#[command(name = "consort", version, about, long_about = None)]
+#[command(
+    name = "consort",
+    version,
+    about = "Drive a local consortd: partners, federated jobs, tables and model versions",
+    long_about = None
+)]
 pub struct Cli {
     /// Data directory of the daemon to talk to (its consort.toml names the socket).
     #[arg(long, global = true, env = "CONSORT_DIR", value_name = "DIR")]
@@ -74,7 +79,7 @@ pub enum Command {
     /// This party's tables: upload CSV files, list, show, delete. Tables never leave the party.
     #[command(subcommand)]
     Data(crate::data_cli::DataCommand),
-    /// Models stored by successful training jobs.
+    /// Model versions: list, history, tags, branches, rollback agreed by every party, export.
     #[command(subcommand)]
     Model(crate::data_cli::ModelCommand),
     /// Metrics logged by tasks (loss per iteration, AUC, ...).

@@ -12,7 +12,12 @@ use crate::{init, paths};
 /// consortd: one organization's Consort daemon. It trains, versions and serves models with
 /// partner organizations peer to peer, without pooling raw data.
 #[derive(Debug, Parser)]
-#[command(name = "consortd", version, about, long_about = None)]
+#[command(
+    name = "consortd",
+    version,
+    about = "One organization's Consort daemon: trains and versions models with partner organizations, peer to peer, without pooling raw data",
+    long_about = None
+)]
 pub struct DaemonCli {
     /// What to do.
     #[command(subcommand)]
