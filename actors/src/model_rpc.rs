@@ -20,6 +20,9 @@ pub const MODEL_TOPIC: &str = "model";
 /// How long a prepared move waits for its commit.
 const PREPARED_FOR: Duration = Duration::from_secs(60);
 
+/// Most moves held prepared at once (bounds what partners can make us keep).
+const MAX_PREPARED: usize = 1024;
+
 /// A message of the model protocol.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "rpc", rename_all = "snake_case")]
@@ -180,6 +183,9 @@ fn answer(
                 return refused(format!(
                     "{from} is not a participant of model {model} at {me}"
                 ));
+            }
+            if held.len() >= MAX_PREPARED {
+                return refused(format!("{me} holds too many prepared moves; try again later"));
             }
             let op = with_who(op, from.to_string());
             match models.check_move(&op) {
