@@ -185,7 +185,9 @@ fn answer(
                 ));
             }
             if held.len() >= MAX_PREPARED {
-                return refused(format!("{me} holds too many prepared moves; try again later"));
+                return refused(format!(
+                    "{me} holds too many prepared moves; try again later"
+                ));
             }
             let op = with_who(op, from.to_string());
             match models.check_move(&op) {
@@ -222,5 +224,158 @@ fn answer(
                 Err(e) => refused(e.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_storage::{ModelPart, ModelVersion, Store};
+
+    fn party(s: &str) -> PartyName {
+        PartyName::new(s).expect("party")
+    }
+
+    fn store_with_two_versions(dir: &std::path::Path) -> Models {
+        let store = Store::temporary().expect("store");
+        let models = Models::open(&store, dir).expect("models");
+        for (v, bytes) in [("j0001", b"one".as_slice()), ("j0002", b"two".as_slice())] {
+            let artifact = models.put_artifact(bytes).expect("artifact");
+            models
+                .put_version(&ModelVersion {
+                    model_id: "m.1".into(),
+                    version: v.into(),
+                    name: "m".into(),
+                    party: "bank-a".into(),
+                    parties: vec!["guest:bank-a".into(), "host:insurer-b".into()],
+                    created_at_ms: 0,
+                    parts: vec![ModelPart {
+                        task: "lr".into(),
+                        component: "hetero_lr".into(),
+                        role: "guest".into(),
+                        artifact,
+                        bytes: 3,
+                        params: serde_json::json!({}),
+                    }],
+                    metrics: Default::default(),
+                })
+                .expect("version");
+        }
+        models
+    }
+
+    fn ask(models: &Models, prepared: &Prepared, from: &str, rpc: &ModelRpc) -> ModelAnswer {
+        let body = rmp_serde::to_vec_named(rpc).expect("encode");
+        match handle(models, prepared, &party("bank-a"), &party(from), &body) {
+            PeerResponse::App { body } => rmp_serde::from_slice(&body).expect("answer"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn prepare_then_commit_moves_the_ref_and_records_the_sender() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (models, prepared) = (store_with_two_versions(dir.path()), Prepared::default());
+        let op = RefMove::Rollback {
+            model_id: "m.1".into(),
+            branch: "main".into(),
+            to: "j0001".into(),
+            who: "somebody else".into(),
+        };
+        let prepare = ModelRpc::Prepare { tx: 7, op };
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &prepare),
+            ModelAnswer::Ok
+        );
+        // Nothing moves before the commit.
+        let head = |m: &Models| m.resolve("m.1@main").expect("main").1.model_version;
+        assert_eq!(head(&models), "j0002");
+        // Another party cannot commit insurer-b's transaction.
+        assert!(matches!(
+            ask(&models, &prepared, "bank-a", &ModelRpc::Commit { tx: 7 }),
+            ModelAnswer::Refused { .. }
+        ));
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &ModelRpc::Commit { tx: 7 }),
+            ModelAnswer::Ok
+        );
+        assert_eq!(head(&models), "j0001");
+        let reflog = models.reflog("m.1", Some("heads/main")).expect("reflog");
+        assert_eq!(reflog[0].who, "insurer-b");
+        // Resolve answers the version a revision names here.
+        assert_eq!(
+            ask(
+                &models,
+                &prepared,
+                "insurer-b",
+                &ModelRpc::Resolve {
+                    rev: "m.1@main".into()
+                }
+            ),
+            ModelAnswer::Resolved {
+                version: "j0001".into(),
+                commit: models
+                    .resolve("m.1@main")
+                    .expect("main")
+                    .0
+                    .as_str()
+                    .to_owned(),
+            }
+        );
+    }
+
+    #[test]
+    fn outsiders_aborts_and_bad_bytes_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (models, prepared) = (store_with_two_versions(dir.path()), Prepared::default());
+        let tag = ModelRpc::Prepare {
+            tx: 1,
+            op: RefMove::Tag {
+                model_id: "m.1".into(),
+                name: "good".into(),
+                rev: "j0001".into(),
+                message: String::new(),
+                who: String::new(),
+            },
+        };
+        assert!(matches!(
+            ask(&models, &prepared, "clinic-c", &tag),
+            ModelAnswer::Refused { reason } if reason.contains("not a participant")
+        ));
+        assert!(matches!(
+            ask(
+                &models,
+                &prepared,
+                "clinic-c",
+                &ModelRpc::Resolve {
+                    rev: "m.1@main".into()
+                }
+            ),
+            ModelAnswer::Refused { .. }
+        ));
+        assert_eq!(ask(&models, &prepared, "insurer-b", &tag), ModelAnswer::Ok);
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &ModelRpc::Abort { tx: 1 }),
+            ModelAnswer::Ok
+        );
+        assert!(matches!(
+            ask(&models, &prepared, "insurer-b", &ModelRpc::Commit { tx: 1 }),
+            ModelAnswer::Refused { .. }
+        ));
+        assert!(models.resolve("m.1@good").is_err(), "aborted: no tag");
+        let garbage = handle(
+            &models,
+            &prepared,
+            &party("bank-a"),
+            &party("insurer-b"),
+            b"\xc1",
+        );
+        let PeerResponse::App { body } = garbage else {
+            panic!("{garbage:?}")
+        };
+        assert!(matches!(
+            rmp_serde::from_slice::<ModelAnswer>(&body).expect("answer"),
+            ModelAnswer::Refused { .. }
+        ));
     }
 }
