@@ -457,6 +457,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
 /// Polls the job until it ends, printing each task as it starts and ends at every party.
 async fn follow(client: &mut Client, job: &str, json: bool) -> Result<JobInfo, DemoError> {
     let mut seen = std::collections::BTreeSet::new();
+    let mut epochs_shown = 0;
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
         let info = match call(
@@ -470,6 +471,25 @@ async fn follow(client: &mut Client, job: &str, json: bool) -> Result<JobInfo, D
             Response::Job(info) => info,
             other => return Err(err(format!("unexpected answer {other:?}"))),
         };
+        // The training loss, epoch by epoch, as the guest logs it (read after the task states,
+        // printed before them, so an epoch never shows after its task ended).
+        if !json
+            && let Response::Metrics { metrics } = call(
+                client,
+                Request::MetricList {
+                    job: job.to_owned(),
+                },
+            )
+            .await?
+            && let Some(loss) = metrics
+                .iter()
+                .find(|m| m.namespace == "train" && m.name == "loss" && m.role == "guest")
+        {
+            for (x, y) in loss.points.iter().skip(epochs_shown) {
+                println!("          epoch {:>3}  loss {y:.4}", *x as u64 + 1);
+            }
+            epochs_shown = epochs_shown.max(loss.points.len());
+        }
         for t in &info.tasks {
             for (party, run) in &t.parties {
                 if (run.state == "running" || run.state == "success" || run.state == "failed")
