@@ -457,6 +457,29 @@ fn print_history(kind: &str, v: &serde_json::Value) {
                 }
             );
         }
+        "diff" => {
+            println!("{} → {}", short(&v["a"]), short(&v["b"]));
+            let mut any = false;
+            for section in ["params", "metrics", "artifacts"] {
+                for c in v[section].as_array().into_iter().flatten() {
+                    any = true;
+                    let val = |x: &serde_json::Value| match x {
+                        serde_json::Value::Null => "—".to_owned(),
+                        serde_json::Value::String(t) => t.chars().take(12).collect(),
+                        other => other.to_string(),
+                    };
+                    println!(
+                        "  {section:<9} {:<40} {} → {}",
+                        s(&c["key"]),
+                        val(&c["old"]),
+                        val(&c["new"])
+                    );
+                }
+            }
+            if !any {
+                println!("  no differences in params, metrics or artifacts");
+            }
+        }
         _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
     }
 }
