@@ -218,15 +218,7 @@ impl Handler<StartRun> for Executor {
                     Err(TaskError::Cancelled) => RunEnd::Canceled,
                     Err(e) => RunEnd::Failed(e.to_string()),
                 };
-                // Whatever this run did not take (a failed attempt's messages) goes now, with
-                // its scratch files.
-                let prefix = format!("{}/{}/{}/", msg.job, msg.key.task, msg.key.attempt);
-                let to = format!("{}@{}", msg.key.role, msg.key.party);
-                if let Err(e) = deps.mailbox.clear(&prefix, Some(&to)) {
-                    warn!(error = %e, "cannot clear the run's mailbox");
-                }
-                let scratch = context::output_path(&deps.work_dir, &msg.job, &msg.key.task, msg.key.attempt, msg.key.role, "scratch");
-                let _ = std::fs::remove_dir_all(scratch);
+                clean_up(&deps, &msg.job, &msg.key);
                 info!(job = %msg.job, task = %msg.key.task, role = %msg.key.role, ?end, elapsed_ms = started.elapsed().as_millis() as u64, "run ended");
                 me_addr.do_send(Forget(msg.job.clone(), msg.key.clone()));
                 msg.reply_to.do_send(RunFinished { job: msg.job, key: msg.key, end });
@@ -244,6 +236,75 @@ impl Handler<StartRun> for Executor {
 }
 
 /// Flags the run as cancelled; the component stops at its next check.
+/// Whatever a run did not take (a failed attempt's messages, chunks of a payload that never
+/// completed) goes, with its scratch files.
+fn clean_up(deps: &ExecDeps, job: &JobId, key: &RunKey) {
+    let prefix = format!("{job}/{}/{}/", key.task, key.attempt);
+    let to = format!("{}@{}", key.role, key.party);
+    if let Err(e) = deps.mailbox.clear(&prefix, Some(&to)) {
+        warn!(error = %e, "cannot clear the run's mailbox");
+    }
+    let scratch = context::output_path(
+        &deps.work_dir,
+        job,
+        &key.task,
+        key.attempt,
+        key.role,
+        "scratch",
+    );
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
+/// Clean up after a run that a restart cut short (it never ended in this process).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CleanUp {
+    /// Job.
+    pub job: JobId,
+    /// Which run.
+    pub key: RunKey,
+}
+
+impl Handler<CleanUp> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CleanUp, _ctx: &mut Context<Self>) {
+        if let Some(deps) = &self.deps {
+            let deps = deps.clone();
+            // Removing files and sled entries: not on the actor's thread.
+            actix::spawn(async move {
+                let _ =
+                    tokio::task::spawn_blocking(move || clean_up(&deps, &msg.job, &msg.key)).await;
+            });
+        }
+    }
+}
+
+/// A job ended here: drop whatever is left of it in the mailbox (messages of stale attempts,
+/// chunks of payloads that never completed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CleanUpJob(pub JobId);
+
+impl Handler<CleanUpJob> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CleanUpJob, _ctx: &mut Context<Self>) {
+        if let Some(deps) = &self.deps {
+            let mailbox = deps.mailbox.clone();
+            actix::spawn(async move {
+                let job = msg.0;
+                let cleared =
+                    tokio::task::spawn_blocking(move || mailbox.clear(&format!("{job}/"), None))
+                        .await;
+                if let Ok(Err(e)) = cleared {
+                    warn!(error = %e, "cannot clear a finished job's mailbox");
+                }
+            });
+        }
+    }
+}
+
 impl Handler<CancelRun> for Executor {
     type Result = ();
 

@@ -77,6 +77,8 @@ pub struct Scheduler {
     running: BTreeSet<(JobId, RunKey)>,
     /// Successful jobs whose models were stored (or found stored) in this process.
     committed: BTreeSet<JobId>,
+    /// Finished jobs whose leftover mailbox entries were dropped in this process.
+    cleaned: BTreeSet<JobId>,
 }
 
 impl Scheduler {
@@ -91,6 +93,7 @@ impl Scheduler {
             views: BTreeMap::new(),
             running: BTreeSet::new(),
             committed: BTreeSet::new(),
+            cleaned: BTreeSet::new(),
         }
     }
 
@@ -102,6 +105,7 @@ impl Scheduler {
             views: BTreeMap::new(),
             running: BTreeSet::new(),
             committed: BTreeSet::new(),
+            cleaned: BTreeSet::new(),
         }
     }
 }
@@ -292,6 +296,12 @@ impl Scheduler {
         warn!(%job, task = %key.task, attempt = key.attempt, "run was cut short by a restart");
         let why = "consortd restarted while the run was in progress".to_owned();
         self.write_run(ctx, job, key, RunState::Failed, Some(why));
+        if let Some(deps) = &self.deps {
+            deps.executor.do_send(crate::executor::CleanUp {
+                job: job.clone(),
+                key: key.clone(),
+            });
+        }
     }
 
     fn write_run(
@@ -585,11 +595,19 @@ impl Scheduler {
         };
         let starts = view.runnable(&me);
         let succeeded = view.status() == derive::JobStatus::Success;
+        let finished = view.status().is_final();
         for key in starts {
             self.start(ctx, job, key);
         }
         if succeeded && !self.committed.contains(job) {
             self.commit_models(job);
+        }
+        if finished
+            && self.cleaned.insert(job.clone())
+            && let Some(deps) = &self.deps
+        {
+            deps.executor
+                .do_send(crate::executor::CleanUpJob(job.clone()));
         }
     }
 

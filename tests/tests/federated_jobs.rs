@@ -307,6 +307,50 @@ fn a_large_payload_streams_through_the_data_channel_in_chunks() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[test]
+fn a_receiver_killed_mid_transfer_gets_the_payload_on_the_retry_and_keeps_no_leftovers() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let mut d = fed.start_connected();
+    let file = fed.job_file(
+        "blob.yaml",
+        "name: blob\nparties: {guest: [bank-a], host: [insurer-b]}\nconf: {auto_retries: 1}\ntasks:\n  blob: {component: blob, params: {size_mb: 64}}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    let b = &fed.parties[1];
+    // Kill insurer-b once chunks of the payload are on its disk.
+    wait_for("a partial payload at insurer-b", T, || {
+        walk(&b.dir.join("mailbox"))
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "part"))
+            .then_some(())
+    });
+    d[1].kill9();
+    d[1] = b.start();
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success", "failed"], T);
+        assert_eq!(
+            v["status"],
+            "success",
+            "{v}\n{:?}",
+            p.cli(&["job", "log", &id])
+        );
+        assert_eq!(
+            task_of(&v, "blob")["parties"]["insurer-b"]["attempt"],
+            2,
+            "{v}"
+        );
+    }
+    let m = b
+        .cli(&["--json", "metric", "get", &id, "blob", "blob", "bytes"])
+        .json();
+    assert_eq!(m[0]["points"][0][1], 64.0 * 1048576.0, "{m}");
+    // The cut-short attempt's chunks are dropped once the job is over.
+    wait_for("insurer-b's mailbox emptied", T, || {
+        walk(&b.dir.join("mailbox")).is_empty().then_some(())
+    });
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
