@@ -153,4 +153,36 @@ pub trait TaskContext: Send + Sync {
             .and_then(|v| v.as_f64())
             .ok_or_else(|| TaskError::Param(name.into(), "missing or not a number".into()))
     }
+
+    /// Optional parameter `name` as a whole number (`default` when absent or null).
+    fn param_int(&self, name: &str, default: i64) -> Result<i64, TaskError> {
+        match self.params().get(name) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| TaskError::Param(name.into(), "not an integer".into())),
+        }
+    }
+
+    /// Optional parameter `name` as a finite number (`default` when absent or null).
+    fn param_float(&self, name: &str, default: f64) -> Result<f64, TaskError> {
+        match self.params().get(name) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| TaskError::Param(name.into(), "not a number".into())),
+        }
+    }
+
+    /// Optional parameter `name` as true/false (`default` when absent or null).
+    fn param_bool(&self, name: &str, default: bool) -> Result<bool, TaskError> {
+        match self.params().get(name) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| TaskError::Param(name.into(), "not true or false".into())),
+        }
+    }
 }

@@ -168,23 +168,8 @@ impl TrainParams {
     /// Reads the parameters (defaults as in the schema).
     pub fn from_ctx(ctx: &dyn TaskContext) -> Result<Self, TaskError> {
         let p = ctx.params();
-        let int = |name: &str, default: i64| -> Result<i64, TaskError> {
-            match p.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| TaskError::Param(name.into(), "not an integer".into())),
-            }
-        };
-        let float = |name: &str, default: f64| -> Result<f64, TaskError> {
-            match p.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| TaskError::Param(name.into(), "not a number".into())),
-            }
-        };
+        let int = |name: &str, default: i64| ctx.param_int(name, default);
+        let float = |name: &str, default: f64| ctx.param_float(name, default);
         let rounds = match p.get("max_iter") {
             Some(v) if !v.is_null() => int("max_iter", 10)?,
             _ => int("rounds", 10)?,
@@ -227,12 +212,7 @@ impl TrainParams {
             },
             seed: int("seed", 42)? as u64,
             tol: float("tol", 1e-4)?,
-            fit_intercept: match p.get("fit_intercept") {
-                None | Some(serde_json::Value::Null) => true,
-                Some(v) => v.as_bool().ok_or_else(|| {
-                    TaskError::Param("fit_intercept".into(), "not true or false".into())
-                })?,
-            },
+            fit_intercept: ctx.param_bool("fit_intercept", true)?,
         })
     }
 }
@@ -491,11 +471,7 @@ pub fn homo_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
     if ctx.me().role == Role::Arbiter {
         return run_arbiter(ctx, &mut |_, _| {});
     }
-    let warm = ctx
-        .params()
-        .get("warm_start")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let warm = ctx.param_bool("warm_start", false)?;
     if let Some(model) = ctx.input("model")?.filter(|_| !warm) {
         let model: HomoLrModel = decode(&model, "input 'model'")?;
         if model.v != VERSION {

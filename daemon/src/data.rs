@@ -3,10 +3,8 @@
 use consort_actors::executor::output_path;
 use consort_protocol::data::{CsvOptions, parse_csv};
 use consort_protocol::jobs::valid_tag;
-use consort_protocol::{
-    ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response, TableInfo,
-};
-use consort_storage::{ModelVersion, TableMeta, valid_table_name};
+use consort_protocol::{ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response};
+use consort_storage::{ModelVersion, valid_table_name};
 
 use crate::server::ServerState;
 
@@ -16,18 +14,6 @@ fn internal(e: impl std::fmt::Display) -> ControlError {
 
 fn invalid(message: impl Into<String>) -> ControlError {
     ControlError::new(ErrorCode::InvalidArgument, message)
-}
-
-fn table_info(m: TableMeta) -> TableInfo {
-    TableInfo {
-        name: m.name,
-        rows: m.rows,
-        features: m.features,
-        label: m.label,
-        source: m.source,
-        created_at_ms: m.created_at_ms,
-        bytes: m.bytes,
-    }
 }
 
 pub(crate) fn model_info(v: ModelVersion) -> ModelInfo {
@@ -92,17 +78,10 @@ pub(crate) async fn handle(
                 let data = parse_csv(std::io::BufReader::new(file), &opts)
                     .map_err(|e| invalid(format!("{path}: {e}; nothing was stored")))?;
                 let meta = tables.put(&name, &data, &path).map_err(internal)?;
-                Ok(Response::Table {
-                    table: table_info(meta),
-                })
+                Ok(Response::Table { table: meta })
             }
             Request::DataList => Ok(Response::Tables {
-                tables: tables
-                    .list()
-                    .map_err(internal)?
-                    .into_iter()
-                    .map(table_info)
-                    .collect(),
+                tables: tables.list().map_err(internal)?,
             }),
             Request::DataShow { name, head } => {
                 let not_found =
@@ -126,7 +105,7 @@ pub(crate) async fn handle(
                     })
                     .collect();
                 Ok(Response::TableHead {
-                    table: table_info(meta),
+                    table: meta,
                     header,
                     rows,
                 })
@@ -136,9 +115,7 @@ pub(crate) async fn handle(
                     ControlError::new(ErrorCode::NotFound, format!("no table '{name}' here"))
                 })?;
                 tables.delete(&name).map_err(internal)?;
-                Ok(Response::Table {
-                    table: table_info(meta),
-                })
+                Ok(Response::Table { table: meta })
             }
             Request::JobOutput { job, task, name } => job_output(&work_dir, &job, &task, &name),
             Request::ModelList => Ok(Response::Models {

@@ -3,34 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
+use consort_protocol::TableInfo;
 use consort_protocol::data::Dataset;
-use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 use crate::files::write_atomically;
 use crate::store::{Store, TreeName};
 use crate::tree::{Record, Tree};
 
-/// What is known of a stored table without reading it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableMeta {
-    /// Name.
-    pub name: String,
-    /// Number of rows.
-    pub rows: u64,
-    /// Feature columns, in order.
-    pub features: Vec<String>,
-    /// The label column, if the table has one.
-    pub label: Option<String>,
-    /// Where it came from (the uploaded file).
-    pub source: String,
-    /// When it was stored (ms since the epoch).
-    pub created_at_ms: u64,
-    /// Size of its file.
-    pub bytes: u64,
-}
+/// What is known of a stored table without reading it: the protocol's [`TableInfo`], kept
+/// as is.
+pub type TableMeta = TableInfo;
 
-impl Record for TableMeta {
+impl Record for TableInfo {
     const KIND: &'static str = "table";
     const VERSION: u16 = 1;
 }

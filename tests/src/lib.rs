@@ -501,6 +501,25 @@ pub fn wait_job_state(party: &Party, id: &str, states: &[&str], timeout: Duratio
     )
 }
 
+/// Waits until every party sees job `id` end and asserts it succeeded there (a failure shows
+/// that party's task log); returns each party's view of the job.
+pub fn assert_succeeds(parties: &[Party], id: &str, timeout: Duration) -> Vec<Value> {
+    let ended = ["success", "failed", "canceled", "rejected"];
+    parties
+        .iter()
+        .map(|p| {
+            let v = wait_job_state(p, id, &ended, timeout);
+            assert_eq!(
+                v["status"],
+                "success",
+                "{v}\n{:?}",
+                p.cli(&["job", "log", id])
+            );
+            v
+        })
+        .collect()
+}
+
 /// Submits `file` at `party`; returns the job id.
 pub fn submit(party: &Party, file: &str) -> String {
     let out = party.cli(&["--json", "job", "submit", file]);

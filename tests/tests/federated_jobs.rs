@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use consort_tests::{Federation, job_show, submit, task_of, wait_for, wait_job_state};
+use consort_tests::{
+    Federation, assert_succeeds, job_show, submit, task_of, wait_for, wait_job_state,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -284,15 +286,7 @@ fn a_large_payload_streams_through_the_data_channel_in_chunks() {
         "name: blob\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  blob: {component: blob, params: {size_mb: 40}}\n",
     );
     let id = submit(&fed.parties[0], &file);
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &id])
-        );
-    }
+    assert_succeeds(&fed.parties, &id, T);
     let m = fed.parties[1]
         .cli(&["--json", "metric", "get", &id, "blob", "blob", "bytes"])
         .json();
@@ -327,14 +321,7 @@ fn a_receiver_killed_mid_transfer_gets_the_payload_on_the_retry_and_keeps_no_lef
     });
     d[1].kill9();
     d[1] = b.start();
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &id])
-        );
+    for v in assert_succeeds(&fed.parties, &id, T) {
         assert_eq!(
             task_of(&v, "blob")["parties"]["insurer-b"]["attempt"],
             2,
@@ -412,15 +399,7 @@ echo "done as $CONSORT_ROLE"
         "name: greeting\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  greet: {component: \"script:greet\"}\n",
     );
     let id = submit(&fed.parties[0], &file);
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &id])
-        );
-    }
+    assert_succeeds(&fed.parties, &id, T);
     // bank-a received "hello from insurer-b\n": 21 bytes.
     let m = fed.parties[0]
         .cli(&["--json", "metric", "get", &id, "greet", "script", "bytes"])

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use consort_tests::{Federation, submit, wait_job_state};
+use consort_tests::{Federation, assert_succeeds, submit, wait_job_state};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -129,15 +129,7 @@ fn hetero_lr_trains_across_two_daemons_stores_the_model_and_predicts() {
     let _d = fed.start_connected();
     upload(&fed);
     let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed", "rejected"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &id])
-        );
-    }
+    assert_succeeds(&fed.parties, &id, T);
     let train_auc = auc(&fed, &id);
     assert!(train_auc >= 0.99, "train AUC {train_auc}");
     // Each party stored its own part under the same model id and version.
@@ -212,15 +204,7 @@ tasks:
 "
     );
     let pid = submit(&fed.parties[1], &fed.job_file("predict.yaml", &predict));
-    for p in &fed.parties {
-        let v = wait_job_state(p, &pid, &["success", "failed", "rejected"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &pid])
-        );
-    }
+    assert_succeeds(&fed.parties, &pid, T);
     assert!((auc(&fed, &pid) - train_auc).abs() < 1e-9);
     // The guest's scores, as CSV.
     let scores = fed.parties[0].cli(&["job", "output", &pid, "lr", "predict_output"]);
@@ -283,15 +267,7 @@ fn homo_lr_with_secure_aggregation_gives_both_parties_the_same_model() {
         env!("CARGO_MANIFEST_DIR")
     );
     let id = submit(&fed.parties[0], &job);
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed", "rejected"], T);
-        assert_eq!(
-            v["status"],
-            "success",
-            "{v}\n{:?}",
-            p.cli(&["job", "log", &id])
-        );
-    }
+    assert_succeeds(&fed.parties, &id, T);
     // Each party evaluated the global model on the held-out test set.
     for p in &fed.parties {
         let m = p

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use consort_tests::{Federation, Party, submit, wait_job_state};
+use consort_tests::{Federation, Party, assert_succeeds, submit};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(120);
@@ -35,10 +35,7 @@ fn train(fed: &Federation, message: &str) -> String {
         &TRAIN.replace("MESSAGE", message),
     );
     let id = submit(&fed.parties[0], &file);
-    for p in &fed.parties {
-        let v = wait_job_state(p, &id, &["success", "failed", "rejected"], T);
-        assert_eq!(v["status"], "success", "{v}");
-    }
+    assert_succeeds(&fed.parties, &id, T);
     for p in &fed.parties {
         wait_until(p, &format!("version {id} committed"), |p| {
             models(p).iter().any(|m| m["version"] == id.as_str())
@@ -205,9 +202,8 @@ fn history_tags_rollback_export_and_delete_across_two_parties() {
         );
     let file = fed.job_file("warm.yaml", &warm);
     let v3 = submit(&fed.parties[0], &file);
+    assert_succeeds(&fed.parties, &v3, T);
     for p in &fed.parties {
-        let v = wait_job_state(p, &v3, &["success", "failed", "rejected"], T);
-        assert_eq!(v["status"], "success", "{v}");
         wait_until(p, "warm version committed", |p| {
             models(p).iter().any(|m| m["version"] == v3.as_str())
         });

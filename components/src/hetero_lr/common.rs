@@ -64,10 +64,7 @@ impl HeteroLrModel {
 /// Whether param `warm_start` is set: then a wired `model` is where training starts, not a
 /// model to predict with.
 pub fn warm_start(ctx: &dyn TaskContext) -> bool {
-    ctx.params()
-        .get("warm_start")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+    ctx.param_bool("warm_start", false).unwrap_or(false)
 }
 
 /// The starting weights and intercept of a warm start (zeros without one): the model's, whose
@@ -125,24 +122,8 @@ impl Params {
     /// Reads the parameters (absent ones take their defaults; `epochs` overrides `max_iter`).
     pub fn from_ctx(ctx: &dyn TaskContext) -> Result<Self, TaskError> {
         let p = ctx.params();
-        let int = |name: &str, default: i64| -> Result<i64, TaskError> {
-            match p.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_i64()
-                    .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-                    .ok_or_else(|| TaskError::Param(name.into(), "not an integer".into())),
-            }
-        };
-        let float = |name: &str, default: f64| -> Result<f64, TaskError> {
-            match p.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| TaskError::Param(name.into(), "not a number".into())),
-            }
-        };
+        let int = |name: &str, default: i64| ctx.param_int(name, default);
+        let float = |name: &str, default: f64| ctx.param_float(name, default);
         let bad = |name: &str, why: &str| TaskError::Param(name.into(), why.into());
         let max_iter = match p.get("epochs") {
             Some(v) if !v.is_null() => int("epochs", 30)?,
@@ -179,12 +160,7 @@ impl Params {
             return Err(bad("key_bits", "must be even and between 512 and 8192"));
         }
         let seed = int("seed", 42)?;
-        let fit_intercept = match p.get("fit_intercept") {
-            None | Some(serde_json::Value::Null) => true,
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| bad("fit_intercept", "not true or false"))?,
-        };
+        let fit_intercept = ctx.param_bool("fit_intercept", true)?;
         Ok(Self {
             max_iter: max_iter as u32,
             batch_size,
