@@ -67,6 +67,8 @@ fn start_nodes(n: usize) -> (Vec<Node>, Instant) {
                 request_timeout: Duration::from_secs(30),
                 redial_max: Duration::from_secs(2),
                 antientropy: Duration::from_secs(3600),
+                records_per_partner: network::MAX_RECORDS_PER_ORIGIN,
+                record_bytes_per_partner: network::MAX_BYTES_PER_ORIGIN,
             };
             let records = RecordStore::open(&Store::temporary().unwrap()).unwrap();
             Node {
@@ -197,7 +199,7 @@ fn main() {
         let mut lat = Vec::new();
         for i in 0..200 {
             let t = Instant::now();
-            nodes[0].net.client.put_record(format!("k{i}"), vec![1; 64]).await.unwrap();
+            nodes[0].net.client.put_record(format!("k{i}"), vec![1; 64], Vec::new()).await.unwrap();
             for node in nodes[1..].iter_mut() {
                 loop {
                     if let Some(NetworkEvent::RecordUpdated(r)) = node.net.events.recv().await

@@ -6,13 +6,13 @@ mod context;
 mod script;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
-use consort_components::{Endpoint, TaskError};
+use consort_components::{Endpoint, TaskContext, TaskError};
 use consort_protocol::PartyName;
 use consort_protocol::job::Params;
 use consort_protocol::jobs::JobId;
@@ -23,7 +23,7 @@ use crate::network::NetworkClient;
 use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
-pub use context::output_path;
+pub use context::{OwnDir, output_path, own_dir, run_dir};
 pub use script::{OperatorSpec, TaskTokens};
 
 /// Runs this party's role of tasks on threads, with the data channel.
@@ -54,6 +54,8 @@ pub struct ExecDeps {
     pub tokens: TaskTokens,
     /// This party's tables (for `reader`).
     pub tables: Tables,
+    /// `[policy.tables]`: table → parties whose jobs may read it (`"*"`: every table/partner).
+    pub table_policy: BTreeMap<String, Vec<String>>,
 }
 
 impl Executor {
@@ -92,6 +94,20 @@ impl Handler<StoreStats> for Executor {
     }
 }
 
+/// The parties among `others` that `[policy.tables]` (`policy`) does not let read `table`:
+/// the table's own entry, else the `"*"` entry, names them or `"*"`.
+pub fn tables_refused<'a>(
+    policy: &BTreeMap<String, Vec<String>>,
+    table: &str,
+    others: impl Iterator<Item = &'a PartyName>,
+) -> Vec<String> {
+    let allowed = policy.get(table).or_else(|| policy.get("*"));
+    others
+        .filter(|p| !allowed.is_some_and(|a| a.iter().any(|x| x == "*" || x == p.as_str())))
+        .map(|p| p.to_string())
+        .collect()
+}
+
 /// Start one run.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -106,6 +122,8 @@ pub struct StartRun {
     pub params: Params,
     /// Every endpoint running the task.
     pub endpoints: Vec<Endpoint>,
+    /// Every party of the job (the table policy is checked against them when a table is read).
+    pub participants: Vec<PartyName>,
     /// Input name → file written by the upstream run at this party.
     pub inputs: BTreeMap<String, PathBuf>,
     /// `conf.task_timeout_s`.
@@ -190,14 +208,13 @@ impl Handler<StartRun> for Executor {
             .name(format!("task-{}", key.task))
             .spawn(move || {
                 let started = Instant::now();
-                let ctx = context::ChannelCtx::new(&deps, &msg, cancel.clone(), started);
-                let outcome = match ctx {
-                    Err(e) => Err(e),
+                let ctx = context::ChannelCtx::new(&deps, &msg, cancel.clone(), started).map(Arc::new);
+                let outcome = match &ctx {
+                    Err(e) => Err(e.clone()),
                     Ok(ctx) => {
-                        let ctx = Arc::new(ctx);
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             match (&operator, builtin) {
-                                (Some(op), _) => script::run(&ctx, op, &deps.socket, &deps.tokens, &deps.work_dir),
+                                (Some(op), _) => script::run(ctx, op, &deps.socket, &deps.tokens, &deps.work_dir),
                                 (None, Some(f)) => f(ctx.as_ref()),
                                 (None, None) => Err(TaskError::Failed("no component".into())),
                             }
@@ -216,7 +233,17 @@ impl Handler<StartRun> for Executor {
                 let end = match outcome {
                     Ok(()) => RunEnd::Success,
                     Err(TaskError::Cancelled) => RunEnd::Canceled,
-                    Err(e) => RunEnd::Failed(e.to_string()),
+                    Err(e) => {
+                        // The reason goes into a replicated task record: partners see it. Our
+                        // paths stay here, in full, in the local task log.
+                        let reason = e.to_string();
+                        if let Ok(ctx) = &ctx {
+                            ctx.log(&format!("failed: {reason}"));
+                        }
+                        warn!(job = %msg.job, task = %msg.key.task, role = %msg.key.role, error = %reason, "run failed");
+                        let data_dir = deps.work_dir.parent().unwrap_or(&deps.work_dir);
+                        RunEnd::Failed(scrub_paths(&reason, data_dir))
+                    }
                 };
                 clean_up(&deps, &msg.job, &msg.key);
                 info!(job = %msg.job, task = %msg.key.task, role = %msg.key.role, ?end, elapsed_ms = started.elapsed().as_millis() as u64, "run ended");
@@ -235,6 +262,30 @@ impl Handler<StartRun> for Executor {
     }
 }
 
+/// `msg` with every occurrence of our data directory (as configured, and as resolved through
+/// links) replaced by `<data>`: what partners see of a failure names no local path.
+pub fn scrub_paths(msg: &str, data_dir: &Path) -> String {
+    let mut dirs = vec![data_dir.to_path_buf()];
+    if let Ok(canonical) = data_dir.canonicalize()
+        && canonical != data_dir
+    {
+        dirs.push(canonical);
+    }
+    // Longest first, so that one directory inside the other is replaced whole.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+    let mut out = msg.to_owned();
+    for dir in dirs {
+        let dir = dir.to_string_lossy();
+        let dir = dir.trim_end_matches('/');
+        // Never "/" or "" (a relative or root data dir would scrub every slash).
+        if dir.is_empty() || !dir.starts_with('/') {
+            continue;
+        }
+        out = out.replace(dir, "<data>");
+    }
+    out
+}
+
 /// Flags the run as cancelled; the component stops at its next check.
 /// Whatever a run did not take (a failed attempt's messages, chunks of a payload that never
 /// completed) goes, with its scratch files.
@@ -244,15 +295,16 @@ fn clean_up(deps: &ExecDeps, job: &JobId, key: &RunKey) {
     if let Err(e) = deps.mailbox.clear(&prefix, Some(&to)) {
         warn!(error = %e, "cannot clear the run's mailbox");
     }
-    let scratch = context::output_path(
+    if let Ok(scratch) = own_dir(
         &deps.work_dir,
         job,
         &key.task,
         key.attempt,
         key.role,
-        "scratch",
-    );
-    let _ = std::fs::remove_dir_all(scratch);
+        OwnDir::Scratch,
+    ) {
+        let _ = std::fs::remove_dir_all(scratch);
+    }
 }
 
 /// Clean up after a run that a restart cut short (it never ended in this process).
@@ -294,9 +346,7 @@ impl Handler<CleanUpJob> for Executor {
             let mailbox = deps.mailbox.clone();
             actix::spawn(async move {
                 let job = msg.0;
-                let cleared =
-                    tokio::task::spawn_blocking(move || mailbox.clear(&format!("{job}/"), None))
-                        .await;
+                let cleared = tokio::task::spawn_blocking(move || mailbox.clear_job(&job)).await;
                 if let Ok(Err(e)) = cleared {
                     warn!(error = %e, "cannot clear a finished job's mailbox");
                 }
@@ -321,5 +371,47 @@ impl Handler<Forget> for Executor {
 
     fn handle(&mut self, msg: Forget, _ctx: &mut Context<Self>) {
         self.running.remove(&(msg.0, msg.1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_paths_hides_the_data_directory() {
+        let data = Path::new("/var/lib/consort");
+        assert_eq!(
+            scrub_paths(
+                "cannot read /var/lib/consort/jobs/j1/t/0/guest/out/data: No such file; \
+                 copy of /var/lib/consort/mailbox/x failed",
+                data
+            ),
+            "cannot read <data>/jobs/j1/t/0/guest/out/data: No such file; \
+             copy of <data>/mailbox/x failed"
+        );
+        assert_eq!(
+            scrub_paths("at /var/lib/consort", Path::new("/var/lib/consort/")),
+            "at <data>"
+        );
+        assert_eq!(scrub_paths("no path here: a/b", data), "no path here: a/b");
+        assert_eq!(scrub_paths("/etc/x", Path::new("/")), "/etc/x");
+        assert_eq!(scrub_paths("/etc/x", Path::new("")), "/etc/x");
+    }
+
+    #[test]
+    fn scrub_paths_also_hides_the_resolved_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let canonical = real.canonicalize().expect("canonical");
+        let msg = format!(
+            "{}/jobs/x and {}/jobs/y",
+            link.display(),
+            canonical.display()
+        );
+        assert_eq!(scrub_paths(&msg, &link), "<data>/jobs/x and <data>/jobs/y");
     }
 }

@@ -94,6 +94,7 @@ impl Actors {
                 socket: deps.socket,
                 tokens: deps.tokens,
                 tables: deps.tables.clone(),
+                table_policy: deps.policy.tables.clone(),
             },
         )
         .start();
@@ -117,6 +118,10 @@ impl Actors {
             deps.me,
             deps.mailbox,
             scheduler.clone().recipient(),
+            network_actor::JobGate {
+                admit: scheduler.clone().recipient(),
+                takes_part: scheduler.clone().recipient(),
+            },
             deps.events,
             network_actor::LogSharing {
                 tracking: deps.tracking,

@@ -7,6 +7,7 @@
 //! actor never stalls the network (events are dropped and counted rather than blocking it).
 
 mod behaviour;
+mod catch_up;
 mod codec;
 mod event_loop;
 mod partners;
@@ -21,6 +22,7 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, gossipsub, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
+pub use catch_up::{MAX_BYTES_PER_ORIGIN, MAX_RECORDS_PER_ORIGIN};
 pub use partners::{Diagnosis, Partner};
 
 use behaviour::{Behaviour, BehaviourOptions};
@@ -77,6 +79,10 @@ pub struct NetworkConfig {
     pub redial_max: Duration,
     /// Period of anti-entropy with every connected partner.
     pub antientropy: Duration,
+    /// Most records one partner (as origin) may have us hold.
+    pub records_per_partner: u64,
+    /// Most bytes of record values one partner (as origin) may have us hold.
+    pub record_bytes_per_partner: u64,
 }
 
 /// Things the network tells the actors.
@@ -168,6 +174,7 @@ pub(crate) enum Command {
     PutRecord {
         key: String,
         value: Vec<u8>,
+        audience: Vec<PartyName>,
         reply: Reply<Result<Record, NetError>>,
     },
     Request {
@@ -225,10 +232,22 @@ impl NetworkClient {
             .await?
     }
 
-    /// Writes one of this party's records (signed, stored, gossiped).
-    pub async fn put_record(&self, key: String, value: Vec<u8>) -> Result<Record, NetError> {
-        self.call(|reply| Command::PutRecord { key, value, reply })
-            .await?
+    /// Writes one of this party's records (signed, stored, sent). With an empty `audience`
+    /// it goes to every partner by gossip; otherwise only to the parties named (a job's
+    /// participants), which alone may hold it.
+    pub async fn put_record(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        audience: Vec<PartyName>,
+    ) -> Result<Record, NetError> {
+        self.call(|reply| Command::PutRecord {
+            key,
+            value,
+            audience,
+            reply,
+        })
+        .await?
     }
 
     /// Sends `body` to `party` and waits for the answer, retrying failed attempts until
@@ -350,6 +369,14 @@ async fn build(
     events: mpsc::Sender<NetworkEvent>,
 ) -> Result<EventLoop, NetError> {
     let startup = |e: String| NetError::Startup(e);
+    // What each origin already has us hold, for the quotas (one scan at start-up).
+    let usage = records
+        .usage_by_origin()
+        .map_err(|e| startup(format!("cannot read the records: {e}")))?
+        .into_iter()
+        .filter_map(|(origin, used)| PartyName::new(&origin).ok().map(|p| (p, used)))
+        .collect();
+    let (done_tx, done_rx) = mpsc::channel(64);
     let opts = BehaviourOptions {
         max_message_bytes: config.max_message_bytes,
         request_timeout: config.request_timeout,
@@ -429,6 +456,11 @@ async fn build(
         listen_addrs,
         dropped_events: 0,
         overflow: Default::default(),
+        done_tx,
+        done_rx,
+        catching_up: HashSet::new(),
+        usage,
+        quota: (config.records_per_partner, config.record_bytes_per_partner),
     };
     for partner in partners {
         event_loop.add_partner(partner)?;

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
+};
 use consort_protocol::JobInfo;
 use consort_protocol::PartyName;
 use consort_protocol::job::{JobPlan, JobSpec, Role, validate};
@@ -22,9 +24,9 @@ use consort_protocol::jobs::{
     StopRecord, TaskStateRecord, decision_key, job_key, rerun_key, stop_key, task_key,
 };
 use consort_protocol::peer::Record;
-use consort_storage::{Models, RecordStore, Store, Tables, Tracking, TreeName};
-use serde::Serialize;
-use tracing::{info, warn};
+use consort_storage::{Models, RecordStore, Store, Tables, Tracking, Tree, TreeName};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
 
 use crate::executor::{CancelRun, Executor, RunEnd, RunFinished, StartRun, output_path};
 use crate::network::NetworkClient;
@@ -69,9 +71,23 @@ pub struct SchedulerDeps {
     pub tracking: Tracking,
 }
 
+/// Who first proposed a job id here. A job id belongs to that initiator for good: a later
+/// `job/<id>` record from anybody else is refused, also after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobClaim {
+    initiator: PartyName,
+}
+
+impl consort_storage::Record for JobClaim {
+    const KIND: &'static str = "job claim";
+    const VERSION: u16 = 1;
+}
+
 /// The job authority of this party.
 pub struct Scheduler {
     store: Store,
+    /// Job id → its initiator (the `jobs` tree).
+    claims: Option<Tree<JobClaim>>,
     deps: Option<SchedulerDeps>,
     views: BTreeMap<JobId, JobView>,
     running: BTreeSet<(JobId, RunKey)>,
@@ -89,6 +105,7 @@ impl Scheduler {
     pub fn new(store: Store) -> Self {
         Self {
             store,
+            claims: None,
             deps: None,
             views: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -99,8 +116,13 @@ impl Scheduler {
 
     /// A working scheduler.
     pub fn with_deps(store: Store, deps: SchedulerDeps) -> Self {
+        let claims = store
+            .tree(TreeName::Jobs)
+            .map_err(|e| warn!(error = %e, "cannot open the job claims"))
+            .ok();
         Self {
             store,
+            claims,
             deps: Some(deps),
             views: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -119,6 +141,18 @@ fn now_ms() -> u64 {
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(v).unwrap_or_default()
+}
+
+/// Parses and validates a job file (bounded by the job DSL's own limits).
+fn plan_of(spec: &str) -> Result<JobPlan, String> {
+    JobSpec::parse(spec).map_err(|e| e.0).and_then(|spec| {
+        validate(&spec, &consort_components::schema).map_err(|errs| {
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    })
 }
 
 impl Actor for Scheduler {
@@ -194,58 +228,33 @@ impl Scheduler {
         }
     }
 
-    /// Folds one record into the views. Returns the job it concerns.
+    /// Folds one record into the views. Returns the job it concerns. A record that does not
+    /// fit the job (a job id taken by another initiator, a job this party is not in, a record
+    /// from a party outside the job or for a run the plan does not give it) is ignored.
     fn apply(&mut self, r: &Record) -> Option<JobId> {
         let key = RecordKey::parse(&r.key)?;
         let job = key.job().clone();
+        if let RecordKey::Job(id) = &key {
+            return self.apply_job(r, id);
+        }
+        let view = self.views.get_mut(&job)?;
+        if !view.takes_part(&r.origin) {
+            warn!(%job, origin = %r.origin, key = %r.key, "record from a party outside the job ignored");
+            return None;
+        }
         match key {
-            RecordKey::Job(id) => {
-                let rec: JobRecord = rmp_serde::from_slice(&r.value).ok()?;
-                if rec.job_id != id || rec.initiator != r.origin || self.views.contains_key(&id) {
-                    return Some(job);
-                }
-                let plan = JobSpec::parse(&rec.spec).map_err(|e| e.0).and_then(|spec| {
-                    validate(&spec, &consort_components::schema).map_err(|errs| {
-                        errs.iter()
-                            .map(|e| e.to_string())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                });
-                self.views.insert(id.clone(), JobView::new(rec, plan));
-                // Records that arrived before the job record.
-                if let Some(deps) = &self.deps
-                    && let Ok(all) = deps.records.all()
-                {
-                    let prefix_matches = |k: &str| {
-                        RecordKey::parse(k)
-                            .is_some_and(|k| k.job() == &id && !matches!(k, RecordKey::Job(_)))
-                    };
-                    for other in all.iter().filter(|o| prefix_matches(&o.key)) {
-                        self.apply(other);
-                    }
-                }
-            }
+            RecordKey::Job(_) => {}
             RecordKey::Decision(_) => {
                 let rec: DecisionRecord = rmp_serde::from_slice(&r.value).ok()?;
-                self.views
-                    .get_mut(&job)?
-                    .decisions
-                    .insert(r.origin.clone(), rec.decision);
+                view.decisions.insert(r.origin.clone(), rec.decision);
             }
             RecordKey::Stop(_) => {
                 let rec: StopRecord = rmp_serde::from_slice(&r.value).ok()?;
-                self.views
-                    .get_mut(&job)?
-                    .stops
-                    .insert(r.origin.clone(), rec);
+                view.stops.insert(r.origin.clone(), rec);
             }
             RecordKey::Rerun(_) => {
                 let rec: RerunRecord = rmp_serde::from_slice(&r.value).ok()?;
-                self.views
-                    .get_mut(&job)?
-                    .reruns
-                    .insert(r.origin.clone(), rec);
+                view.reruns.insert(r.origin.clone(), rec);
             }
             RecordKey::Task {
                 task,
@@ -253,6 +262,10 @@ impl Scheduler {
                 role,
                 ..
             } => {
+                if !view.has_run(&task, role, &r.origin) {
+                    warn!(%job, origin = %r.origin, %task, %role, "state of a run the plan does not have ignored");
+                    return None;
+                }
                 let rec: TaskStateRecord = rmp_serde::from_slice(&r.value).ok()?;
                 let k = RunKey {
                     task,
@@ -260,15 +273,107 @@ impl Scheduler {
                     role,
                     party: r.origin.clone(),
                 };
-                self.views.get_mut(&job)?.runs.insert(k, rec);
+                view.runs.insert(k, rec);
             }
         }
         Some(job)
     }
 
+    /// A `job/<id>` record: a new view if the id is free (or already this initiator's) and
+    /// this party takes part.
+    fn apply_job(&mut self, r: &Record, id: &JobId) -> Option<JobId> {
+        let rec: JobRecord = rmp_serde::from_slice(&r.value).ok()?;
+        if &rec.job_id != id || rec.initiator != r.origin {
+            return None;
+        }
+        if let Some(view) = self.views.get(id) {
+            if view.job.initiator != r.origin {
+                warn!(job = %id, initiator = %view.job.initiator, claimant = %r.origin, "a partner tried to take over a job id; ignored");
+            }
+            return Some(id.clone());
+        }
+        let me = self.deps.as_ref()?.me.clone();
+        let mut plan = plan_of(&rec.spec);
+        if let Ok(p) = &plan {
+            if !p.runs_any(&me) {
+                debug!(job = %id, "a job this party is not in was ignored");
+                return None;
+            }
+            let addressed: BTreeSet<&PartyName> = r.audience.iter().collect();
+            if p.participants().iter().collect::<BTreeSet<_>>() != addressed {
+                plan = Err("the job record is not addressed to exactly the job's parties".into());
+            }
+        }
+        if !self.claim(id, &r.origin) {
+            return None;
+        }
+        let mut view = JobView::new(rec, plan);
+        view.audience = r.audience.clone();
+        self.views.insert(id.clone(), view);
+        // Records that arrived before the job record.
+        if let Some(deps) = &self.deps
+            && let Ok(all) = deps.records.all()
+        {
+            let prefix_matches = |k: &str| {
+                RecordKey::parse(k)
+                    .is_some_and(|k| k.job() == id && !matches!(k, RecordKey::Job(_)))
+            };
+            for other in all.iter().filter(|o| prefix_matches(&o.key)) {
+                self.apply(other);
+            }
+        }
+        Some(id.clone())
+    }
+
+    /// Binds `job` to `initiator` for good, unless another initiator holds it already.
+    fn claim(&self, job: &JobId, initiator: &PartyName) -> bool {
+        let Some(claims) = &self.claims else {
+            return true;
+        };
+        match claims.get(job.as_str()) {
+            Ok(Some(c)) if &c.initiator == initiator => true,
+            Ok(Some(c)) => {
+                warn!(%job, initiator = %c.initiator, claimant = %initiator, "a partner tried to take over a job id; ignored");
+                false
+            }
+            Ok(None) => {
+                let claim = JobClaim {
+                    initiator: initiator.clone(),
+                };
+                if let Err(e) = claims
+                    .put(job.as_str(), &claim)
+                    .and_then(|()| claims.flush())
+                {
+                    warn!(%job, error = %e, "cannot store a job claim");
+                }
+                true
+            }
+            Err(e) => {
+                warn!(%job, error = %e, "cannot read a job claim");
+                false
+            }
+        }
+    }
+
     /// Writes one of our records: into our view at once (so the next decision sees it), then
     /// signed, stored and gossiped by the network.
-    fn write(&mut self, ctx: &mut Context<Self>, key: String, value: Vec<u8>) {
+    /// The record goes to the job's participants only.
+    fn write(&mut self, ctx: &mut Context<Self>, job: &JobId, key: String, value: Vec<u8>) {
+        let audience = self
+            .views
+            .get(job)
+            .map(JobView::audience)
+            .unwrap_or_default();
+        self.write_to(ctx, key, value, audience);
+    }
+
+    fn write_to(
+        &mut self,
+        ctx: &mut Context<Self>,
+        key: String,
+        value: Vec<u8>,
+        audience: Vec<PartyName>,
+    ) {
         let Some(deps) = &self.deps else { return };
         let me = deps.me.clone();
         let net = deps.net.clone();
@@ -278,12 +383,13 @@ impl Scheduler {
             version: 0,
             written_at_ms: now_ms(),
             value: value.clone(),
+            audience: audience.clone(),
             signature: Vec::new(),
         };
         self.apply(&local);
         ctx.spawn(
             async move {
-                if let Err(e) = net.put_record(key.clone(), value).await {
+                if let Err(e) = net.put_record(key.clone(), value, audience).await {
                     warn!(%key, error = %e, "cannot write a record");
                 }
             }
@@ -327,26 +433,28 @@ impl Scheduler {
         };
         self.write(
             ctx,
+            job,
             task_key(job, &key.task, key.attempt, key.role),
             encode(&rec),
         );
     }
 
     fn decide(&self, view: &JobView) -> Decision {
+        match &view.plan {
+            Ok(plan) => self.decide_plan(view.job.initiator.as_str(), plan),
+            Err(e) => Decision::Rejected {
+                reason: format!("invalid job: {e}"),
+            },
+        }
+    }
+
+    /// This party's answer to `plan` proposed by `initiator`, by its policy.
+    fn decide_plan(&self, initiator: &str, plan: &JobPlan) -> Decision {
         let Some(deps) = &self.deps else {
             return Decision::Rejected {
                 reason: "not configured".into(),
             };
         };
-        let plan = match &view.plan {
-            Ok(p) => p,
-            Err(e) => {
-                return Decision::Rejected {
-                    reason: format!("invalid job: {e}"),
-                };
-            }
-        };
-        let initiator = view.job.initiator.as_str();
         let policy = &deps.policy;
         if initiator != deps.me.as_str()
             && !policy
@@ -419,18 +527,8 @@ impl Scheduler {
                         }
                         Err(e) => return Err(format!("{me} cannot read table '{table}': {e}")),
                     }
-                    let allowed = deps
-                        .policy
-                        .tables
-                        .get(table)
-                        .or_else(|| deps.policy.tables.get("*"));
-                    let refused: Vec<&str> = others
-                        .iter()
-                        .filter(|p| {
-                            !allowed.is_some_and(|a| a.iter().any(|x| x == "*" || x == p.as_str()))
-                        })
-                        .map(|p| p.as_str())
-                        .collect();
+                    let refused =
+                        crate::executor::tables_refused(&deps.policy.tables, table, others.iter());
                     if !refused.is_empty() {
                         return Err(format!(
                             "{me} does not let table '{table}' be used in jobs with {} (policy.tables)",
@@ -439,7 +537,7 @@ impl Scheduler {
                     }
                 }
                 if let Some(model) = &task.model {
-                    self.model_input(model, &task.name, run.role)?;
+                    self.model_input(model, &task.name, run.role, plan)?;
                 }
             }
         }
@@ -447,11 +545,13 @@ impl Scheduler {
     }
 
     /// The artifact a task's `model:` reference gives this party's run in `role`.
+    /// A model is used only in jobs whose parties all trained it: its weights are theirs.
     fn model_input(
         &self,
         model: &consort_protocol::job::ModelRef,
         task: &str,
         role: Role,
+        plan: &JobPlan,
     ) -> Result<PathBuf, String> {
         let Some(deps) = &self.deps else {
             return Err("not configured".into());
@@ -471,6 +571,25 @@ impl Scheduler {
                     rev.map(|v| format!("@{v}")).unwrap_or_default()
                 )
             })?;
+        let trained_by: BTreeSet<&str> = version
+            .parties
+            .iter()
+            .filter_map(|rp| rp.split_once(':').map(|(_, p)| p))
+            .collect();
+        let outsiders: Vec<String> = plan
+            .participants()
+            .into_iter()
+            .filter(|p| !trained_by.contains(p.as_str()))
+            .map(|p| p.to_string())
+            .collect();
+        if !outsiders.is_empty() {
+            return Err(format!(
+                "{me}: model {} was not trained with {}; only the parties that trained a model \
+                 may use it",
+                model.id,
+                outsiders.join(", ")
+            ));
+        }
         let part = version
             .parts
             .iter()
@@ -499,14 +618,16 @@ impl Scheduler {
         let mut runs = Vec::new();
         for task in &plan.tasks {
             for run in task.runs.iter().filter(|r| r.party == deps.me) {
-                let path = output_path(
+                let Ok(path) = output_path(
                     &deps.work_dir,
                     job,
                     &task.name,
                     view.attempt_of(&task.name),
                     run.role,
                     "model",
-                );
+                ) else {
+                    continue;
+                };
                 runs.push((task.name.clone(), task.component.clone(), run.clone(), path));
             }
         }
@@ -554,13 +675,8 @@ impl Scheduler {
         let Some(view) = self.views.get(job) else {
             return;
         };
-        let participant = match &view.plan {
-            Ok(plan) => plan.participants().contains(&me),
-            // A job this build cannot validate: refuse it if it names us.
-            Err(_) => JobSpec::parse(&view.job.spec)
-                .is_ok_and(|s| s.parties.values().flatten().any(|p| p == me.as_str())),
-        };
-        if !participant {
+        // A job this build cannot validate is refused if it is addressed to us.
+        if !view.takes_part(&me) {
             return;
         }
         if !view.decisions.contains_key(&me) {
@@ -570,7 +686,7 @@ impl Scheduler {
                 v: RECORD_VERSION,
                 decision,
             };
-            self.write(ctx, decision_key(job), encode(&rec));
+            self.write(ctx, job, decision_key(job), encode(&rec));
         }
         let Some(view) = self.views.get(job) else {
             return;
@@ -654,14 +770,13 @@ impl Scheduler {
             };
             if let Some(role) = role {
                 let attempt = view.attempt_of(up);
-                inputs.insert(
-                    name.clone(),
-                    output_path(&deps.work_dir, job, up, attempt, role, output),
-                );
+                if let Ok(path) = output_path(&deps.work_dir, job, up, attempt, role, output) {
+                    inputs.insert(name.clone(), path);
+                }
             }
         }
         if let Some(model) = &task.model {
-            match self.model_input(model, &task.name, key.role) {
+            match self.model_input(model, &task.name, key.role, plan) {
                 Ok(path) => {
                     inputs.insert("model".to_owned(), path);
                 }
@@ -674,6 +789,7 @@ impl Scheduler {
             component: task.component.clone(),
             params: run.params.clone(),
             endpoints,
+            participants: plan.participants().into_iter().collect(),
             inputs,
             timeout: Duration::from_secs(plan.conf.task_timeout_s),
             reply_to: ctx.address().recipient(),
@@ -780,17 +896,62 @@ pub struct Submit {
     pub random: u32,
 }
 
+/// Checks the job against the partner list and this party's own policy, then writes it.
 impl Handler<Submit> for Scheduler {
-    type Result = Result<JobId, JobError>;
+    type Result = ResponseActFuture<Self, Result<JobId, JobError>>;
 
-    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(deps) = &self.deps else {
+            return Box::pin(actix::fut::ready(Err(JobError::Unavailable)));
+        };
+        let net = deps.net.clone();
+        Box::pin(
+            async move { net.peers().await }
+                .into_actor(self)
+                .map(move |peers, act, ctx| {
+                    let partners: BTreeSet<PartyName> = peers
+                        .map_err(|e| JobError::Conflict(format!("cannot read the partners: {e}")))?
+                        .into_iter()
+                        .map(|p| p.party)
+                        .collect();
+                    act.submit(ctx, msg, &partners)
+                }),
+        )
+    }
+}
+
+impl Scheduler {
+    fn submit(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msg: Submit,
+        partners: &BTreeSet<PartyName>,
+    ) -> Result<JobId, JobError> {
         let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
         let spec = JobSpec::parse(&msg.spec).map_err(|e| JobError::Invalid(vec![e.0]))?;
         let plan = validate(&spec, &consort_components::schema)
             .map_err(|errs| JobError::Invalid(errs.iter().map(|e| e.to_string()).collect()))?;
-        if !plan.participants().contains(&me) {
+        if !plan.runs_any(&me) {
             return Err(JobError::Invalid(vec![format!(
                 "parties: the initiator ({me}) must take part in the job"
+            )]));
+        }
+        let strangers: Vec<String> = plan
+            .participants()
+            .into_iter()
+            .filter(|p| *p != me && !partners.contains(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !strangers.is_empty() {
+            return Err(JobError::Invalid(vec![format!(
+                "parties: {} {} not a partner of {me} (see `consort partner add`)",
+                strangers.join(", "),
+                if strangers.len() == 1 { "is" } else { "are" }
+            )]));
+        }
+        if let Decision::Rejected { reason } = self.decide_plan(me.as_str(), &plan) {
+            return Err(JobError::Invalid(vec![format!(
+                "this party's own policy refuses the job: {reason}"
             )]));
         }
         let job_id = JobId::mint(now_ms(), msg.random);
@@ -802,7 +963,8 @@ impl Handler<Submit> for Scheduler {
             submitted_at_ms: now_ms(),
         };
         info!(job = %job_id, name = %plan.name, "job submitted");
-        self.write(ctx, job_key(&job_id), encode(&rec));
+        let audience = plan.participants().into_iter().collect();
+        self.write_to(ctx, job_key(&job_id), encode(&rec), audience);
         self.tick(ctx, &job_id);
         Ok(job_id)
     }
@@ -834,7 +996,7 @@ impl Handler<Stop> for Scheduler {
             reason: format!("stopped by {me}"),
             epoch: view.epoch(),
         };
-        self.write(ctx, stop_key(&job), encode(&rec));
+        self.write(ctx, &job, stop_key(&job), encode(&rec));
         self.tick(ctx, &job);
         Ok(())
     }
@@ -873,6 +1035,7 @@ impl Handler<Approve> for Scheduler {
         };
         self.write(
             ctx,
+            &job,
             decision_key(&job),
             encode(&DecisionRecord {
                 v: RECORD_VERSION,
@@ -943,7 +1106,7 @@ impl Handler<Rerun> for Scheduler {
             tasks,
         };
         info!(%job, tasks = names.len(), epoch = rec.epoch, "job rerun");
-        self.write(ctx, rerun_key(&job), encode(&rec));
+        self.write(ctx, &job, rerun_key(&job), encode(&rec));
         self.tick(ctx, &job);
         Ok(())
     }
@@ -983,5 +1146,89 @@ impl Handler<List> for Scheduler {
                 .map(|v| view::job_info(v, false))
                 .collect(),
         )
+    }
+}
+
+/// May `from` (as `from_role`) send data-channel messages to this party's `to_role` run of
+/// `task` (attempt `attempt`) of `job`? Only for a job this party accepted and that is still
+/// going, for a run the plan gives both ends, at the task's current or next attempt.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AdmitChannel {
+    /// Job.
+    pub job: JobId,
+    /// Task.
+    pub task: String,
+    /// Attempt.
+    pub attempt: u32,
+    /// Sender (already bound to its PeerId by the network).
+    pub from: PartyName,
+    /// Sender's role.
+    pub from_role: Role,
+    /// Receiving role here.
+    pub to_role: Role,
+}
+
+impl Handler<AdmitChannel> for Scheduler {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: AdmitChannel, _ctx: &mut Context<Self>) -> Self::Result {
+        let me = self
+            .deps
+            .as_ref()
+            .ok_or("the scheduler is not running")?
+            .me
+            .clone();
+        let job = &msg.job;
+        let view = self
+            .views
+            .get(job)
+            .ok_or_else(|| format!("no job {job} with {} here", msg.from))?;
+        if view.status().is_final() {
+            return Err(format!("job {job} is {}", view.status().as_str()));
+        }
+        if view.decisions.get(&me) != Some(&Decision::Accepted) {
+            return Err(format!("{me} has not accepted job {job}"));
+        }
+        if !view.has_run(&msg.task, msg.from_role, &msg.from) {
+            return Err(format!(
+                "{} does not run task '{}' as {} in job {job}",
+                msg.from, msg.task, msg.from_role
+            ));
+        }
+        if !view.has_run(&msg.task, msg.to_role, &me) {
+            return Err(format!(
+                "{me} does not run task '{}' as {} in job {job}",
+                msg.task, msg.to_role
+            ));
+        }
+        let current = view.attempt_of(&msg.task).max(1);
+        if msg.attempt < current || msg.attempt > current + 1 {
+            return Err(format!(
+                "task '{}' of job {job} is at attempt {current}, not {}",
+                msg.task, msg.attempt
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Does `party` take part in `job` here (job-scoped requests from partners: logs, ...)?
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct TakesPart {
+    /// Job.
+    pub job: JobId,
+    /// The asking party.
+    pub party: PartyName,
+}
+
+impl Handler<TakesPart> for Scheduler {
+    type Result = bool;
+
+    fn handle(&mut self, msg: TakesPart, _ctx: &mut Context<Self>) -> bool {
+        self.views
+            .get(&msg.job)
+            .is_some_and(|v| v.takes_part(&msg.party))
     }
 }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use consort_protocol::control::{FileReport, SecurityReport, TableRule};
 use consort_protocol::{
     ErrorCode, PeerInfo, PingReport, RecordInfo, Request, Response, StatusInfo,
 };
@@ -88,6 +89,35 @@ pub enum Command {
     /// For script operators: take part in the task (uses CONSORT_TASK_TOKEN and CONSORT_SOCKET).
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Audit this daemon's exposure: who may connect, what partners may do and read, file modes.
+    ///
+    /// Prints, as the daemon sees it:
+    ///
+    /// - identity: party, PeerId, and the configuration file in force (the file as the daemon
+    ///   started with it; a warning says when it has been edited since);
+    ///
+    /// - policy ([policy] of consort.toml): whose job proposals are considered (accept_from),
+    ///   which components partners may run (components), whether every proposal waits for
+    ///   `consort job approve` (manual_approval), who may read this party's task logs
+    ///   (share_logs_with);
+    ///
+    /// - tables ([policy.tables]): every uploaded table and every table the policy names, with
+    ///   the partners whose jobs may read it and the rule that decides ("(default: no partner)"
+    ///   when no rule covers it: then only jobs of this party alone may use it);
+    ///
+    /// - script operators ([operators.NAME]): the only commands jobs may run here;
+    ///
+    /// - network: partners (the only PeerIds allowed to connect), listen addresses as configured
+    ///   and as bound;
+    ///
+    /// - files: control socket (expected 0600), identity key (0600), data directory (0700) and
+    ///   consort.toml, with mode and owner, and any entry under the data directory that group
+    ///   or others may access.
+    ///
+    /// Lines marked `!` need attention. Exits 0 even then; with --json, the same report as one
+    /// document, its "warnings" array empty when nothing needs attention.
+    #[command(verbatim_doc_comment)]
+    Security,
 }
 
 /// `consort task ...` (inside a script operator).
@@ -464,6 +494,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Model(cmd) => crate::data_cli::run_model(&target, cmd, cli.json).await,
         Command::Metric(cmd) => crate::job_cli::run_metric(&target, cmd, cli.json).await,
         Command::Task(cmd) => crate::job_cli::run_task(&target, cmd).await,
+        Command::Security => {
+            let mut client = target.connect().await?;
+            match client.request(Request::Security).await? {
+                Response::Security { report } => {
+                    if cli.json {
+                        print_json(&report);
+                    } else {
+                        print_security(&report);
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected(&other)),
+            }
+        }
         Command::Peers => {
             let mut client = target.connect().await?;
             match client.request(Request::Peers).await? {
@@ -793,6 +837,157 @@ fn print_records(records: &[RecordInfo], json: bool, with_value: bool) {
         } else {
             println!("{}/{} v{}", r.origin, r.key, r.version);
         }
+    }
+}
+
+/// `*` as words; an empty list as `none`.
+fn parties_or(list: &[String], none: &str) -> String {
+    if list.is_empty() {
+        none.to_owned()
+    } else if list.iter().any(|p| p == "*") {
+        "every partner (*)".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn print_security(r: &SecurityReport) {
+    println!("party     {}", r.party);
+    println!("peer id   {}", r.peer_id);
+    println!("config    {} (as in force)", r.config_path);
+
+    println!("\nwarnings");
+    if r.warnings.is_empty() {
+        println!("  none");
+    }
+    for w in &r.warnings {
+        println!("  ! {w}");
+    }
+
+    println!("\nfiles");
+    let file = |what: &str, expected: &str, f: &FileReport| {
+        let mode = f.mode.map_or("?".to_owned(), |m| format!("{m:04o}"));
+        let owner = match (&f.owner, f.owner_uid) {
+            (Some(name), _) => name.clone(),
+            (None, Some(uid)) => format!("uid {uid}"),
+            (None, None) => "?".to_owned(),
+        };
+        let flag = if f.warning.is_some() { "!" } else { " " };
+        println!(
+            "  {flag} {what:<14} {mode:<5} (want {expected:<4}) {owner:<10} {}",
+            f.path
+        );
+    };
+    file("control socket", "0600", &r.socket);
+    file("identity key", "0600", &r.identity_key);
+    file("data dir", "0700", &r.data_dir);
+    file("config", "0600", &r.config_file);
+    let s = &r.data_dir_scan;
+    let more = if s.truncated { "+" } else { "" };
+    if s.exposed == 0 {
+        println!(
+            "    data dir contents: {}{more} entries, none accessible to group or others",
+            s.scanned
+        );
+    } else {
+        println!(
+            "  ! data dir contents: {}{more} of {}{more} entries accessible to group or others",
+            s.exposed, s.scanned
+        );
+    }
+
+    println!("\nnetwork");
+    println!("  listen     {}", r.listen.join(" "));
+    println!("  listening  {}", r.listening.join(" "));
+    if r.partners.is_empty() {
+        println!("  partners   none: no peer may connect");
+    } else {
+        println!("  partners (the only peers allowed to connect):");
+        println!(
+            "    {:<16} {:<54} {:<7} addrs",
+            "party", "peer id", "source"
+        );
+        for p in &r.partners {
+            let addrs = if p.addrs.is_empty() {
+                "(discovered)".to_owned()
+            } else {
+                p.addrs.join(" ")
+            };
+            println!(
+                "    {:<16} {:<54} {:<7} {addrs}",
+                p.party, p.peer_id, p.source
+            );
+        }
+    }
+
+    let pol = &r.policy;
+    println!("\npolicy");
+    println!(
+        "  accept jobs from   {}",
+        parties_or(&pol.accept_from, "no partner")
+    );
+    let components = if pol.components.is_empty() {
+        "every built-in component".to_owned()
+    } else {
+        pol.components.join(", ")
+    };
+    println!("  components         {components}");
+    let approval = if pol.manual_approval {
+        "yes: proposals wait for `consort job approve`"
+    } else {
+        "no: accepted proposals start at once"
+    };
+    println!("  manual approval    {approval}");
+    println!(
+        "  share logs with    {}",
+        parties_or(&pol.share_logs_with, "no partner")
+    );
+    let other_tables = match pol.tables.get("*") {
+        Some(readers) => format!(
+            "{} (policy.tables.\"*\")",
+            parties_or(readers, "no partner")
+        ),
+        None => "(default: no partner)".to_owned(),
+    };
+    println!("  other tables       {other_tables}");
+
+    println!("\ntables (who may read them in jobs)");
+    if r.tables.is_empty() {
+        println!("  none uploaded");
+    } else {
+        println!(
+            "  {:<24} {:<8} {:<32} rule",
+            "table", "uploaded", "readable in jobs with"
+        );
+        for t in &r.tables {
+            let readers = match t.rule {
+                TableRule::Default => "(default: no partner)".to_owned(),
+                _ => parties_or(&t.readers, "no partner"),
+            };
+            let rule = match t.rule {
+                TableRule::Named => format!("policy.tables.{}", t.name),
+                TableRule::Wildcard => "policy.tables.\"*\"".to_owned(),
+                TableRule::Default => "not covered".to_owned(),
+                _ => "?".to_owned(),
+            };
+            let uploaded = if t.uploaded { "yes" } else { "no" };
+            println!("  {:<24} {uploaded:<8} {readers:<32} {rule}", t.name);
+        }
+    }
+
+    println!("\nscript operators (jobs may run these here as script:NAME)");
+    if r.operators.is_empty() {
+        println!("  none");
+    }
+    for op in &r.operators {
+        let mut extra = String::new();
+        if !op.env.is_empty() {
+            extra.push_str(&format!("  env: {}", op.env.join(", ")));
+        }
+        if let Some(t) = op.timeout_s {
+            extra.push_str(&format!("  timeout: {t}s"));
+        }
+        println!("  {:<16} {:?}{extra}", op.name, op.command);
     }
 }
 

@@ -106,6 +106,12 @@ pub struct NetworkSection {
     /// Largest message accepted from a partner, in bytes.
     #[serde(default = "default_max_frame_bytes")]
     pub max_message_bytes: usize,
+    /// Most replicated records one partner may have this daemon hold (its quota).
+    #[serde(default = "default_records_per_partner")]
+    pub records_per_partner: u64,
+    /// Most bytes of replicated record values one partner may have this daemon hold.
+    #[serde(default = "default_record_bytes_per_partner")]
+    pub record_bytes_per_partner: u64,
 }
 
 impl Default for NetworkSection {
@@ -118,8 +124,17 @@ impl Default for NetworkSection {
             antientropy_s: default_antientropy_s(),
             request_timeout_s: default_request_timeout_s(),
             max_message_bytes: default_max_frame_bytes(),
+            records_per_partner: default_records_per_partner(),
+            record_bytes_per_partner: default_record_bytes_per_partner(),
         }
     }
+}
+
+fn default_records_per_partner() -> u64 {
+    consort_actors::network::MAX_RECORDS_PER_ORIGIN
+}
+fn default_record_bytes_per_partner() -> u64 {
+    consort_actors::network::MAX_BYTES_PER_ORIGIN
 }
 
 fn default_federation() -> String {
@@ -461,6 +476,9 @@ kademlia = true
 # Longest pause between redials of an unreachable partner, and the catch-up period (seconds).
 redial_max_s = 30
 antientropy_s = 3
+# Quotas: most replicated records, and bytes of them, that one partner may have us hold.
+# records_per_partner = 100000
+# record_bytes_per_partner = 268435456
 
 # Partners: the only peers allowed to connect. One block per partner organization:
 # [[partners]]

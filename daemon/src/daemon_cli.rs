@@ -61,9 +61,25 @@ pub enum DaemonCommand {
     },
 }
 
+/// Makes everything this process creates owner-only from the moment it exists.
+///
+/// Otherwise files get the inherited umask (often 022: readable by all) and are restricted
+/// afterwards, if at all: the control socket is bound under a temporary name and chmod-ed
+/// before its rename, and in between any local user could connect to it; sled's files, tables,
+/// models and the lock file are never restricted, and stay private only while the data
+/// directory keeps its 0700. A data directory holds a party's raw data and its identity:
+/// nothing in it is for group or others. Set before any thread exists, so that nothing is
+/// created under the old mask; script operators inherit it.
+fn private_umask() {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::RWXG | Mode::RWXO);
+}
+
 /// Entry point of the `consortd` binary.
 pub fn main() -> ExitCode {
     let cli = DaemonCli::parse();
+    // Both commands create the party's files (init: the key and config; run: everything else).
+    private_umask();
     match cli.command {
         DaemonCommand::Init {
             dir,
@@ -105,6 +121,11 @@ pub fn main() -> ExitCode {
                 Some(file) => ConfigSource::File(file),
                 None => ConfigSource::Dir(dir.unwrap_or_else(paths::default_data_dir)),
             };
+            let config_path = match &source {
+                ConfigSource::File(file) => file.clone(),
+                ConfigSource::Dir(dir) => dir.join(paths::CONFIG_FILE),
+            };
+            crate::security::remember_start_config(&config_path);
             match daemon_main(source, log_format) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -178,7 +178,7 @@ fn job_output(
     attempts.sort_unstable_by(|a, b| b.cmp(a));
     for attempt in attempts {
         for role in consort_protocol::job::Role::ALL {
-            let path = output_path(work_dir, &job, task, attempt, role, name);
+            let path = output_path(work_dir, &job, task, attempt, role, name).map_err(invalid)?;
             if let Ok(data) = std::fs::read(&path) {
                 return Ok(Response::Output {
                     role: role.to_string(),

@@ -19,6 +19,7 @@ mod models;
 pub mod network;
 pub mod paths;
 pub mod run;
+mod security;
 pub(crate) mod server;
 
 pub use run::daemon_main;

@@ -38,6 +38,8 @@ pub fn network_config(settings: &Settings, key: Keypair) -> anyhow::Result<Netwo
         request_timeout: Duration::from_secs(c.network.request_timeout_s),
         redial_max: Duration::from_secs(c.network.redial_max_s),
         antientropy: Duration::from_secs(c.network.antientropy_s),
+        records_per_partner: c.network.records_per_partner,
+        record_bytes_per_partner: c.network.record_bytes_per_partner,
     })
 }
 
@@ -283,17 +285,19 @@ pub async fn record_put(
             "a record key is 1 to 512 bytes",
         ));
     }
-    if consort_protocol::jobs::RecordKey::parse(&key).is_some()
-        || ["job/", "decision/", "task/", "stop/"]
-            .iter()
-            .any(|p| key.starts_with(p))
-    {
+    if consort_protocol::jobs::is_job_key(&key) {
         return Err(err(
             ErrorCode::InvalidArgument,
-            format!("'{key}': keys under job/, decision/, task/ and stop/ belong to the scheduler"),
+            format!(
+                "'{key}': keys under {} belong to the scheduler",
+                consort_protocol::jobs::JOB_KEY_PREFIXES.join(", ")
+            ),
         ));
     }
-    let r = net.put_record(key, value).await.map_err(net_err)?;
+    let r = net
+        .put_record(key, value, Vec::new())
+        .await
+        .map_err(net_err)?;
     Ok(Response::Record {
         record: Some(record_info(r, false)),
     })

@@ -316,6 +316,9 @@ pub enum Request {
         /// The line.
         text: String,
     },
+    /// This daemon's exposure, for an operator's audit: identity, the policy in force, who may
+    /// read each table, script operators, partners, file modes and listen addresses.
+    Security,
     /// Any request kind this daemon does not know (sent by a newer client).
     #[serde(other)]
     Unknown,
@@ -511,6 +514,11 @@ pub enum Response {
     TaskData {
         /// The parts.
         parts: Vec<TaskPart>,
+    },
+    /// Answer to [`Request::Security`].
+    Security {
+        /// The daemon's exposure (boxed: by far the largest answer).
+        report: Box<SecurityReport>,
     },
 }
 
@@ -733,6 +741,177 @@ pub enum ErrorCode {
     Other,
 }
 
+/// What `consort security` shows: what this daemon exposes, and to whom.
+///
+/// Read from the configuration the daemon started with (not the file as it is now), its
+/// tables, and the file system; `warnings` lists everything that needs an operator's attention.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityReport {
+    /// This daemon's party name.
+    pub party: String,
+    /// This daemon's PeerId (base58): partners list it to let us connect.
+    pub peer_id: String,
+    /// The configuration file the policy below was read from.
+    #[serde(default)]
+    pub config_path: String,
+    /// `[policy]` in force.
+    #[serde(default)]
+    pub policy: PolicyReport,
+    /// Every uploaded table, then every table `[policy.tables]` names that is not uploaded,
+    /// each with the partners whose jobs may read it.
+    #[serde(default)]
+    pub tables: Vec<TableExposure>,
+    /// `[operators.NAME]`: the only script operators jobs may run here.
+    #[serde(default)]
+    pub operators: Vec<OperatorReport>,
+    /// Partners (configured and added at run time): the only peers allowed to connect.
+    #[serde(default)]
+    pub partners: Vec<PartnerReport>,
+    /// The control socket: any local user who can open it drives the daemon.
+    #[serde(default)]
+    pub socket: FileReport,
+    /// The identity key: whoever reads it can speak as this party.
+    #[serde(default)]
+    pub identity_key: FileReport,
+    /// The data directory (tables, models, database).
+    #[serde(default)]
+    pub data_dir: FileReport,
+    /// The configuration file: whoever writes it sets the policy at the next start.
+    #[serde(default)]
+    pub config_file: FileReport,
+    /// Entries under the data directory that group or others may access.
+    #[serde(default)]
+    pub data_dir_scan: DataDirScan,
+    /// Listen multiaddrs as configured.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Addresses actually bound (a configured port 0 shows the port chosen).
+    #[serde(default)]
+    pub listening: Vec<String>,
+    /// What needs attention, one line each; empty when nothing does.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// `[policy]` of consort.toml, as in force.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyReport {
+    /// Parties whose job proposals are considered (`*`: every partner).
+    #[serde(default)]
+    pub accept_from: Vec<String>,
+    /// Components partners may run here (empty: every built-in component).
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Every proposal waits for `consort job approve`.
+    #[serde(default)]
+    pub manual_approval: bool,
+    /// Parties allowed to read this party's task logs (`*`: every partner).
+    #[serde(default)]
+    pub share_logs_with: Vec<String>,
+    /// `[policy.tables]`: table (or `*`) → parties (or `*`) whose jobs may read it.
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Who may read one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableExposure {
+    /// Table name.
+    pub name: String,
+    /// Whether the table is stored here (a policy may name a table not uploaded yet).
+    #[serde(default)]
+    pub uploaded: bool,
+    /// Partners whose jobs may read it (`*`: every partner); empty: jobs of this party alone.
+    #[serde(default)]
+    pub readers: Vec<String>,
+    /// Which rule decides.
+    #[serde(default)]
+    pub rule: TableRule,
+}
+
+/// The `[policy.tables]` rule that applies to a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TableRule {
+    /// An entry naming the table.
+    Named,
+    /// The `"*"` entry (tables without an entry of their own).
+    Wildcard,
+    /// No entry: the table may only be used in jobs of this party alone.
+    #[default]
+    Default,
+    /// A rule this client does not know (sent by a newer daemon).
+    #[serde(other)]
+    Other,
+}
+
+/// A registered script operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorReport {
+    /// Name (jobs say `component: script:NAME`).
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Names of the extra environment variables (values omitted: they may be secrets).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Kill after this many seconds.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+}
+
+/// A partner allowed to connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerReport {
+    /// Party name.
+    pub party: String,
+    /// The PeerId bound to it.
+    pub peer_id: String,
+    /// Configured addresses.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// `config` (consort.toml) or `cli` (`consort partner add`).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// A file or directory the daemon relies on, as the daemon sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// Absolute path.
+    pub path: String,
+    /// Permission bits (`st_mode & 0o7777`); None when it cannot be examined.
+    #[serde(default)]
+    pub mode: Option<u32>,
+    /// Owner's uid.
+    #[serde(default)]
+    pub owner_uid: Option<u32>,
+    /// Owner's user name, when known.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// What is wrong with it; None when nothing is.
+    #[serde(default)]
+    pub warning: Option<String>,
+}
+
+/// A walk of the data directory looking for entries group or others may access.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataDirScan {
+    /// Entries examined.
+    #[serde(default)]
+    pub scanned: u64,
+    /// Entries with any group or other permission bit.
+    #[serde(default)]
+    pub exposed: u64,
+    /// Some of them (paths).
+    #[serde(default)]
+    pub examples: Vec<String>,
+    /// The walk stopped at its limit before the end.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
 /// What one party sent to a script operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskPart {
@@ -821,6 +1000,54 @@ mod tests {
         for msg in msgs {
             assert_eq!(round_trip(&msg), msg);
         }
+    }
+
+    #[test]
+    fn security_report_round_trips_and_old_fields_default() {
+        let mut report = SecurityReport {
+            party: "bank-a".into(),
+            peer_id: "12D3KooW".into(),
+            tables: vec![TableExposure {
+                name: "t".into(),
+                uploaded: true,
+                readers: vec!["insurer-b".into()],
+                rule: TableRule::Named,
+            }],
+            ..SecurityReport::default()
+        };
+        report.socket.mode = Some(0o600);
+        let msg = ServerMessage::Response {
+            id: 3,
+            response: Response::Security {
+                report: Box::new(report),
+            },
+        };
+        assert_eq!(round_trip(&msg), msg);
+        assert_eq!(
+            round_trip(&ClientMessage::Request {
+                id: 4,
+                request: Request::Security
+            }),
+            ClientMessage::Request {
+                id: 4,
+                request: Request::Security
+            }
+        );
+
+        // A report from a daemon that knew only party and peer id still decodes.
+        #[derive(Serialize)]
+        struct Old {
+            party: &'static str,
+            peer_id: &'static str,
+        }
+        let bytes = rmp_serde::to_vec_named(&Old {
+            party: "a",
+            peer_id: "p",
+        })
+        .expect("encode");
+        let got: SecurityReport = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(got.party, "a");
+        assert!(got.tables.is_empty() && got.socket.mode.is_none());
     }
 
     /// A newer client's request decodes as `Unknown` instead of failing the whole frame.

@@ -6,6 +6,7 @@
 //! each party gets (schema defaults < `params` < `role_params` < `party_params`). Every problem
 //! is reported, each naming its key path, e.g. `tasks.lr.inputs.train_data: no task 'psi2'`.
 
+mod guard;
 mod schema;
 mod validate;
 
@@ -14,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use guard::{MAX_DEPTH, MAX_JOB_BYTES, MAX_NODES};
 pub use schema::{ComponentSchema, ParamSpec, ParamType, Ports};
 pub use validate::{JobPlan, PlannedTask, TaskRun, ValidationError, validate};
 
@@ -168,7 +170,12 @@ pub struct ParseError(pub String);
 
 impl JobSpec {
     /// Parses YAML or JSON (JSON is YAML). Errors name the line and the key.
+    ///
+    /// Files larger than [`MAX_JOB_BYTES`], nested deeper than [`MAX_DEPTH`], with more than
+    /// [`MAX_NODES`] values, with anchors, aliases or tags, a repeated key or several documents
+    /// are refused before they are deserialized.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        guard::check(text).map_err(ParseError)?;
         serde_yaml_ng::from_str(text).map_err(|e| ParseError(e.to_string()))
     }
 }

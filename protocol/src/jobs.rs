@@ -18,10 +18,20 @@ use crate::job::Role;
 /// Schema version of the values below.
 pub const RECORD_VERSION: u16 = 1;
 
-/// A job's id: unique across parties and sortable by submission time.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A job's id: unique across parties and sortable by submission time. Checked when it is
+/// deserialized too: an id from a peer is never anything but `j` and 20 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct JobId(String);
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        JobId::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid job id '{}'", s.escape_debug()))
+        })
+    }
+}
 
 impl JobId {
     /// Mints an id from the time (ms since the epoch) and 32 random bits: `j` + 12 + 8 hex digits.
@@ -160,6 +170,15 @@ pub struct RerunRecord {
     pub epoch: u32,
     /// Tasks to run again, each with the first attempt number of the rerun.
     pub tasks: std::collections::BTreeMap<String, u32>,
+}
+
+/// Prefixes of the record keys that belong to the scheduler (job-scoped records).
+pub const JOB_KEY_PREFIXES: [&str; 5] = ["job/", "decision/", "task/", "stop/", "rerun/"];
+
+/// Whether `key` is a job-scoped record key: such records must name their audience (the job's
+/// participants) and only the scheduler writes them.
+pub fn is_job_key(key: &str) -> bool {
+    JOB_KEY_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// The key of a rerun record.
@@ -333,6 +352,39 @@ pub struct ChannelMessage {
 /// Payloads larger than this travel as several chunks of at most this size.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
+/// Largest data-channel message a partner may announce (its chunks' `total`): 16 GiB.
+pub const MAX_CHANNEL_MESSAGE_BYTES: u64 = 16 << 30;
+
+impl ChunkPart {
+    /// Checks that a chunk from a peer is one of the chunks the sender would cut: `count`
+    /// chunks of [`CHUNK_BYTES`] for `total` bytes (at most [`MAX_CHANNEL_MESSAGE_BYTES`]),
+    /// at its index's offset, `len` bytes long.
+    pub fn check(&self, len: usize) -> Result<(), String> {
+        let chunk = CHUNK_BYTES as u64;
+        if self.total > MAX_CHANNEL_MESSAGE_BYTES {
+            return Err(format!(
+                "a message of {} bytes is over the {MAX_CHANNEL_MESSAGE_BYTES}-byte limit",
+                self.total
+            ));
+        }
+        let expected_len = self
+            .total
+            .saturating_sub(u64::from(self.index) * chunk)
+            .min(chunk);
+        if u64::from(self.count) != self.total.div_ceil(chunk)
+            || self.index >= self.count
+            || self.offset != u64::from(self.index) * chunk
+            || len as u64 != expected_len
+        {
+            return Err(format!(
+                "chunk {} of {} at {} ({len} bytes) does not fit a {}-byte message",
+                self.index, self.count, self.offset, self.total
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where a chunk goes in its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkPart {
@@ -378,12 +430,8 @@ impl ChannelMessage {
     }
 }
 
-/// Whether `tag` is usable in a channel message: 1-128 characters, no '/'.
+/// Whether `tag` is usable in a channel message (or as a task or output name there): it
+/// passes the one name rule, [`crate::names::check`].
 pub fn valid_tag(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= 128
-        && tag != "."
-        && tag != ".."
-        && !tag.contains('/')
-        && !tag.contains('\0')
+    crate::names::check("tag", tag).is_ok()
 }

@@ -11,6 +11,7 @@ pub mod frame;
 pub mod ids;
 pub mod job;
 pub mod jobs;
+pub mod names;
 pub mod peer;
 
 pub use control::{

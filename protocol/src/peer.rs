@@ -18,6 +18,16 @@ pub const IDENTIFY_PROTOCOL: &str = "/consort/1";
 pub const KAD_PROTOCOL: &str = "/consort/kad/1";
 /// Default cap of one request or response on the wire: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest record key, in bytes.
+pub const MAX_RECORD_KEY_BYTES: usize = 512;
+/// Largest record value, in bytes (a job file is at most 256 KiB).
+pub const MAX_RECORD_VALUE_BYTES: usize = 1024 * 1024;
+/// Most parties a record's audience may name.
+pub const MAX_AUDIENCE: usize = 256;
+/// Most digest entries in one catch-up page.
+pub const DIGEST_PAGE_ENTRIES: usize = 4096;
+/// Most bytes of record values in one catch-up answer (the rest comes with the next round).
+pub const CATCH_UP_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Gossip topic of a federation's replicated records.
 pub fn records_topic(federation: &str) -> String {
@@ -42,10 +52,18 @@ pub enum PeerRequestBody {
         /// The sender's build version.
         version: String,
     },
-    /// Anti-entropy: "here is what I hold; send me what is newer or missing".
+    /// Anti-entropy, one page at a time: "here is what I hold in this key range; send me what
+    /// is newer or missing in it".
     Digest {
-        /// Every record the sender holds, as `(origin, key, version)`.
+        /// The records the sender holds in the range, as `(origin, key, version)`
+        /// (at most [`DIGEST_PAGE_ENTRIES`]).
         entries: Vec<DigestEntry>,
+        /// The range: store keys from `after` (exclusive; `None`: from the start) ...
+        #[serde(default, with = "opt_bytes")]
+        after: Option<Vec<u8>>,
+        /// ... up to `until` (inclusive; `None`: to the end).
+        #[serde(default, with = "opt_bytes")]
+        until: Option<Vec<u8>>,
     },
     /// Records pushed directly when gossip could not carry them (each is verified).
     Push {
@@ -86,6 +104,9 @@ pub enum PeerResponse {
     Records {
         /// The records.
         records: Vec<Record>,
+        /// The answer was cut at [`CATCH_UP_ANSWER_BYTES`]: ask for the same page again.
+        #[serde(default)]
+        truncated: bool,
     },
     /// Answer to `Echo`.
     Echo {
@@ -136,6 +157,11 @@ pub struct Record {
     /// The value (MessagePack of a subsystem's type, or any bytes).
     #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
+    /// The parties the record is for (a job's participants). Empty: every partner of the
+    /// federation. A record with an audience is sent to, relayed to and accepted by the parties
+    /// it names only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<PartyName>,
     /// ed25519 signature by the origin's identity key over [`Record::signing_bytes`].
     #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
@@ -153,6 +179,9 @@ impl Record {
             written_at_ms: u64,
             #[serde(with = "serde_bytes")]
             value: &'a [u8],
+            // Absent when empty, so records without an audience sign as before.
+            #[serde(skip_serializing_if = "<[PartyName]>::is_empty")]
+            audience: &'a [PartyName],
         }
         // Serializing plain strings, integers and bytes cannot fail.
         rmp_serde::to_vec_named(&Signed {
@@ -162,8 +191,58 @@ impl Record {
             version: self.version,
             written_at_ms: self.written_at_ms,
             value: &self.value,
+            audience: &self.audience,
         })
         .unwrap_or_default()
+    }
+
+    /// Whether `party` may hold this record: the audience names it, or there is none.
+    pub fn visible_to(&self, party: &PartyName) -> bool {
+        self.audience.is_empty() || self.audience.contains(party)
+    }
+
+    /// Checks the bounds every record from a peer must keep, before anything else looks at it.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        if self.key.is_empty() || self.key.len() > MAX_RECORD_KEY_BYTES {
+            return Err(format!(
+                "record key of {} bytes (1 to {MAX_RECORD_KEY_BYTES})",
+                self.key.len()
+            ));
+        }
+        if self.key.contains('\0') {
+            return Err("record key contains a NUL byte".into());
+        }
+        if self.value.len() > MAX_RECORD_VALUE_BYTES {
+            return Err(format!(
+                "record value of {} bytes (at most {MAX_RECORD_VALUE_BYTES})",
+                self.value.len()
+            ));
+        }
+        if self.audience.len() > MAX_AUDIENCE {
+            return Err(format!(
+                "record audience of {} parties (at most {MAX_AUDIENCE})",
+                self.audience.len()
+            ));
+        }
+        if !self.audience.is_empty() && !self.audience.contains(&self.origin) {
+            return Err("the record's audience does not name its origin".into());
+        }
+        Ok(())
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(serde_bytes::Bytes::new(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<serde_bytes::ByteBuf>::deserialize(d)?.map(|b| b.into_vec()))
     }
 }
 
@@ -208,6 +287,7 @@ mod tests {
             version: 1,
             written_at_ms: 2,
             value: vec![3],
+            audience: vec![],
             signature: vec![],
         };
         let base = r.signing_bytes();
@@ -220,5 +300,38 @@ mod tests {
         let mut changed = r.clone();
         changed.signature = vec![9];
         assert_eq!(changed.signing_bytes(), base, "the signature is not signed");
+        let mut changed = r.clone();
+        changed.audience = vec![PartyName::new("a").expect("name")];
+        assert_ne!(changed.signing_bytes(), base, "the audience is signed");
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let a = PartyName::new("a").expect("name");
+        let b = PartyName::new("b").expect("name");
+        let r = Record {
+            origin: a.clone(),
+            key: "k".into(),
+            version: 1,
+            written_at_ms: 2,
+            value: vec![3],
+            audience: vec![a.clone(), b.clone()],
+            signature: vec![],
+        };
+        assert!(r.check_bounds().is_ok());
+        assert!(r.visible_to(&b));
+        assert!(!r.visible_to(&PartyName::new("c").expect("name")));
+        let mut bad = r.clone();
+        bad.audience = vec![b.clone()];
+        assert!(bad.check_bounds().is_err(), "origin outside its audience");
+        let mut bad = r.clone();
+        bad.value = vec![0; MAX_RECORD_VALUE_BYTES + 1];
+        assert!(bad.check_bounds().is_err());
+        let mut bad = r.clone();
+        bad.key = "k".repeat(MAX_RECORD_KEY_BYTES + 1);
+        assert!(bad.check_bounds().is_err());
+        let mut bad = r;
+        bad.key = String::new();
+        assert!(bad.check_bounds().is_err());
     }
 }

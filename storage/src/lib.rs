@@ -21,7 +21,7 @@ mod tracking;
 mod tree;
 
 pub use error::StorageError;
-pub use files::write_atomically;
+pub use files::{resolve_inside, write_atomically};
 pub use mailbox::{Chunk, MAX_CHUNKS, Mail, Mailbox};
 pub use meta::DaemonMeta;
 pub use models::{

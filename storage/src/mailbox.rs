@@ -293,6 +293,21 @@ impl Mailbox {
     }
 }
 
+impl Mailbox {
+    /// Drops everything of a finished job: its entries and its whole directory, including
+    /// part files whose bitmap a crash lost before it reached the disk.
+    pub fn clear_job(&self, job: &consort_protocol::jobs::JobId) -> Result<usize, StorageError> {
+        let removed = self.clear(&format!("{job}/"), None)?;
+        let dir = self.dir.join(job.as_str());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &dir)(e)),
+        }
+        Ok(removed)
+    }
+}
+
 fn bitmap_len(count: u32) -> usize {
     count.div_ceil(8) as usize
 }
@@ -351,6 +366,23 @@ mod tests {
                 .expect("take"),
             None
         );
+    }
+
+    #[test]
+    fn clearing_a_job_drops_part_files_whose_bitmap_was_lost() {
+        let (_d, mb) = open();
+        let job = consort_protocol::jobs::JobId::mint(1, 2);
+        // A part file on disk with no entry in sled: what a kill -9 can leave behind.
+        let orphan = mb.dir.join(job.as_str()).join("t/1/tag/a/b/0000.part");
+        std::fs::create_dir_all(orphan.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&orphan, b"x").expect("write");
+        mb.put(&format!("{job}/t/1/tag/a/b/1"), b"kept until now")
+            .expect("put");
+        assert_eq!(mb.clear_job(&job).expect("clear"), 1);
+        assert!(!orphan.exists());
+        assert!(!mb.dir.join(job.as_str()).exists());
+        // Clearing again is fine.
+        assert_eq!(mb.clear_job(&job).expect("clear"), 0);
     }
 
     #[test]

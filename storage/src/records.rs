@@ -85,6 +85,84 @@ impl RecordStore {
             .collect()
     }
 
+    /// One page of the digest for a partner: `(origin, key, version)` of at most `limit`
+    /// records after store key `after` that `visible` lets the partner see, and the store key
+    /// the page ends at (inclusive; `None` when the page runs to the end).
+    pub fn digest_page(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+        visible: &dyn Fn(&Record) -> bool,
+    ) -> Result<(Vec<DigestEntry>, Option<Vec<u8>>), StorageError> {
+        let mut entries = Vec::new();
+        let mut last = Vec::new();
+        for item in self.tree.scan_range(after, None) {
+            let (k, StoredRecord(r)) = item?;
+            if !visible(&r) {
+                continue;
+            }
+            if entries.len() == limit {
+                // A full page ends at its last key; the next page starts after it.
+                return Ok((entries, Some(last)));
+            }
+            last = k;
+            entries.push(DigestEntry {
+                origin: r.origin,
+                key: r.key,
+                version: r.version,
+            });
+        }
+        Ok((entries, None))
+    }
+
+    /// The records in store-key range `(after, until]` that `digest` (the partner's entries
+    /// for that range) lacks or holds older versions of and that `visible` lets it see, up to
+    /// `budget` bytes of values. The flag says the answer was cut at the budget.
+    pub fn newer_in_range(
+        &self,
+        digest: &[DigestEntry],
+        after: Option<&[u8]>,
+        until: Option<&[u8]>,
+        visible: &dyn Fn(&Record) -> bool,
+        budget: usize,
+    ) -> Result<(Vec<Record>, bool), StorageError> {
+        let known: std::collections::HashMap<(&str, &str), u64> = digest
+            .iter()
+            .map(|e| ((e.origin.as_str(), e.key.as_str()), e.version))
+            .collect();
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for item in self.tree.scan_range(after, until) {
+            let (_, StoredRecord(r)) = item?;
+            let newer = known
+                .get(&(r.origin.as_str(), r.key.as_str()))
+                .is_none_or(|v| *v < r.version);
+            if !newer || !visible(&r) {
+                continue;
+            }
+            if used + r.value.len() > budget && !out.is_empty() {
+                return Ok((out, true));
+            }
+            used += r.value.len();
+            out.push(r);
+        }
+        Ok((out, false))
+    }
+
+    /// Records held and bytes of values, per origin party.
+    pub fn usage_by_origin(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (u64, u64)>, StorageError> {
+        let mut out: std::collections::HashMap<String, (u64, u64)> = Default::default();
+        for item in self.tree.scan_prefix([]) {
+            let (_, StoredRecord(r)) = item?;
+            let e = out.entry(r.origin.as_str().to_owned()).or_default();
+            e.0 += 1;
+            e.1 += r.value.len() as u64;
+        }
+        Ok(out)
+    }
+
     /// `(origin, key, version)` of every record held.
     pub fn digest(&self) -> Result<Vec<DigestEntry>, StorageError> {
         Ok(self
@@ -128,6 +206,7 @@ mod tests {
             version,
             written_at_ms: 0,
             value: vec![version as u8],
+            audience: vec![],
             signature: vec![],
         }
     }
@@ -160,6 +239,55 @@ mod tests {
             a.newer_than(&b.digest().expect("digest"))
                 .expect("diff")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn digest_pages_cover_everything_once_and_hide_what_is_not_visible() {
+        let store = Store::temporary().expect("open");
+        let a = RecordStore::open(&store).expect("records");
+        for i in 0..25 {
+            a.apply(&rec("p", &format!("k{i:02}"), 1)).expect("apply");
+        }
+        let mut hidden = rec("p", "secret", 1);
+        hidden.audience = vec![PartyName::new("p").expect("name")];
+        a.apply(&hidden).expect("apply");
+        let me = PartyName::new("q").expect("name");
+        let visible = |r: &Record| r.visible_to(&me);
+        let (mut after, mut seen, mut pages) = (None::<Vec<u8>>, Vec::new(), 0);
+        loop {
+            let (entries, until) = a.digest_page(after.as_deref(), 10, &visible).expect("page");
+            pages += 1;
+            // The partner holds nothing: every visible record of the range comes back.
+            let (records, cut) = a
+                .newer_in_range(
+                    &[],
+                    after.as_deref(),
+                    until.as_deref(),
+                    &visible,
+                    usize::MAX,
+                )
+                .expect("range");
+            assert!(!cut);
+            assert_eq!(records.len(), entries.len());
+            seen.extend(records.into_iter().map(|r| r.key));
+            match until {
+                Some(u) => after = Some(u),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen.len(), 25, "each visible record once: {seen:?}");
+        assert!(!seen.contains(&"secret".to_owned()));
+        // A budget cuts the answer, keeping at least one record.
+        let (records, cut) = a
+            .newer_in_range(&[], None, None, &visible, 3)
+            .expect("range");
+        assert!(cut);
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            a.usage_by_origin().expect("usage").get("p"),
+            Some(&(26, 26))
         );
     }
 

@@ -27,13 +27,10 @@ pub struct Tables {
     dir: PathBuf,
 }
 
-/// Whether `name` may name a table: 1-64 of `A-Z a-z 0-9 _ - .`, not starting with '.'.
+/// Whether `name` may name a table: the one name rule ([`consort_protocol::names::check`]):
+/// 1-64 of `A-Z a-z 0-9 _ - .`, not starting with '.'.
 pub fn valid_table_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    consort_protocol::names::check("table name", name).is_ok()
 }
 
 impl Tables {

@@ -157,6 +157,21 @@ impl<V: Record> Tree<V> {
         })
     }
 
+    /// Records with `after < key <= until` (open ends for `None`), in key order.
+    pub fn scan_range(
+        &self,
+        after: Option<&[u8]>,
+        until: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, V), StorageError>> + '_ {
+        use std::ops::Bound;
+        let lo = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_vec()));
+        let hi = until.map_or(Bound::Unbounded, |u| Bound::Included(u.to_vec()));
+        self.tree.range::<Vec<u8>, _>((lo, hi)).map(move |item| {
+            let (k, v) = item.map_err(self.db_err("scan"))?;
+            Ok((k.to_vec(), self.decode(&v)?))
+        })
+    }
+
     /// Records whose key starts with `prefix`, in key order.
     pub fn scan_prefix(
         &self,

@@ -215,18 +215,25 @@ tasks:
     let none = fed.parties[1].cli(&["job", "output", &pid, "lr", "predict_output"]);
     assert_eq!(none.code, Some(1), "the host has no scores: {none:?}");
 
-    // A job naming a model version a party does not hold is rejected by it, with the reason.
+    // A job naming a model version the initiator does not hold is refused at submit, with the
+    // reason, and creates nothing.
     let missing = predict.replace(&id, "j00000000000000000000");
-    let mid = submit(&fed.parties[0], &fed.job_file("missing.yaml", &missing));
-    let v = wait_job_state(&fed.parties[0], &mid, &["rejected", "success", "failed"], T);
-    assert_eq!(v["status"], "rejected", "{v}");
-    assert!(v.to_string().contains("has no model"), "{v}");
+    let jobs_before = fed.parties[0].cli(&["--json", "job", "list"]).json();
+    let out = fed.parties[0].cli(&["job", "submit", &fed.job_file("missing.yaml", &missing)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("has no model"), "{out:?}");
+    assert_eq!(
+        fed.parties[0].cli(&["--json", "job", "list"]).json(),
+        jobs_before
+    );
 }
 
 #[test]
 fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
     let fed = Federation::init(&["bank-a", "insurer-b"]);
     fed.all_mutual();
+    // bank-a shares its table with insurer-b; insurer-b keeps its own (the default).
+    fed.edit_config(0, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
     let _d = fed.start_connected();
     upload(&fed);
     let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
@@ -234,8 +241,24 @@ fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
     assert_eq!(v["status"], "rejected", "{v}");
     assert!(
         v.to_string()
-            .contains("does not let table 'breast_guest' be used in jobs with insurer-b"),
+            .contains("does not let table 'breast_host' be used in jobs with bank-a"),
         "{v}"
+    );
+    // The initiator's own policy is checked at submit: nothing is created.
+    let alone = Federation::init(&["bank-a", "insurer-b"]);
+    alone.all_mutual();
+    let _d2 = alone.start_connected();
+    upload(&alone);
+    let out = alone.parties[0].cli(&["job", "submit", &alone.job_file("t.yaml", TRAIN)]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("does not let table 'breast_guest' be used in jobs with insurer-b"),
+        "{out:?}"
+    );
+    assert_eq!(
+        alone.parties[0].cli(&["--json", "job", "list"]).json(),
+        serde_json::json!([])
     );
 }
 

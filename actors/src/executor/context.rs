@@ -14,6 +14,7 @@ use consort_protocol::jobs::{
     CHANNEL_TOPIC, CHUNK_BYTES, ChannelMessage, ChunkPart, JobId, RECORD_VERSION, mailbox_key,
     valid_tag,
 };
+use consort_protocol::names;
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
 use consort_storage::{Chunk, LogLine, MAX_CHUNKS, Mail, MetricKey, write_atomically};
 
@@ -29,7 +30,57 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Where a run's output `name` is stored.
+/// The executor's own directories of a run, next to its outputs' directory (`out/`), so that
+/// no output name can reach (or collide with) them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnDir {
+    /// A script operator's task directory (`inputs/`, `outputs/`, `params.json`).
+    Script,
+    /// Scratch files of a built-in component, removed when the run ends.
+    Scratch,
+}
+
+impl OwnDir {
+    fn name(self) -> &'static str {
+        match self {
+            OwnDir::Script => "run",
+            OwnDir::Scratch => "scratch",
+        }
+    }
+}
+
+/// Subdirectory of a run's directory that holds its outputs.
+const OUT_DIR: &str = "out";
+
+/// `<work_dir>/<job>/<task>/<attempt>/<role>`: everything one run writes at this party. The job
+/// id and the task name come from a partner's job: one that is not a plain name is refused.
+pub fn run_dir(
+    work_dir: &Path,
+    job: &JobId,
+    task: &str,
+    attempt: u32,
+    role: Role,
+) -> Result<PathBuf, String> {
+    if JobId::parse(job.as_str()).is_none() {
+        return Err(format!(
+            "invalid job id '{}'",
+            job.as_str()
+                .chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
+        ));
+    }
+    names::check("task name", task).map_err(|e| e.to_string())?;
+    Ok(work_dir
+        .join(job.as_str())
+        .join(task)
+        .join(attempt.to_string())
+        .join(role.as_str()))
+}
+
+/// Where a run's output `name` is stored: `<run dir>/out/<name>`. A name, task or job id that
+/// breaks the name rule ([`names::check`]) is refused, never joined.
 pub fn output_path(
     work_dir: &Path,
     job: &JobId,
@@ -37,13 +88,23 @@ pub fn output_path(
     attempt: u32,
     role: Role,
     name: &str,
-) -> PathBuf {
-    work_dir
-        .join(job.as_str())
-        .join(task)
-        .join(attempt.to_string())
-        .join(role.as_str())
-        .join(name)
+) -> Result<PathBuf, String> {
+    names::check("output name", name).map_err(|e| e.to_string())?;
+    Ok(run_dir(work_dir, job, task, attempt, role)?
+        .join(OUT_DIR)
+        .join(name))
+}
+
+/// One of the executor's own directories of a run: `<run dir>/run` or `<run dir>/scratch`.
+pub fn own_dir(
+    work_dir: &Path,
+    job: &JobId,
+    task: &str,
+    attempt: u32,
+    role: Role,
+    which: OwnDir,
+) -> Result<PathBuf, String> {
+    Ok(run_dir(work_dir, job, task, attempt, role)?.join(which.name()))
 }
 
 pub(super) struct ChannelCtx {
@@ -54,6 +115,7 @@ pub(super) struct ChannelCtx {
     me: Endpoint,
     params: Params,
     endpoints: Vec<Endpoint>,
+    participants: Vec<consort_protocol::PartyName>,
     inputs: BTreeMap<String, PathBuf>,
     cancel: Arc<AtomicBool>,
     started: Instant,
@@ -85,6 +147,7 @@ impl ChannelCtx {
             },
             params: msg.params.clone(),
             endpoints: msg.endpoints.clone(),
+            participants: msg.participants.clone(),
             inputs: msg.inputs.clone(),
             cancel,
             started,
@@ -317,6 +380,10 @@ impl ChannelCtx {
 
     /// Waits for the next message under `tag` from every endpoint of `from`.
     fn receive(&self, from: &Target, tag: &str) -> Result<Vec<(Endpoint, Mail)>, TaskError> {
+        // The tag names a file in `get_file`'s directory.
+        if !valid_tag(tag) {
+            return Err(TaskError::Channel(format!("invalid tag '{tag}'")));
+        }
         let mut out = Vec::new();
         for src in self.resolve(from) {
             let seq = Self::next(&self.recv_seq, tag, &src);
@@ -376,9 +443,6 @@ impl TaskContext for ChannelCtx {
     }
 
     fn output(&self, name: &str, data: &[u8]) -> Result<(), TaskError> {
-        if !valid_tag(name) {
-            return Err(TaskError::Failed(format!("invalid output name '{name}'")));
-        }
         let path = output_path(
             &self.deps.work_dir,
             &self.job,
@@ -386,7 +450,8 @@ impl TaskContext for ChannelCtx {
             self.attempt,
             self.me.role,
             name,
-        );
+        )
+        .map_err(TaskError::Failed)?;
         write_atomically(&path, data)
             .map_err(|e| TaskError::Failed(format!("output '{name}': {e}")))
     }
@@ -452,14 +517,15 @@ impl TaskContext for ChannelCtx {
     }
 
     fn scratch_dir(&self) -> Result<PathBuf, TaskError> {
-        let dir = output_path(
+        let dir = own_dir(
             &self.deps.work_dir,
             &self.job,
             &self.task,
             self.attempt,
             self.me.role,
-            "scratch",
-        );
+            OwnDir::Scratch,
+        )
+        .map_err(TaskError::Failed)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| TaskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         Ok(dir)
@@ -502,7 +568,18 @@ impl TaskContext for ChannelCtx {
         }
     }
 
+    /// The policy is enforced here, where the data is read, not only when the job was
+    /// accepted: a table is read only in jobs whose other parties `[policy.tables]` names.
     fn table(&self, name: &str) -> Result<consort_protocol::data::Dataset, TaskError> {
+        let others = self.participants.iter().filter(|p| **p != self.me.party);
+        let refused = super::tables_refused(&self.deps.table_policy, name, others);
+        if !refused.is_empty() {
+            return Err(TaskError::Failed(format!(
+                "{} does not let table '{name}' be used in jobs with {} (policy.tables)",
+                self.me.party,
+                refused.join(", ")
+            )));
+        }
         self.deps
             .tables
             .get(name)
@@ -512,5 +589,46 @@ impl TaskContext for ChannelCtx {
 
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst) || self.timed_out()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> JobId {
+        JobId::parse("j0123456789abcdef0123").expect("job id")
+    }
+
+    #[test]
+    fn output_path_keeps_outputs_apart_from_the_executors_own_dirs() {
+        let work = Path::new("/data/jobs");
+        assert_eq!(
+            output_path(work, &job(), "lr", 2, Role::Host, "model"),
+            Ok(PathBuf::from(
+                "/data/jobs/j0123456789abcdef0123/lr/2/host/out/model"
+            ))
+        );
+        // An output called `run` or `scratch` cannot reach the executor's directories.
+        for which in [OwnDir::Script, OwnDir::Scratch] {
+            let own = own_dir(work, &job(), "lr", 2, Role::Host, which).expect("own dir");
+            let out = output_path(work, &job(), "lr", 2, Role::Host, which.name()).expect("out");
+            assert_ne!(own, out);
+            assert!(!own.starts_with(out.parent().expect("out dir")));
+        }
+    }
+
+    #[test]
+    fn output_path_refuses_names_that_are_not_plain() {
+        let work = Path::new("/data/jobs");
+        for bad in ["", ".", "..", "../../identity.key", "/etc/x", "a/b", "a\0b"] {
+            let err = output_path(work, &job(), "lr", 0, Role::Guest, bad).expect_err(bad);
+            assert!(err.starts_with("invalid output name"), "{err}");
+            let err = output_path(work, &job(), bad, 0, Role::Guest, "data").expect_err(bad);
+            assert!(err.starts_with("invalid task name"), "{err}");
+        }
+        let forged: JobId = serde_json::from_str("\"../../x\"").expect("deserializes unchecked");
+        let err = output_path(work, &forged, "lr", 0, Role::Guest, "data").expect_err("job id");
+        assert!(err.starts_with("invalid job id"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use consort_protocol::PartyName;
 use consort_protocol::peer::{
     GossipEnvelope, IDENTIFY_PROTOCOL, PeerRequest, PeerRequestBody, PeerResponse, Record,
 };
-use consort_storage::{Applied, RecordStore};
+use consort_storage::RecordStore;
 use futures::StreamExt;
 use libp2p::identity::{Keypair, PublicKey};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::catch_up::{Done, PageRange};
 use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
 use super::{Command, NetError, NetworkEvent, PartnerView};
 
@@ -53,8 +54,12 @@ pub(crate) fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
 pub(crate) enum Pending {
     /// A caller waits for it.
     Reply(oneshot::Sender<Result<PeerResponse, NetError>>),
-    /// Our own catch-up with this peer: apply the records.
-    CatchUp(PeerId),
+    /// Records from this peer to apply: the answer to one of our digest pages (with its
+    /// range) or to a push (`None`).
+    CatchUp {
+        peer: PeerId,
+        page: Option<PageRange>,
+    },
 }
 
 /// Checks that `record` carries a valid signature by the key behind `origin_peer`.
@@ -86,6 +91,15 @@ pub(crate) struct EventLoop {
     pub listen_addrs: Vec<Multiaddr>,
     pub dropped_events: u64,
     pub overflow: std::collections::VecDeque<NetworkEvent>,
+    /// Work finished on blocking threads comes back here.
+    pub done_tx: mpsc::Sender<Done>,
+    pub done_rx: mpsc::Receiver<Done>,
+    /// Partners with a catch-up under way (one at a time each).
+    pub catching_up: HashSet<PeerId>,
+    /// Records held and bytes of values, per origin (quotas).
+    pub usage: HashMap<PartyName, (u64, u64)>,
+    /// Most records, and bytes of values, one partner may have us hold.
+    pub quota: (u64, u64),
 }
 
 impl EventLoop {
@@ -100,6 +114,7 @@ impl EventLoop {
                     Some(Command::Shutdown) | None => break,
                     Some(c) => self.on_command(c),
                 },
+                Some(done) = self.done_rx.recv() => self.on_done(done),
                 _ = tick.tick() => {
                     self.drain_overflow();
                     self.redial_due();
@@ -113,7 +128,7 @@ impl EventLoop {
     /// Hands an event to the actors without ever blocking the network. When their channel is
     /// full the event waits in a bounded overflow queue, drained on every tick: a stored
     /// record's event must not be lost, since no catch-up would bring that record again.
-    fn emit(&mut self, event: NetworkEvent) {
+    pub(crate) fn emit(&mut self, event: NetworkEvent) {
         self.drain_overflow();
         if !self.overflow.is_empty() {
             return self.queue_overflow(event);
@@ -341,7 +356,9 @@ impl EventLoop {
                         Some(Pending::Reply(tx)) => {
                             let _ = tx.send(Ok(response));
                         }
-                        Some(Pending::CatchUp(peer)) => self.on_catch_up_response(peer, response),
+                        Some(Pending::CatchUp { peer, page }) => {
+                            self.on_catch_up_response(peer, page, response)
+                        }
                         None => {}
                     },
                 }
@@ -353,8 +370,14 @@ impl EventLoop {
                 ..
             }) => {
                 debug!(%peer, %error, "request failed");
-                if let Some(Pending::Reply(tx)) = self.pending.remove(&request_id) {
-                    let _ = tx.send(Err(NetError::Request(error.to_string())));
+                match self.pending.remove(&request_id) {
+                    Some(Pending::Reply(tx)) => {
+                        let _ = tx.send(Err(NetError::Request(error.to_string())));
+                    }
+                    Some(Pending::CatchUp { page: Some(_), .. }) => {
+                        self.catching_up.remove(&peer);
+                    }
+                    _ => {}
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
@@ -425,35 +448,7 @@ impl EventLoop {
 
     // ---- records ----------------------------------------------------------------------------
 
-    /// Checks a record's origin and signature. `sender` is the PeerId it came from directly.
-    fn verify_record(&self, record: &Record) -> Result<(), String> {
-        let origin_peer = if record.origin == self.party {
-            self.key.public().to_peer_id()
-        } else {
-            self.partners
-                .peer_of(record.origin.as_str())
-                .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
-        };
-        check_signature(record, &origin_peer)
-    }
-
-    fn apply_record(&mut self, record: Record) -> Result<(), String> {
-        self.verify_record(&record)?;
-        match self.records.apply(&record) {
-            Ok(Applied::Stored) => {
-                debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
-                self.emit(NetworkEvent::RecordUpdated(record));
-                Ok(())
-            }
-            Ok(Applied::Stale) => Ok(()),
-            Err(e) => {
-                warn!(error = %e, "cannot store a record");
-                Ok(())
-            }
-        }
-    }
-
-    fn reject_from(&mut self, peer: &PeerId, why: &str) {
+    pub(crate) fn reject_from(&mut self, peer: &PeerId, why: &str) {
         if let Some(state) = self.partners.get_mut(peer) {
             state.rejected += 1;
             warn!(party = %state.partner.party, %peer, reason = why, "message dropped");
@@ -509,6 +504,18 @@ impl EventLoop {
     }
 
     fn publish(&mut self, record: &Record) {
+        if !record.audience.is_empty() {
+            // A record for some parties only never goes on the federation's topic: it is
+            // handed to those of them that are connected; the others get it by catch-up.
+            let peers: Vec<PeerId> = record
+                .audience
+                .iter()
+                .filter(|p| **p != self.party)
+                .filter_map(|p| self.partners.peer_of(p.as_str()))
+                .filter(|peer| self.partners.get(peer).is_some_and(|s| s.connections > 0))
+                .collect();
+            return self.push(record, peers);
+        }
         let envelope = GossipEnvelope {
             v: 1,
             record: record.clone(),
@@ -532,20 +539,31 @@ impl EventLoop {
                 .filter(|s| s.connections > 0)
                 .map(|s| s.partner.peer_id)
                 .collect();
-            for peer in peers {
-                let req = PeerRequest {
-                    from: self.party.clone(),
-                    body: PeerRequestBody::Push {
-                        records: vec![record.clone()],
-                    },
-                };
-                let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
-                self.pending.insert(id, Pending::CatchUp(peer));
-            }
+            self.push(record, peers);
         }
     }
 
-    fn put_record(&mut self, key: String, value: Vec<u8>) -> Result<Record, NetError> {
+    /// Sends `record` to each of `peers` directly.
+    fn push(&mut self, record: &Record, peers: Vec<PeerId>) {
+        for peer in peers {
+            let req = PeerRequest {
+                from: self.party.clone(),
+                body: PeerRequestBody::Push {
+                    records: vec![record.clone()],
+                },
+            };
+            let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+            self.pending
+                .insert(id, Pending::CatchUp { peer, page: None });
+        }
+    }
+
+    fn put_record(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        audience: Vec<PartyName>,
+    ) -> Result<Record, NetError> {
         let now = now_ms();
         let version = self
             .records
@@ -557,8 +575,10 @@ impl EventLoop {
             version,
             written_at_ms: now,
             value,
+            audience,
             signature: Vec::new(),
         };
+        super::catch_up::check_record(&record, &self.party).map_err(NetError::Invalid)?;
         record.signature = self
             .key
             .sign(&record.signing_bytes())
@@ -575,20 +595,6 @@ impl EventLoop {
         Ok(record)
     }
 
-    /// Anti-entropy with one partner: send our digest, apply what comes back.
-    fn catch_up(&mut self, peer: PeerId) {
-        let entries = match self.records.digest() {
-            Ok(d) => d,
-            Err(e) => return warn!(error = %e, "cannot read the record digest"),
-        };
-        let req = PeerRequest {
-            from: self.party.clone(),
-            body: PeerRequestBody::Digest { entries },
-        };
-        let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
-        self.pending.insert(id, Pending::CatchUp(peer));
-    }
-
     fn catch_up_all(&mut self) {
         let peers: Vec<PeerId> = self
             .partners
@@ -600,23 +606,6 @@ impl EventLoop {
         debug!(partners = peers.len(), "periodic catch-up");
         for peer in peers {
             self.catch_up(peer);
-        }
-    }
-
-    fn on_catch_up_response(&mut self, peer: PeerId, response: PeerResponse) {
-        debug!(%peer, records = ?response_len(&response), "catch-up answer");
-        let PeerResponse::Records { records } = response else {
-            return;
-        };
-        let mut stored = 0usize;
-        for record in records {
-            match self.apply_record(record) {
-                Ok(()) => stored += 1,
-                Err(why) => self.reject_from(&peer, &why),
-            }
-        }
-        if stored > 0 {
-            debug!(%peer, stored, "catch-up applied records");
         }
     }
 
@@ -644,17 +633,22 @@ impl EventLoop {
                     party: self.party.clone(),
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                 },
-                PeerRequestBody::Digest { entries } => match self.records.newer_than(&entries) {
-                    Ok(records) => PeerResponse::Records { records },
-                    Err(e) => PeerResponse::Error {
-                        message: format!("cannot read records: {e}"),
-                    },
-                },
+                PeerRequestBody::Digest {
+                    entries,
+                    after,
+                    until,
+                } => {
+                    self.next_app_id += 1;
+                    let id = self.next_app_id;
+                    self.inbound_app.insert(id, channel);
+                    return self.answer_digest(request.from, entries, after, until, id);
+                }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
                 PeerRequestBody::Push { records } => {
-                    self.on_catch_up_response(peer, PeerResponse::Records { records });
+                    self.apply_from(peer, records);
                     PeerResponse::Records {
                         records: Vec::new(),
+                        truncated: false,
                     }
                 }
                 PeerRequestBody::App { topic, body } => {
@@ -705,8 +699,13 @@ impl EventLoop {
             Command::RemovePartner { party, reply } => {
                 let _ = reply.send(self.remove_partner(&party));
             }
-            Command::PutRecord { key, value, reply } => {
-                let _ = reply.send(self.put_record(key, value));
+            Command::PutRecord {
+                key,
+                value,
+                audience,
+                reply,
+            } => {
+                let _ = reply.send(self.put_record(key, value, audience));
             }
             Command::Request { party, body, reply } => {
                 let Some(peer) = self.partners.peer_of(&party) else {
@@ -807,13 +806,6 @@ impl EventLoop {
     }
 }
 
-fn response_len(r: &PeerResponse) -> Option<usize> {
-    match r {
-        PeerResponse::Records { records } => Some(records.len()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -825,6 +817,7 @@ mod tests {
             version: 7,
             written_at_ms: 1,
             value: value.to_vec(),
+            audience: Vec::new(),
             signature: Vec::new(),
         };
         r.signature = key.sign(&r.signing_bytes()).expect("sign");

@@ -91,6 +91,8 @@ pub struct JobView {
     pub stops: BTreeMap<PartyName, StopRecord>,
     /// Rerun requests, by party (the highest epoch counts).
     pub reruns: BTreeMap<PartyName, RerunRecord>,
+    /// The parties the initiator addressed the job record to.
+    pub audience: Vec<PartyName>,
 }
 
 impl JobView {
@@ -103,6 +105,31 @@ impl JobView {
             runs: BTreeMap::new(),
             stops: BTreeMap::new(),
             reruns: BTreeMap::new(),
+            audience: Vec::new(),
+        }
+    }
+
+    /// Whether `party` takes part in the job: a participant of the plan or, for a job this
+    /// party could not validate, a party its record was addressed to.
+    pub fn takes_part(&self, party: &PartyName) -> bool {
+        match &self.plan {
+            Ok(plan) => plan.runs_any(party),
+            Err(_) => self.audience.contains(party),
+        }
+    }
+
+    /// Whether the plan has `party` run `task` as `role`.
+    pub fn has_run(&self, task: &str, role: Role, party: &PartyName) -> bool {
+        self.task(task)
+            .is_some_and(|t| t.runs.iter().any(|r| r.role == role && &r.party == party))
+    }
+
+    /// The parties records of this job go to: the participants (the record's audience when
+    /// the plan is invalid).
+    pub fn audience(&self) -> Vec<PartyName> {
+        match &self.plan {
+            Ok(plan) => plan.participants().into_iter().collect(),
+            Err(_) => self.audience.clone(),
         }
     }
 

@@ -2,12 +2,14 @@
 //! output becomes a part of the version `model_id@job_id`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use consort_protocol::PartyName;
 use consort_protocol::job::TaskRun;
 use consort_protocol::jobs::JobId;
-use consort_storage::{ModelPart, ModelVersion, Models, StorageError, Tracking, model_id};
+use consort_storage::{
+    ModelPart, ModelVersion, Models, StorageError, Tracking, model_id, resolve_inside,
+};
 use tracing::info;
 
 /// (task, component, run, path of its `model` output).
@@ -20,7 +22,8 @@ pub(crate) struct Place {
     /// Commit message (default: "job J (NAME)").
     pub message: Option<String>,
     /// Written once the job's models are stored, so a restart does not store them again (nor
-    /// bring back a version deleted since).
+    /// bring back a version deleted since): `<work dir>/<job>/.models-stored`. Its directory,
+    /// the job's, holds every run output: model outputs are read only if they resolve inside it.
     pub marker: PathBuf,
 }
 
@@ -61,6 +64,17 @@ pub(crate) fn commit(
     })
 }
 
+/// Reads `path`, which must lie in `dir` and not lead out of it through a link.
+fn read_inside(dir: &Path, path: &Path) -> std::io::Result<Vec<u8>> {
+    let relative = path.strip_prefix(dir).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "a model output outside the job's directory",
+        )
+    })?;
+    std::fs::read(resolve_inside(dir, relative)?)
+}
+
 fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), StorageError> {
     let Finished {
         me,
@@ -76,8 +90,10 @@ fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), Storag
         return Ok(());
     }
     let mut parts = Vec::new();
+    // (No parent: nothing resolves inside, every read is refused.)
+    let job_dir = place.marker.parent().unwrap_or(&place.marker);
     for (task, component, run, path) in runs {
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_inside(job_dir, &path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => {
@@ -132,4 +148,31 @@ fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), Storag
     let commit = models.commit(&version, &place.branch, &message, me.as_str())?;
     info!(model = %id, version = %job, branch = %place.branch, commit = %commit.short(), parts = version.parts.len(), "model committed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_output_is_read_only_from_inside_the_job_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let job_dir = tmp.path().join("jobs/j1");
+        let out = job_dir.join("lr/0/guest/out");
+        std::fs::create_dir_all(&out).expect("mkdir");
+        std::fs::write(out.join("model"), b"weights").expect("write");
+        std::fs::write(tmp.path().join("identity.key"), b"secret").expect("write");
+        std::os::unix::fs::symlink(tmp.path().join("identity.key"), out.join("leak"))
+            .expect("symlink");
+        assert_eq!(
+            read_inside(&job_dir, &out.join("model")).expect("read"),
+            b"weights"
+        );
+        let err = read_inside(&job_dir, &out.join("leak")).expect_err("link out");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let err = read_inside(&job_dir, &tmp.path().join("identity.key")).expect_err("outside");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let err = read_inside(&job_dir, &out.join("missing")).expect_err("missing");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    }
 }

@@ -43,6 +43,13 @@ fn registry(name: &str) -> Option<ComponentSchema> {
             outputs: Ports::Named(vec!["data"]),
             params: Some(vec![]),
         }),
+        n if n.starts_with("script:") => Some(ComponentSchema {
+            name: name.into(),
+            roles: all,
+            inputs: Ports::Any,
+            outputs: Ports::Any,
+            params: None,
+        }),
         _ => None,
     }
 }
@@ -236,4 +243,96 @@ fn unknown_keys_and_bad_yaml_are_parse_errors_with_a_location() {
     )
     .expect_err("unknown task key");
     assert!(err.0.contains("retries"), "{err}");
+}
+
+#[test]
+fn names_that_would_be_paths_are_rejected_for_script_operators_too() {
+    let producer = "  a:\n    component: script:gen\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "  x:\n    component: script:echo\n    inputs: {\"/etc/passwd\": a.b}\n",
+            "tasks.x.inputs./etc/passwd: invalid input name '/etc/passwd': it must not contain '/'",
+        ),
+        (
+            "  x:\n    component: script:echo\n    inputs: {\"../x\": a.b}\n",
+            "tasks.x.inputs.../x: invalid input name '../x': it must not start with '.'",
+        ),
+        (
+            "  x:\n    component: script:echo\n    inputs: {x: a.../../../etc}\n",
+            "tasks.x.inputs.x: invalid output name '../../../etc': it must not start with '.'",
+        ),
+        (
+            "  x:\n    component: script:echo\n    inputs: {x: a.../../../../identity.key}\n",
+            "tasks.x.inputs.x: invalid output name '../../../../identity.key'",
+        ),
+        (
+            "  x:\n    component: noop\n    inputs: {\"a b\": a.data}\n",
+            "tasks.x.inputs.a b: invalid input name 'a b': only ASCII letters",
+        ),
+        (
+            "  x:\n    component: script:echo\n    inputs: {x: \"a.\"}\n",
+            "tasks.x.inputs.x: invalid output name '': it is empty",
+        ),
+    ];
+    for (task, expected) in cases {
+        let errs = errors(&with(&format!("{producer}{task}")));
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "expected {expected:?} in {errs:?}"
+        );
+    }
+    // Plain names of any kind pass for a script operator.
+    let ok = with(&format!(
+        "{producer}  x:\n    component: script:echo\n    inputs: {{train.csv: a.out-1}}\n"
+    ));
+    let plan = validate(&JobSpec::parse(&ok).expect("parses"), &registry).expect("valid");
+    assert_eq!(
+        plan.tasks[1].inputs["train.csv"],
+        ("a".to_owned(), "out-1".to_owned())
+    );
+}
+
+#[test]
+fn task_names_model_refs_and_branches_follow_the_name_rule() {
+    let errs = errors(&with("  \"..\":\n    component: noop\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("tasks...: invalid task name '..'")),
+        "{errs:?}"
+    );
+    let errs = errors(&with("  a.b:\n    component: noop\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e == "tasks.a.b: invalid task name 'a.b': it must not contain '.'"),
+        "{errs:?}"
+    );
+    let errs = errors(&with(
+        "  x:\n    component: noop\n    model: {id: ../m, version: /v, rev: \"../main~2\"}\n",
+    ));
+    for key in [
+        "tasks.x.model.id",
+        "tasks.x.model.version",
+        "tasks.x.model.rev",
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("{key}: invalid"))),
+            "{key} in {errs:?}"
+        );
+    }
+    let errs = errors(
+        "name: j\nparties: {guest: [a]}\nconf: {model: {branch: ../b}}\ntasks:\n  x: {component: noop}\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("conf.model.branch: invalid branch '../b'")),
+        "{errs:?}"
+    );
+    let errs = errors("name: /j\nparties: {guest: [a]}\ntasks:\n  x: {component: noop}\n");
+    assert!(
+        errs.iter().any(|e| e.starts_with("name: invalid job name")),
+        "{errs:?}"
+    );
+    let ok = with("  x:\n    component: noop\n    model: {id: m.0123456789, rev: main~2}\n");
+    validate(&JobSpec::parse(&ok).expect("parses"), &registry).expect("valid");
 }

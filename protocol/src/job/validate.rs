@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::schema::ComponentSchema;
 use super::{JobConf, JobSpec, ModelRef, Params, Role};
 use crate::ids::PartyName;
+use crate::names;
 
 /// One problem in a job file, at a key path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +71,11 @@ impl JobPlan {
     pub fn participants(&self) -> BTreeSet<PartyName> {
         self.parties.values().flatten().cloned().collect()
     }
+
+    /// Whether `party` holds any role in the job.
+    pub fn runs_any(&self, party: &PartyName) -> bool {
+        self.parties.values().flatten().any(|p| p == party)
+    }
 }
 
 struct Errors(Vec<ValidationError>);
@@ -83,27 +89,14 @@ impl Errors {
     }
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-}
-
 /// Checks `spec` against the component schemas `registry` knows, reporting every problem.
 pub fn validate(
     spec: &JobSpec,
     registry: &dyn Fn(&str) -> Option<ComponentSchema>,
 ) -> Result<JobPlan, Vec<ValidationError>> {
     let mut errs = Errors(Vec::new());
-    if !valid_name(&spec.name, 64) {
-        errs.add(
-            "name",
-            format!(
-                "'{}' must be 1-64 letters, digits, '_', '-' or '.'",
-                spec.name
-            ),
-        );
+    if let Err(e) = names::check("job name", &spec.name) {
+        errs.add("name", e.to_string());
     }
 
     // parties
@@ -138,6 +131,11 @@ pub fn validate(
     if spec.conf.task_timeout_s == 0 {
         errs.add("conf.task_timeout_s", "must be at least 1");
     }
+    if let Some(branch) = spec.conf.model.as_ref().and_then(|m| m.branch.as_ref())
+        && let Err(e) = names::check("branch", branch)
+    {
+        errs.add("conf.model.branch", e.to_string());
+    }
 
     // tasks
     if spec.tasks.is_empty() {
@@ -151,8 +149,14 @@ pub fn validate(
     let mut planned: BTreeMap<String, PlannedTask> = BTreeMap::new();
     for (name, task) in &spec.tasks {
         let path = format!("tasks.{name}");
-        if !valid_name(name, 64) || name.contains('.') {
-            errs.add(&path, "task names are 1-64 letters, digits, '_' or '-'");
+        match names::check("task name", name) {
+            Err(e) => errs.add(&path, e.to_string()),
+            // '.' separates the task from the output in `<task>.<output>`.
+            Ok(()) if name.contains('.') => errs.add(
+                &path,
+                format!("invalid task name '{name}': it must not contain '.'"),
+            ),
+            Ok(()) => {}
         }
         let Some(schema) = schemas.get(name.as_str()) else {
             errs.add(
@@ -204,6 +208,12 @@ pub fn validate(
         let mut upstream = BTreeSet::new();
         for (input, source) in &task.inputs {
             let ipath = format!("{path}.inputs.{input}");
+            // Input and output names become file names: checked for every component, also
+            // those that accept any name (`Ports::Any`, script operators).
+            if let Err(e) = names::check("input name", input) {
+                errs.add(ipath, e.to_string());
+                continue;
+            }
             if !schema.inputs.has(input) {
                 errs.add(
                     &ipath,
@@ -214,6 +224,10 @@ pub fn validate(
                 errs.add(ipath, format!("'{source}' is not <task>.<output>"));
                 continue;
             };
+            if let Err(e) = names::check("output name", output) {
+                errs.add(ipath, e.to_string());
+                continue;
+            }
             match (spec.tasks.get(up), schemas.get(up)) {
                 (None, _) => errs.add(ipath, format!("no task '{up}'")),
                 (Some(_), Some(up_schema)) if !up_schema.outputs.has(output) => errs.add(
@@ -236,6 +250,10 @@ pub fn validate(
             } else {
                 upstream.insert(dep.clone());
             }
+        }
+
+        if let Some(model) = &task.model {
+            check_model_ref(&mut errs, &format!("{path}.model"), model);
         }
 
         // params
@@ -267,6 +285,24 @@ pub fn validate(
         conf: spec.conf.clone(),
         tasks,
     })
+}
+
+/// A model reference names a model id, a version (a job id) and a revision (`REF[~N]`).
+fn check_model_ref(errs: &mut Errors, path: &str, model: &ModelRef) {
+    if let Err(e) = names::check_len("model id", &model.id, names::MODEL_ID_MAX_LEN) {
+        errs.add(format!("{path}.id"), e.to_string());
+    }
+    if let Some(version) = &model.version
+        && let Err(e) = names::check("model version", version)
+    {
+        errs.add(format!("{path}.version"), e.to_string());
+    }
+    if let Some(rev) = &model.rev {
+        let base = rev.split('~').next().unwrap_or_default();
+        if let Err(e) = names::check("revision", base) {
+            errs.add(format!("{path}.rev"), e.to_string());
+        }
+    }
 }
 
 fn check_params(errs: &mut Errors, path: &str, schema: &ComponentSchema, params: &Params) {

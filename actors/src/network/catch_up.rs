@@ -1,0 +1,264 @@
+//! Replicated records from partners: the checks every record passes before it is stored, the
+//! per-origin quotas, and anti-entropy (catch-up) one bounded page at a time.
+//!
+//! Scanning the store (a digest page, the records a partner lacks) runs on a blocking thread;
+//! the event loop only sends pages and applies answers, so a large store never stalls the
+//! network.
+
+use consort_protocol::PartyName;
+use consort_protocol::jobs::is_job_key;
+use consort_protocol::peer::{
+    CATCH_UP_ANSWER_BYTES, DIGEST_PAGE_ENTRIES, DigestEntry, PeerRequest, PeerRequestBody,
+    PeerResponse, Record,
+};
+use consort_storage::{Applied, RecordStore};
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use super::NetworkEvent;
+use super::event_loop::{EventLoop, Pending, check_signature};
+
+/// Most records one partner (as origin) may have us hold, by default.
+pub const MAX_RECORDS_PER_ORIGIN: u64 = 100_000;
+/// Most bytes of record values one partner (as origin) may have us hold, by default.
+pub const MAX_BYTES_PER_ORIGIN: u64 = 256 * 1024 * 1024;
+
+/// A digest page's store-key range: after (exclusive) .. until (inclusive); open ends `None`.
+pub(crate) type PageRange = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Work finished off the network thread.
+pub(crate) enum Done {
+    /// Our digest page for a partner is ready to send.
+    DigestPage {
+        peer: PeerId,
+        after: Option<Vec<u8>>,
+        entries: Vec<DigestEntry>,
+        until: Option<Vec<u8>>,
+    },
+    /// The answer to a partner's digest page is ready.
+    Answer { id: u64, response: PeerResponse },
+}
+
+/// Checks that need no store: bounds, audience, the key's rules. `origin_is_partner` tells
+/// whether the origin party is one of ours (or us).
+pub(crate) fn check_record(record: &Record, me: &PartyName) -> Result<(), String> {
+    record.check_bounds()?;
+    if !record.visible_to(me) {
+        return Err(format!(
+            "record '{}' of '{}' is not addressed to this party",
+            record.key, record.origin
+        ));
+    }
+    if is_job_key(&record.key) && record.audience.is_empty() {
+        return Err(format!(
+            "job record '{}' of '{}' names no participants",
+            record.key, record.origin
+        ));
+    }
+    Ok(())
+}
+
+impl EventLoop {
+    /// Checks a record's bounds, audience, origin, signature and the origin's quota, then
+    /// stores it if it is newer. `Err` says why it was refused.
+    pub(crate) fn apply_record(&mut self, record: Record) -> Result<(), String> {
+        check_record(&record, &self.party)?;
+        let origin_peer = if record.origin == self.party {
+            self.key.public().to_peer_id()
+        } else {
+            self.partners
+                .peer_of(record.origin.as_str())
+                .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
+        };
+        check_signature(&record, &origin_peer)?;
+        let held = match self.records.get(record.origin.as_str(), &record.key) {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(error = %e, "cannot read a record");
+                return Ok(());
+            }
+        };
+        if held.as_ref().is_some_and(|h| h.version >= record.version) {
+            return Ok(());
+        }
+        let (count, bytes) = self.usage.get(&record.origin).copied().unwrap_or((0, 0));
+        let held_bytes = held.as_ref().map_or(0, |h| h.value.len() as u64);
+        let new_count = count + u64::from(held.is_none());
+        let new_bytes = (bytes + record.value.len() as u64).saturating_sub(held_bytes);
+        let (max_count, max_bytes) = self.quota;
+        if record.origin != self.party && (new_count > max_count || new_bytes > max_bytes) {
+            return Err(format!(
+                "'{}' is over its record quota ({max_count} records, {max_bytes} bytes)",
+                record.origin
+            ));
+        }
+        match self.records.apply(&record) {
+            Ok(Applied::Stored) => {
+                self.usage
+                    .insert(record.origin.clone(), (new_count, new_bytes));
+                debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
+                self.emit(NetworkEvent::RecordUpdated(record));
+                Ok(())
+            }
+            Ok(Applied::Stale) => Ok(()),
+            Err(e) => {
+                warn!(error = %e, "cannot store a record");
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts anti-entropy with one partner (unless one is already under way): our digest,
+    /// page by page, each answered with what we lack.
+    pub(crate) fn catch_up(&mut self, peer: PeerId) {
+        if self.catching_up.insert(peer) {
+            self.prepare_page(peer, None);
+        }
+    }
+
+    /// Computes our digest page after `after` for `peer` on a blocking thread.
+    fn prepare_page(&mut self, peer: PeerId, after: Option<Vec<u8>>) {
+        let Some(party) = self.partners.party_of(&peer).cloned() else {
+            self.catching_up.remove(&peer);
+            return;
+        };
+        let (records, done) = (self.records.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let visible = |r: &Record| r.visible_to(&party);
+            let page = records.digest_page(after.as_deref(), DIGEST_PAGE_ENTRIES, &visible);
+            let (entries, until) = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the record digest");
+                    (Vec::new(), None)
+                }
+            };
+            let _ = done.blocking_send(Done::DigestPage {
+                peer,
+                after,
+                entries,
+                until,
+            });
+        });
+    }
+
+    /// Work finished on a blocking thread.
+    pub(crate) fn on_done(&mut self, done: Done) {
+        match done {
+            Done::DigestPage {
+                peer,
+                after,
+                entries,
+                until,
+            } => {
+                let req = PeerRequest {
+                    from: self.party.clone(),
+                    body: PeerRequestBody::Digest {
+                        entries,
+                        after: after.clone(),
+                        until: until.clone(),
+                    },
+                };
+                let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+                self.pending.insert(
+                    id,
+                    Pending::CatchUp {
+                        peer,
+                        page: Some((after, until)),
+                    },
+                );
+            }
+            Done::Answer { id, response } => {
+                if let Some(channel) = self.inbound_app.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, response);
+                }
+            }
+        }
+    }
+
+    /// A partner's answer to one of our digest pages (or to a push, `page` = `None`).
+    pub(crate) fn on_catch_up_response(
+        &mut self,
+        peer: PeerId,
+        page: Option<PageRange>,
+        response: PeerResponse,
+    ) {
+        let (records, truncated) = match response {
+            PeerResponse::Records { records, truncated } => (records, truncated),
+            _ => (Vec::new(), false),
+        };
+        self.apply_from(peer, records);
+        let Some((after, until)) = page else { return };
+        match (truncated, until) {
+            // The answer was cut: ask for the same range again (what came is now held).
+            (true, _) => self.prepare_page(peer, after),
+            (false, Some(until)) => self.prepare_page(peer, Some(until)),
+            (false, None) => {
+                self.catching_up.remove(&peer);
+            }
+        }
+    }
+
+    /// Applies records a partner sent (pushed, or an answer to our digest).
+    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>) {
+        let mut stored = 0usize;
+        for record in records {
+            match self.apply_record(record) {
+                Ok(()) => stored += 1,
+                Err(why) => self.reject_from(&peer, &why),
+            }
+        }
+        if stored > 0 {
+            debug!(%peer, stored, "records applied");
+        }
+    }
+
+    /// A partner's digest page: answer, off the network thread, with the records of that
+    /// range it lacks and may see.
+    pub(crate) fn answer_digest(
+        &mut self,
+        party: PartyName,
+        entries: Vec<DigestEntry>,
+        after: Option<Vec<u8>>,
+        until: Option<Vec<u8>>,
+        id: u64,
+    ) {
+        if entries.len() > DIGEST_PAGE_ENTRIES {
+            let response = PeerResponse::Error {
+                message: format!("a digest page holds at most {DIGEST_PAGE_ENTRIES} entries"),
+            };
+            return self.on_done(Done::Answer { id, response });
+        }
+        let (records, done) = (self.records.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let response = answer(&records, &party, &entries, after, until);
+            let _ = done.blocking_send(Done::Answer { id, response });
+        });
+    }
+}
+
+fn answer(
+    records: &RecordStore,
+    party: &PartyName,
+    entries: &[DigestEntry],
+    after: Option<Vec<u8>>,
+    until: Option<Vec<u8>>,
+) -> PeerResponse {
+    let visible = |r: &Record| r.visible_to(party);
+    match records.newer_in_range(
+        entries,
+        after.as_deref(),
+        until.as_deref(),
+        &visible,
+        CATCH_UP_ANSWER_BYTES,
+    ) {
+        Ok((records, truncated)) => PeerResponse::Records { records, truncated },
+        Err(e) => PeerResponse::Error {
+            message: format!("cannot read records: {e}"),
+        },
+    }
+}
