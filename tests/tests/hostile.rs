@@ -3,7 +3,6 @@
 //! class on real daemons, and checks that the party it targets refuses it, writes nothing
 //! outside its data directory's own places and stays up.
 
-
 #![allow(clippy::unwrap_used)]
 use std::time::Duration;
 

@@ -627,8 +627,7 @@ mod tests {
             let err = output_path(work, &job(), bad, 0, Role::Guest, "data").expect_err(bad);
             assert!(err.starts_with("invalid task name"), "{err}");
         }
-        let forged: JobId = serde_json::from_str("\"../../x\"").expect("deserializes unchecked");
-        let err = output_path(work, &forged, "lr", 0, Role::Guest, "data").expect_err("job id");
-        assert!(err.starts_with("invalid job id"), "{err}");
+        // A job id from a peer is checked when it is deserialized: no path ever gets one.
+        assert!(serde_json::from_str::<JobId>("\"../../x\"").is_err());
     }
 }
