@@ -54,6 +54,15 @@ fn config(default: u32) -> ProptestConfig {
     }
 }
 
+/// [`config`] for slow properties whose inputs vary little: a long run gives them a
+/// hundredth of `CONSORT_FUZZ_CASES`.
+fn slow_config(default: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(default * 100).div_ceil(100).max(default),
+        ..ProptestConfig::default()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
@@ -1301,8 +1310,8 @@ proptest! {
 }
 
 proptest! {
-    // Files near the size limit take longer to scan: fewer cases.
-    #![proptest_config(config(16))]
+    // Files near the size and node limits take longer to scan: fewer cases.
+    #![proptest_config(slow_config(16))]
 
     /// Job DSL: large files, just under and over the size limit, are handled.
     #[test]

@@ -466,6 +466,26 @@ impl Federation {
     }
 }
 
+/// Path of one of the repository's example data files (`examples/data/NAME`).
+pub fn example_data(name: &str) -> String {
+    format!("{}/../examples/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Uploads the breast hetero split: the guest half at party 0 as `breast_guest`, the host
+/// half at party 1 as `breast_host`.
+pub fn upload_breast_hetero(fed: &Federation) {
+    for (i, (file, name)) in [
+        ("breast_hetero_guest.csv", "breast_guest"),
+        ("breast_hetero_host.csv", "breast_host"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = fed.parties[i].cli(&["data", "upload", &example_data(file), "--name", name]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+}
+
 /// `consort --json job show ID` at `party`; `Value::Null` while the job is unknown there.
 pub fn job_show(party: &Party, id: &str) -> Value {
     let out = party.cli(&["--json", "job", "show", id]);

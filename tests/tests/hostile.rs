@@ -493,17 +493,7 @@ fn a_model_is_used_only_in_jobs_of_the_parties_that_trained_it() {
             fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
         }
     });
-    let data = |f: &str| format!("{}/../examples/data/{f}", env!("CARGO_MANIFEST_DIR"));
-    for (i, (file, name)) in [
-        ("breast_hetero_guest.csv", "breast_guest"),
-        ("breast_hetero_host.csv", "breast_host"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let out = fed.parties[i].cli(&["data", "upload", &data(file), "--name", name]);
-        assert_eq!(out.code, Some(0), "{out:?}");
-    }
+    upload_breast_hetero(&fed);
     let train = fed.job_file(
         "scale.yaml",
         "name: scale\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  reader: {component: reader, role_params: {guest: {table: breast_guest}, host: {table: breast_host}}}\n  fs: {component: feature_scale, inputs: {data: reader.data}}\n",

@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use consort_tests::{Federation, assert_succeeds, submit, wait_job_state};
+use consort_tests::{
+    Federation, assert_succeeds, example_data, submit, upload_breast_hetero, wait_job_state,
+};
 
 const T: Duration = Duration::from_secs(120);
 
 fn data(name: &str) -> String {
-    format!("{}/../examples/data/{name}", env!("CARGO_MANIFEST_DIR"))
+    example_data(name)
 }
 
 #[test]
@@ -84,19 +86,6 @@ fn two_with_breast() -> Federation {
     fed
 }
 
-fn upload(fed: &Federation) {
-    for (i, (file, name)) in [
-        ("breast_hetero_guest.csv", "breast_guest"),
-        ("breast_hetero_host.csv", "breast_host"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let out = fed.parties[i].cli(&["data", "upload", &data(file), "--name", name]);
-        assert_eq!(out.code, Some(0), "{out:?}");
-    }
-}
-
 const TRAIN: &str = "name: breast-lr
 parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
 tasks:
@@ -127,7 +116,7 @@ fn auc(fed: &Federation, job: &str) -> f64 {
 fn hetero_lr_trains_across_two_daemons_stores_the_model_and_predicts() {
     let fed = two_with_breast();
     let _d = fed.start_connected();
-    upload(&fed);
+    upload_breast_hetero(&fed);
     let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
     assert_succeeds(&fed.parties, &id, T);
     let train_auc = auc(&fed, &id);
@@ -235,7 +224,7 @@ fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
     // bank-a shares its table with insurer-b; insurer-b keeps its own (the default).
     fed.edit_config(0, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
     let _d = fed.start_connected();
-    upload(&fed);
+    upload_breast_hetero(&fed);
     let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
     let v = wait_job_state(&fed.parties[0], &id, &["rejected", "success", "failed"], T);
     assert_eq!(v["status"], "rejected", "{v}");
@@ -248,7 +237,7 @@ fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
     let alone = Federation::init(&["bank-a", "insurer-b"]);
     alone.all_mutual();
     let _d2 = alone.start_connected();
-    upload(&alone);
+    upload_breast_hetero(&alone);
     let out = alone.parties[0].cli(&["job", "submit", &alone.job_file("t.yaml", TRAIN)]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

@@ -168,15 +168,7 @@ impl EventLoop {
                     },
                 );
             }
-            Done::Answer { id, response } => {
-                if let Some(channel) = self.inbound_app.remove(&id) {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .rr
-                        .send_response(channel, response);
-                }
-            }
+            Done::Answer { id, response } => self.respond_inbound(id, response),
         }
     }
 

@@ -728,15 +728,7 @@ impl EventLoop {
                     .send_request_with_addresses(&peer, req, addrs);
                 self.pending.insert(id, Pending::Reply(reply));
             }
-            Command::Respond { id, response } => {
-                if let Some(channel) = self.inbound_app.remove(&id) {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .rr
-                        .send_response(channel, response);
-                }
-            }
+            Command::Respond { id, response } => self.respond_inbound(id, response),
             Command::Dial { party, reply } => {
                 let result = match self.partners.peer_of(&party) {
                     None => Err(NetError::UnknownPartner(party)),
@@ -750,6 +742,17 @@ impl EventLoop {
                 };
                 let _ = reply.send(result);
             }
+        }
+    }
+
+    /// Answers the inbound request held under `id` (an app request or a digest page).
+    pub(crate) fn respond_inbound(&mut self, id: u64, response: PeerResponse) {
+        if let Some(channel) = self.inbound_app.remove(&id) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .rr
+                .send_response(channel, response);
         }
     }
 

@@ -234,6 +234,20 @@ impl Models {
             }
         }
 
+        // One commit per version, also inside the archive: two different commits claiming the
+        // same version would leave the version index and the branch disagreeing.
+        let mut claimed = std::collections::HashMap::new();
+        for (id, c, _) in &commits {
+            if let Some(other) = claimed.insert((&c.model_id, &c.model_version), id)
+                && other != id
+            {
+                return Err(bad(format!(
+                    "commits {other} and {id} both claim version {} of {}",
+                    c.model_version, c.model_id
+                )));
+            }
+        }
+
         let _g = self.lock();
         let mut fresh = Vec::new();
         for (id, c, bytes) in &commits {
