@@ -343,8 +343,16 @@ fn a_job_id_cannot_be_taken_over_by_another_partner() {
     });
     check(&job_show(b, &id));
     // ... not even after a restart, when records are applied in origin order (Mallory first).
-    d[1].kill9();
+    // A clean stop, so that Mallory's record is surely on disk when the daemon comes back.
+    assert_eq!(b.cli(&["shutdown"]).code, Some(0));
+    d[1].wait_exit(T);
     d[1] = b.start();
+    let r = b.cli(&["--json", "record", "get", MALLORY, &format!("job/{id}")]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "mallory's record survived the restart: {r:?}"
+    );
     check(&ended(b, &id));
     alive(&mut d[1], b);
 }
