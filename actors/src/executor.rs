@@ -23,7 +23,7 @@ use crate::network::NetworkClient;
 use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
-pub use context::{OwnDir, output_path, own_dir, run_dir};
+pub use context::{OwnDir, output_path, own_dir, run_dir, waiting_marker};
 pub use script::{OperatorSpec, TaskTokens};
 
 /// Runs this party's role of tasks on threads, with the data channel.
@@ -305,6 +305,16 @@ fn clean_up(deps: &ExecDeps, job: &JobId, key: &RunKey) {
     ) {
         let _ = std::fs::remove_dir_all(scratch);
     }
+    if let Ok(marker) = waiting_marker(&deps.work_dir, job, &key.task, key.attempt, key.role) {
+        let _ = std::fs::remove_file(marker);
+    }
+}
+
+/// Whether a run that a restart cut short was only waiting for its first message (a built-in
+/// component that had sent, taken, logged and written nothing): it may start again in place,
+/// at the same attempt, and find in the mailbox what its senders delivered before the crash.
+pub fn resumable(work_dir: &Path, job: &JobId, key: &RunKey) -> bool {
+    waiting_marker(work_dir, job, &key.task, key.attempt, key.role).is_ok_and(|p| p.is_file())
 }
 
 /// Clean up after a run that a restart cut short (it never ended in this process).

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const MODEL_TOPIC: &str = "model";
 
 /// How long a prepared move waits for its commit.
-const PREPARED_FOR: Duration = Duration::from_secs(60);
+pub const PREPARED_FOR: Duration = Duration::from_secs(60);
 
 /// Most moves held prepared at once (bounds what partners can make us keep).
 const MAX_PREPARED: usize = 1024;
@@ -27,7 +27,8 @@ const MAX_PREPARED: usize = 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "rpc", rename_all = "snake_case")]
 pub enum ModelRpc {
-    /// Phase 1: would this move succeed here? If so, hold it under `tx`.
+    /// Phase 1: would this move succeed here? If so, hold it under `tx`; until it is
+    /// committed, aborted or expired, no other move of the same ref is prepared here.
     Prepare {
         /// Transaction id chosen by the coordinator.
         tx: u64,
@@ -83,6 +84,17 @@ fn model_of(op: &RefMove) -> &str {
         RefMove::Tag { model_id, .. }
         | RefMove::Branch { model_id, .. }
         | RefMove::Rollback { model_id, .. } => model_id,
+    }
+}
+
+/// The ref a move changes: (model, `heads/NAME` or `tags/NAME`).
+fn ref_of(op: &RefMove) -> (&str, String) {
+    match op {
+        RefMove::Tag { model_id, name, .. } => (model_id, format!("tags/{name}")),
+        RefMove::Branch { model_id, name, .. } => (model_id, format!("heads/{name}")),
+        RefMove::Rollback {
+            model_id, branch, ..
+        } => (model_id, format!("heads/{branch}")),
     }
 }
 
@@ -190,6 +202,20 @@ fn answer(
                 ));
             }
             let op = with_who(op, from.to_string());
+            // A prepared move holds its ref until committed, aborted or expired: two
+            // coordinators must not both be promised the same ref (both would apply here, in
+            // whatever order their commits arrive, and the parties would end up disagreeing).
+            let target = ref_of(&op);
+            if let Some(((holder, _), _)) = held
+                .iter()
+                .find(|(key, (other, _))| **key != (from.clone(), tx) && ref_of(other) == target)
+            {
+                return refused(format!(
+                    "{} of model {} is being moved by {holder} (prepared at {me}, not yet \
+                     committed or aborted)",
+                    target.1, target.0
+                ));
+            }
             match models.check_move(&op) {
                 Ok(()) => {
                     held.insert((from.clone(), tx), (op, Instant::now()));
@@ -377,5 +403,62 @@ mod tests {
             rmp_serde::from_slice::<ModelAnswer>(&body).expect("answer"),
             ModelAnswer::Refused { .. }
         ));
+    }
+
+    #[test]
+    fn a_prepared_move_holds_its_ref_until_committed_or_aborted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (models, prepared) = (store_with_two_versions(dir.path()), Prepared::default());
+        let rollback = |tx, to: &str| ModelRpc::Prepare {
+            tx,
+            op: RefMove::Rollback {
+                model_id: "m.1".into(),
+                branch: "main".into(),
+                to: to.into(),
+                who: String::new(),
+            },
+        };
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &rollback(1, "j0001")),
+            ModelAnswer::Ok
+        );
+        // The same prepare again (a retry) is fine; another move of main is not.
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &rollback(1, "j0001")),
+            ModelAnswer::Ok
+        );
+        assert!(matches!(
+            ask(&models, &prepared, "insurer-b", &rollback(2, "j0002")),
+            ModelAnswer::Refused { reason } if reason.contains("heads/main")
+                && reason.contains("being moved by insurer-b")
+        ));
+        // Other refs are free.
+        let tag = ModelRpc::Prepare {
+            tx: 3,
+            op: RefMove::Tag {
+                model_id: "m.1".into(),
+                name: "good".into(),
+                rev: "j0001".into(),
+                message: String::new(),
+                who: String::new(),
+            },
+        };
+        assert_eq!(ask(&models, &prepared, "insurer-b", &tag), ModelAnswer::Ok);
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &ModelRpc::Abort { tx: 1 }),
+            ModelAnswer::Ok
+        );
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &rollback(2, "j0001")),
+            ModelAnswer::Ok
+        );
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &ModelRpc::Commit { tx: 2 }),
+            ModelAnswer::Ok
+        );
+        assert_eq!(
+            ask(&models, &prepared, "insurer-b", &rollback(4, "j0002")),
+            ModelAnswer::Ok
+        );
     }
 }

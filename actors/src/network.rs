@@ -278,6 +278,7 @@ impl NetworkClient {
             if Instant::now() + pause >= until {
                 return Err(err);
             }
+            tracing::debug!(%party, error = %err, "request failed; retrying");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }

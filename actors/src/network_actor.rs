@@ -238,18 +238,24 @@ async fn on_channel(
         Err(e) => return error(format!("cannot check the message: {e}")),
     }
     blocking(move || {
+        let key = msg.mailbox_key();
         let stored = match msg.part {
-            None => mailbox.put(&msg.mailbox_key(), &msg.payload),
-            Some(p) => mailbox.put_chunk(
-                &msg.mailbox_key(),
-                Chunk {
-                    index: p.index,
-                    count: p.count,
-                    total: p.total,
-                    offset: p.offset,
-                },
-                &msg.payload,
-            ),
+            None => mailbox.put(&key, &msg.payload),
+            Some(p) => mailbox
+                .put_chunk(
+                    &key,
+                    Chunk {
+                        index: p.index,
+                        count: p.count,
+                        total: p.total,
+                        offset: p.offset,
+                    },
+                    &msg.payload,
+                )
+                .inspect(|()| {
+                    // On disk, about to be acknowledged (tests count these across restarts).
+                    debug!(%key, chunk = p.index, of = p.count, "channel chunk stored");
+                }),
         };
         match stored {
             Ok(()) => PeerResponse::App {

@@ -167,6 +167,7 @@ impl Actor for Scheduler {
         let Some(deps) = &self.deps else { return };
 
         let me = deps.me.clone();
+        let work_dir = deps.work_dir.clone();
         let all = match deps.records.all() {
             Ok(all) => all,
             Err(e) => return warn!(error = %e, "cannot load records"),
@@ -177,7 +178,8 @@ impl Actor for Scheduler {
         for r in jobs.iter().chain(rest.iter()) {
             self.apply(r);
         }
-        // A run of ours still marked running was cut short by a restart: it failed.
+        // A run of ours still marked running was cut short by a restart: it failed, unless it
+        // was only waiting for its first message (then it starts again, at the same attempt).
         let stale: Vec<(JobId, RunKey)> = self
             .views
             .iter()
@@ -189,7 +191,14 @@ impl Actor for Scheduler {
             })
             .collect();
         for (job, key) in stale {
-            self.fail_cut_short(ctx, &job, &key);
+            let resume = crate::executor::resumable(&work_dir, &job, &key)
+                && self.views.get(&job).is_some_and(|v| !v.is_moot(&key));
+            if resume {
+                info!(%job, task = %key.task, attempt = key.attempt, "run resumed after a restart: it was waiting for its first message");
+                self.start(ctx, &job, key);
+            } else {
+                self.fail_cut_short(ctx, &job, &key);
+            }
         }
         let jobs: Vec<JobId> = self.views.keys().cloned().collect();
         for job in jobs {

@@ -16,6 +16,7 @@ pub mod homo_lr;
 pub mod paillier;
 pub mod psi;
 mod reader;
+pub mod reference;
 mod registry;
 #[cfg(test)]
 mod test_util;

@@ -135,7 +135,13 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
         "homo_lr" => s(
             all,
             Ports::Named(vec!["train_data", "test_data", "model"]),
-            Ports::Named(vec!["model", "train_output", "predict_output"]),
+            Ports::Named(vec![
+                "model",
+                "train_output",
+                "predict_output",
+                "local_models",
+                "global_models",
+            ]),
             homo_lr::params(),
         ),
         "feature_scale" => s(

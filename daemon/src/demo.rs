@@ -446,7 +446,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     if json {
         println!(
             "{}",
-            json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "elapsed_s": elapsed_s, "model_id": model_id, "model_version": job, "kept": false, "pids": pids})
+            json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "elapsed_s": elapsed_s, "model_id": model_id, "model_version": job, "kept": false, "pids": pids, "dirs": dirs})
         );
     } else {
         println!("done in {elapsed_s:.2} s.");

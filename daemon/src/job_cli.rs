@@ -70,7 +70,7 @@ pub fn print_errors(errors: &[ValidationError], json_out: bool) {
     if json_out {
         println!(
             "{}",
-            json!({"error": {"code": "invalid_job", "message": format!("{} problem(s)", errors.len())}, "errors": errors})
+            json!({"error": {"code": "invalid_job", "message": problems(errors.len())}, "errors": errors})
         );
     }
     for e in errors {
@@ -222,9 +222,9 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
                 Err(Failure {
                     code: "invalid_job",
                     message: format!(
-                        "{} is not a valid job ({} problem(s))",
+                        "{} is not a valid job ({})",
                         file.display(),
-                        errors.len()
+                        problems(errors.len())
                     ),
                     exit: 1,
                     reported: json_out,
@@ -242,9 +242,9 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
                 return Err(Failure {
                     code: "invalid_job",
                     message: format!(
-                        "{} is not a valid job ({} problem(s)); nothing was submitted",
+                        "{} is not a valid job ({}); nothing was submitted",
                         file.display(),
-                        errors.len()
+                        problems(errors.len())
                     ),
                     exit: 1,
                     reported: json_out,
@@ -595,4 +595,13 @@ fn absolute_output(path: &std::path::Path) -> Result<String, Failure> {
             .join(path)
     };
     Ok(abs.display().to_string())
+}
+
+/// "1 problem", "3 problems".
+fn problems(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_owned()
+    } else {
+        format!("{n} problems")
+    }
 }

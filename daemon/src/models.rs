@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use consort_actors::model_rpc::{MODEL_TOPIC, ModelAnswer, ModelRpc};
+use consort_actors::model_rpc::{MODEL_TOPIC, ModelAnswer, ModelRpc, PREPARED_FOR};
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
 use consort_protocol::{ControlError, ErrorCode, Request, Response};
 use consort_storage::{Models, RefMove, StorageError};
@@ -80,6 +80,11 @@ async fn ask(state: &ServerState, party: &str, rpc: &ModelRpc) -> Result<ModelAn
 /// Two-phase move: check here, prepare at every participant, then apply everywhere.
 async fn agree(state: &ServerState, op: RefMove, model_id: &str) -> Result<Response, ControlError> {
     let me = state.status.party.clone();
+    // The revision naming the moved ref, for `consort model verify`.
+    let moved = match &op {
+        RefMove::Tag { name, .. } | RefMove::Branch { name, .. } => format!("{model_id}@{name}"),
+        RefMove::Rollback { branch, .. } => format!("{model_id}@{branch}"),
+    };
     let (models, op2, mid) = (state.models.clone(), op.clone(), model_id.to_owned());
     let others = blocking(move || {
         models.check_move(&op2).map_err(storage_err)?;
@@ -90,7 +95,8 @@ async fn agree(state: &ServerState, op: RefMove, model_id: &str) -> Result<Respo
     let prepare = ModelRpc::Prepare { tx, op: op.clone() };
     let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &prepare))).await;
     let mut problems = Vec::new();
-    let mut prepared = Vec::new();
+    // Who holds the move prepared, and who may (no answer: the prepare may have arrived).
+    let (mut prepared, mut unknown) = (Vec::new(), Vec::new());
     for (party, answer) in others.iter().zip(answers) {
         match answer {
             Ok(ModelAnswer::Ok) => prepared.push(party.clone()),
@@ -98,35 +104,82 @@ async fn agree(state: &ServerState, op: RefMove, model_id: &str) -> Result<Respo
                 problems.push(format!("{party} refused: {reason}"))
             }
             Ok(other) => problems.push(format!("{party} answered {other:?}")),
-            Err(e) => problems.push(format!("{party}: {e}")),
+            Err(e) => {
+                problems.push(format!("{party}: {e}"));
+                unknown.push(party.clone());
+            }
         }
     }
     if !problems.is_empty() {
         let abort = ModelRpc::Abort { tx };
-        futures::future::join_all(prepared.iter().map(|p| ask(state, p, &abort))).await;
-        return Err(ControlError::new(
-            ErrorCode::Unreachable,
-            format!("nothing changed anywhere: {}", problems.join("; ")),
-        ));
+        // Those that did not answer get the abort too, without waiting for them once more.
+        if let Ok(body) = rmp_serde::to_vec_named(&abort) {
+            for party in &unknown {
+                let (net, party, body) = (state.net.clone(), party.clone(), body.clone());
+                tokio::spawn(async move {
+                    let req = PeerRequestBody::App {
+                        topic: MODEL_TOPIC.to_owned(),
+                        body,
+                    };
+                    let _ = net.request(&party, req, PHASE_DEADLINE).await;
+                });
+            }
+        }
+        let answers =
+            futures::future::join_all(prepared.iter().map(|p| ask(state, p, &abort))).await;
+        let (mut aborted, mut missed) = (Vec::new(), Vec::new());
+        for (p, a) in prepared.iter().zip(answers) {
+            match a {
+                Ok(ModelAnswer::Ok) => aborted.push(p.clone()),
+                Ok(other) => missed.push(format!("{p} (answered {other:?})")),
+                Err(e) => missed.push(format!("{p} ({e})")),
+            }
+        }
+        let mut message = format!("nothing changed anywhere: {}", problems.join("; "));
+        if !aborted.is_empty() {
+            message.push_str(&format!("; aborted at {}", aborted.join(", ")));
+        }
+        if !missed.is_empty() {
+            message.push_str(&format!(
+                "; the abort did not reach {}: the move stays prepared there, holding its ref, \
+                 for at most {} s",
+                missed.join("; "),
+                PREPARED_FOR.as_secs()
+            ));
+        }
+        if !unknown.is_empty() {
+            message.push_str(&format!(
+                "; abort sent to {} in case the prepare arrived",
+                unknown.join(", ")
+            ));
+        }
+        return Err(ControlError::new(ErrorCode::Unreachable, message));
     }
     let models = state.models.clone();
     let commit = blocking(move || models.apply_move(&op).map_err(storage_err)).await?;
     let done = ModelRpc::Commit { tx };
     let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &done))).await;
-    let failed: Vec<String> = others
-        .iter()
-        .zip(answers)
-        .filter_map(|(p, a)| match a {
-            Ok(ModelAnswer::Ok) => None,
-            Ok(other) => Some(format!("{p}: {other:?}")),
-            Err(e) => Some(format!("{p}: {e}")),
-        })
-        .collect();
+    let (mut confirmed, mut failed) = (Vec::new(), Vec::new());
+    for (p, a) in others.iter().zip(answers) {
+        match a {
+            Ok(ModelAnswer::Ok) => confirmed.push(p.clone()),
+            Ok(ModelAnswer::Refused { reason }) => failed.push(format!("{p} (refused: {reason})")),
+            Ok(other) => failed.push(format!("{p} (answered {other:?})")),
+            Err(e) => failed.push(format!("{p} ({e})")),
+        }
+    }
     if !failed.is_empty() {
+        let also = if confirmed.is_empty() {
+            String::new()
+        } else {
+            format!(" and at {} (confirmed)", confirmed.join(", "))
+        };
         return Err(ControlError::new(
             ErrorCode::Unreachable,
             format!(
-                "applied here, but not confirmed by {} (run `consort model verify`)",
+                "applied at {}{also}; not confirmed by {}: it may have applied it or may still \
+                 hold it prepared (run `consort model verify {moved}`)",
+                state.status.party,
                 failed.join("; ")
             ),
         ));
@@ -267,30 +320,39 @@ pub(crate) async fn handle(
             let mut parties = vec![
                 json!({"party": who, "version": mine.1.model_version, "commit": mine.0.as_str()}),
             ];
-            let mut consistent = true;
+            // Parties naming another version than this one, or none.
+            let mut differing = Vec::new();
             let q = ModelRpc::Resolve { rev: rev.clone() };
             let answers = futures::future::join_all(others.iter().map(|p| ask(state, p, &q))).await;
             for (party, answer) in others.iter().zip(answers) {
                 match answer {
                     Ok(ModelAnswer::Resolved { version, commit }) => {
-                        consistent &= version == mine.1.model_version;
+                        if version != mine.1.model_version {
+                            differing.push(party.clone());
+                        }
                         parties.push(json!({"party": party, "version": version, "commit": commit}));
                     }
                     Ok(ModelAnswer::Refused { reason }) => {
-                        consistent = false;
+                        differing.push(party.clone());
                         parties.push(json!({"party": party, "error": reason}));
                     }
                     Ok(other) => {
-                        consistent = false;
+                        differing.push(party.clone());
                         parties.push(json!({"party": party, "error": format!("{other:?}")}));
                     }
                     Err(e) => {
-                        consistent = false;
+                        differing.push(party.clone());
                         parties.push(json!({"party": party, "error": e}));
                     }
                 }
             }
-            to_json(json!({"rev": rev, "consistent": consistent, "parties": parties}))
+            let consistent = differing.is_empty();
+            to_json(json!({
+                "rev": rev,
+                "consistent": consistent,
+                "parties": parties,
+                "differing": differing,
+            }))
         }
         _ => Err(internal("not a model request")),
     }

@@ -250,12 +250,27 @@ impl Mailbox {
         timeout: Duration,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<Mail>, StorageError> {
+        self.take_wait_then(key, timeout, cancelled, &|| {})
+    }
+
+    /// Like [`Mailbox::take_wait`], calling `before_take` once the message is complete and
+    /// before it is removed (a receiver that must record durably that it is about to take it).
+    pub fn take_wait_then(
+        &self,
+        key: &str,
+        timeout: Duration,
+        cancelled: &dyn Fn() -> bool,
+        before_take: &dyn Fn(),
+    ) -> Result<Option<Mail>, StorageError> {
         let deadline = Instant::now() + timeout;
         let (count, cv) = &*self.arrivals;
         loop {
             let seen = *count.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = self.tree.remove(key.as_bytes()).map_err(db("remove"))? {
-                return decode(&v).map(Some);
+            if self.tree.contains_key(key.as_bytes()).map_err(db("get"))? {
+                before_take();
+                if let Some(v) = self.tree.remove(key.as_bytes()).map_err(db("remove"))? {
+                    return decode(&v).map(Some);
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || cancelled() {

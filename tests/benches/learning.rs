@@ -4,7 +4,7 @@
 //! third party, side by side in one run.
 //!
 //! Run: `cargo bench -p consort-tests --bench learning`. default_credit runs when
-//! `CONSORT_DATA_DIR` (default `../shared/data`) holds its CSV files. Prints a Markdown table.
+//! `CONSORT_DATA` (default `../shared/data`, next to the repository) holds its CSV files. Prints a Markdown table.
 
 #![allow(clippy::unwrap_used)]
 
@@ -52,7 +52,7 @@ fn main() {
             s / base
         );
     }
-    let dir = std::env::var("CONSORT_DATA_DIR")
+    let dir = std::env::var("CONSORT_DATA")
         .unwrap_or_else(|_| format!("{}/../../shared/data", env!("CARGO_MANIFEST_DIR")));
     if std::path::Path::new(&dir)
         .join("default_credit_hetero_guest.csv")

@@ -156,6 +156,15 @@ impl Hostile {
         )
     }
 
+    /// A record claiming to come from `origin` (another party), signed with this node's key:
+    /// a forgery no honest party can tell from a relayed record except by its signature.
+    pub fn forged(&self, origin: &str, key: &str, value: Vec<u8>) -> Record {
+        let mut r = self.signed(key, value, &[]);
+        r.origin = PartyName::new(origin).unwrap();
+        r.signature = self.key.sign(&r.signing_bytes()).unwrap();
+        r
+    }
+
     /// Every record this node holds whose key contains `needle`.
     pub fn holds(&self, needle: &str) -> Vec<Record> {
         self.records
@@ -190,4 +199,81 @@ pub fn peak_rss(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     kb * 1024
+}
+
+/// How a [`Hostile::start_answering`] node answers a partner's `App` request (asking party,
+/// topic, body): `Some` is sent back, `None` is never answered — the asker waits until its own
+/// deadline, as with a partner that went silent.
+pub type Answerer = Box<dyn FnMut(&PartyName, &str, &[u8]) -> Option<PeerResponse> + Send>;
+
+impl Hostile {
+    /// Like [`Hostile::start`], but the partners' `App` requests are answered by `answer`
+    /// (e.g. a participant of a model that agrees to a move, then never confirms it).
+    pub fn start_answering(name: &str, partners: &[(&Party, String)], answer: Answerer) -> Self {
+        let key = Keypair::generate_ed25519();
+        let peer_id = key.public().to_peer_id().to_string();
+        let addr = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &Default::default()).unwrap();
+        let records = RecordStore::open(&store).unwrap();
+        let partners = partners
+            .iter()
+            .map(|(p, a)| Partner {
+                party: PartyName::new(&p.name).unwrap(),
+                peer_id: p.peer_id.parse().unwrap(),
+                addrs: vec![a.parse().unwrap()],
+                source: "config",
+            })
+            .collect();
+        let config = NetworkConfig {
+            party: PartyName::new(name).unwrap(),
+            key: key.clone(),
+            listen: vec![addr.parse().unwrap()],
+            federation: "default".into(),
+            mdns: false,
+            kademlia: false,
+            max_message_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(10),
+            redial_max: Duration::from_secs(1),
+            antientropy: Duration::from_secs(3600),
+            records_per_partner: network::MAX_RECORDS_PER_ORIGIN,
+            record_bytes_per_partner: network::MAX_BYTES_PER_ORIGIN,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let Network {
+            client, mut events, ..
+        } = rt
+            .block_on(async { network::start(config, partners, records.clone()) })
+            .unwrap();
+        let responder = client.clone();
+        let mut answer = answer;
+        rt.spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let network::NetworkEvent::AppRequest {
+                    id,
+                    party,
+                    topic,
+                    body,
+                } = event
+                    && let Some(response) = answer(&party, &topic, &body)
+                {
+                    let _ = responder.respond(id, response).await;
+                }
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            peer_id,
+            addr,
+            key,
+            rt,
+            client,
+            records,
+            _dir: dir,
+        }
+    }
 }

@@ -569,3 +569,49 @@ fn init_party(dir: &Path, name: &str, listen: &str) -> Party {
         peer_id: out.json()["peer_id"].as_str().unwrap().to_owned(),
     }
 }
+
+impl Party {
+    /// Like [`Party::start`], with `RUST_LOG` set to `filter` (e.g. to see one module's debug
+    /// lines in the daemon's log).
+    pub fn start_logging(&self, filter: &str) -> Daemon {
+        let log = self
+            .dir
+            .parent()
+            .unwrap()
+            .join(format!("{}.log", self.name));
+        let logfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin("consortd"))
+            .args(["run", "--dir", self.dir_str()])
+            .env_remove("CONSORT_DIR")
+            .env("RUST_LOG", filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile)
+            .spawn()
+            .expect("spawn consortd");
+        self.wait_ready(Daemon {
+            child: Some(child),
+            log,
+        })
+    }
+}
+
+/// Every file under `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -21,13 +21,47 @@ fn demo_trains_across_two_daemons_and_cleans_up() {
     );
     assert_eq!(v["model_version"], v["job_id"]);
     assert_eq!(v["kept"], false);
-    // The daemons it started are gone: their pids no longer run consortd.
-    for pid in v["pids"].as_array().unwrap() {
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // The daemons it started are gone, and so are their data directories: no process on this
+    // machine runs with one of them, and the pids it reported are real, distinct daemons' pids
+    // that no longer run consortd.
+    let pids: Vec<u64> = v["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{v}");
+    assert!(pids.iter().all(|p| *p > 1) && pids[0] != pids[1], "{v}");
+    let dirs: Vec<&str> = v["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{v}");
+    for dir in &dirs {
+        assert!(!std::path::Path::new(dir).exists(), "{dir} left behind");
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         assert!(
-            !cmdline.contains("consortd"),
-            "demo daemon {pid} still running"
+            !dirs.iter().any(|d| cmdline.contains(d)),
+            "process {pid} still runs on a demo directory: {cmdline}"
         );
+        if pids.contains(&pid) {
+            assert!(
+                !cmdline.contains("consortd"),
+                "demo daemon {pid} still running"
+            );
+        }
     }
 }
 

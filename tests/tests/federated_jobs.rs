@@ -91,41 +91,106 @@ fn a_failing_task_fails_the_job_everywhere_with_party_and_message() {
     assert_eq!(waited.code, Some(1), "{waited:?}");
 }
 
+/// Registers at every party of `fed` the script operator `hold`: it starts a background
+/// `sleep 600`, writes its own pid and the background one's to `<pids>/<party>.pids`, and waits.
+/// Returns the pid directory.
+fn register_hold_operator(fed: &Federation) -> std::path::PathBuf {
+    let pids = std::path::PathBuf::from(fed.job_file("pids", "")).with_extension("d");
+    std::fs::create_dir_all(&pids).unwrap();
+    let script = fed.job_file(
+        "hold.sh",
+        "sleep 600 &\necho \"$$ $!\" > \"$PIDS/$CONSORT_PARTY.tmp\"\nmv \"$PIDS/$CONSORT_PARTY.tmp\" \"$PIDS/$CONSORT_PARTY.pids\"\nwait\n",
+    );
+    for i in 0..fed.parties.len() {
+        fed.append_config(
+            i,
+            &format!(
+                "\n[operators.hold]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ PIDS = \"{}\" }}\n",
+                pids.display()
+            ),
+        );
+    }
+    pids
+}
+
+/// The pids `hold` wrote at `party` (the shell, then its background `sleep`), once written.
+fn held_pids(pids: &std::path::Path, party: &str) -> Option<Vec<u32>> {
+    let text = std::fs::read_to_string(pids.join(format!("{party}.pids"))).ok()?;
+    let v: Vec<u32> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(v.len() == 2 && v.iter().all(|p| *p > 1), "{text:?}");
+    Some(v)
+}
+
+/// Whether `pid` is still a live process running our script or its `sleep` (a zombie, or a pid
+/// reused by an unrelated program, does not count).
+fn still_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Field 3, after the parenthesised command name, is the state.
+    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    state != Some(Some('Z')) && (cmdline.contains("sleep") || cmdline.contains("hold.sh"))
+}
+
 #[test]
-fn stop_cancels_a_sleeping_job_everywhere_within_2_s() {
+fn stop_cancels_a_sleeping_job_everywhere_within_2_s_and_kills_the_processes() {
     let fed = three();
+    let pids = register_hold_operator(&fed);
     let _d = fed.start_connected();
     let file = fed.job_file(
         "sleep.yaml",
-        "name: sleepy\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  nap: {component: sleep, params: {seconds: 600}}\n  after: {component: noop, depends_on: [nap]}\n",
+        "name: sleepy\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  nap: {component: sleep, params: {seconds: 600}}\n  held: {component: \"script:hold\"}\n  after: {component: noop, depends_on: [nap, held]}\n",
     );
     let id = submit(&fed.parties[0], &file);
+    let names = ["bank-a", "insurer-b", "clinic-c"];
     for p in &fed.parties {
-        wait_for("nap running everywhere", T, || {
-            let nap = task_of(&job_show(p, &id), "nap");
-            let all = ["bank-a", "insurer-b", "clinic-c"]
-                .iter()
-                .all(|q| nap["parties"][q]["state"] == "running");
+        wait_for("nap and held running everywhere", T, || {
+            let v = job_show(p, &id);
+            let all = ["nap", "held"].iter().all(|t| {
+                let t = task_of(&v, t);
+                names.iter().all(|q| t["parties"][q]["state"] == "running")
+            });
             all.then_some(())
         });
     }
-    // Stop from a non-initiator.
+    let held: Vec<u32> = names
+        .iter()
+        .flat_map(|q| wait_for("the script's pids", T, || held_pids(&pids, q)))
+        .collect();
+    assert!(held.iter().all(|p| still_running(*p)), "{held:?}");
+
+    // Stop from a non-initiator; one window, from the stop to the last party's last cancel.
     let stopped = Instant::now();
     let out = fed.parties[2].cli(&["job", "stop", &id]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    for p in &fed.parties {
-        wait_for("every run canceled", Duration::from_secs(2), || {
-            let v = job_show(p, &id);
-            let nap = task_of(&v, "nap");
-            let all = nap["parties"]
-                .as_object()
-                .unwrap()
-                .values()
-                .all(|r| r["state"] == "canceled");
-            (v["status"] == "canceled" && all).then_some(())
-        });
-    }
-    eprintln!("canceled everywhere {:?} after stop", stopped.elapsed());
+    let mut pending: Vec<&consort_tests::Party> = fed.parties.iter().collect();
+    wait_for(
+        "every run canceled at every party",
+        Duration::from_secs(2),
+        || {
+            // A run is recorded canceled only once its component has returned (the built-in
+            // sleep's thread) or its process group was killed and reaped (the script).
+            pending.retain(|p| {
+                let v = job_show(p, &id);
+                let runs_canceled = ["nap", "held"].iter().all(|t| {
+                    let t = task_of(&v, t);
+                    names.iter().all(|q| t["parties"][q]["state"] == "canceled")
+                });
+                !(v["status"] == "canceled" && runs_canceled)
+            });
+            pending.is_empty().then_some(())
+        },
+    );
+    let took = stopped.elapsed();
+    eprintln!("canceled at all 3 parties {took:?} after the stop");
+    // The scripts and their background children are gone at every party.
+    let alive: Vec<u32> = held.iter().copied().filter(|p| still_running(*p)).collect();
+    assert!(alive.is_empty(), "still running after the stop: {alive:?}");
     assert_eq!(fed.parties[0].cli(&["job", "wait", &id]).code, Some(1));
 }
 
@@ -178,24 +243,46 @@ fn without_retries_a_killed_party_fails_the_job_everywhere() {
 #[test]
 fn the_job_completes_after_the_initiator_comes_back() {
     let fed = three();
+    // The hosts' task runs until the test opens a gate: the initiator is certainly away while
+    // it runs, whatever the machine's speed.
+    let gate = std::path::PathBuf::from(fed.job_file("gate", "")).with_extension("open");
+    let script = fed.job_file("gate.sh", "while [ ! -e \"$GATE\" ]; do sleep 0.02; done\n");
+    for i in 0..3 {
+        fed.append_config(
+            i,
+            &format!(
+                "\n[operators.gate]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ GATE = \"{}\" }}\n",
+                gate.display()
+            ),
+        );
+    }
     let mut d = fed.start_connected();
     let file = fed.job_file(
         "long.yaml",
-        "name: long\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  first: {component: noop}\n  nap: {component: sleep, roles: [host], depends_on: [first], params: {seconds: 1}}\n  last: {component: relay, depends_on: [nap]}\n",
+        "name: long\nparties: {guest: [bank-a], host: [insurer-b, clinic-c]}\ntasks:\n  first: {component: noop}\n  nap: {component: \"script:gate\", roles: [host], depends_on: [first]}\n  last: {component: relay, depends_on: [nap]}\n",
     );
     let a = &fed.parties[0];
     let id = submit(a, &file);
-    wait_for("first done", T, || {
-        (task_of(&job_show(&fed.parties[1], &id), "first")["status"] == "success").then_some(())
+    let nap_state = |p: &consort_tests::Party, q: &str| {
+        task_of(&job_show(p, &id), "nap")["parties"][q]["state"].clone()
+    };
+    wait_for("nap running at both hosts", T, || {
+        let b = &fed.parties[1];
+        (nap_state(b, "insurer-b") == "running" && nap_state(b, "clinic-c") == "running")
+            .then_some(())
     });
-    // The initiator goes away (cleanly) while the hosts sleep, and comes back later.
+    // The initiator goes away (cleanly) while the hosts run, and comes back after they finish.
     assert_eq!(a.cli(&["shutdown"]).code, Some(0));
     d[0].wait_exit(T);
+    for q in ["insurer-b", "clinic-c"] {
+        assert_eq!(nap_state(&fed.parties[1], q), "running", "{q}");
+    }
+    std::fs::write(&gate, "").unwrap();
     wait_for("nap done at the hosts", T, || {
         let v = job_show(&fed.parties[1], &id);
-        let nap = task_of(&v, "nap");
-        (nap["status"] == "success").then_some(())
+        (task_of(&v, "nap")["status"] == "success").then_some(())
     });
+    assert!(d[0].try_exit().is_some(), "the initiator stayed away");
     d[0] = a.start();
     for p in &fed.parties {
         wait_job_state(p, &id, &["success"], T);
@@ -299,43 +386,6 @@ fn a_large_payload_streams_through_the_data_channel_in_chunks() {
         .filter(|p| p.is_file() && !p.ends_with(".models-stored"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-#[test]
-fn a_receiver_killed_mid_transfer_gets_the_payload_on_the_retry_and_keeps_no_leftovers() {
-    let fed = Federation::init(&["bank-a", "insurer-b"]);
-    fed.all_mutual();
-    let mut d = fed.start_connected();
-    let file = fed.job_file(
-        "blob.yaml",
-        "name: blob\nparties: {guest: [bank-a], host: [insurer-b]}\nconf: {auto_retries: 1}\ntasks:\n  blob: {component: blob, params: {size_mb: 64}}\n",
-    );
-    let id = submit(&fed.parties[0], &file);
-    let b = &fed.parties[1];
-    // Kill insurer-b once chunks of the payload are on its disk.
-    wait_for("a partial payload at insurer-b", T, || {
-        walk(&b.dir.join("mailbox"))
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "part"))
-            .then_some(())
-    });
-    d[1].kill9();
-    d[1] = b.start();
-    for v in assert_succeeds(&fed.parties, &id, T) {
-        assert_eq!(
-            task_of(&v, "blob")["parties"]["insurer-b"]["attempt"],
-            2,
-            "{v}"
-        );
-    }
-    let m = b
-        .cli(&["--json", "metric", "get", &id, "blob", "blob", "bytes"])
-        .json();
-    assert_eq!(m[0]["points"][0][1], 64.0 * 1048576.0, "{m}");
-    // The cut-short attempt's chunks are dropped once the job is over.
-    wait_for("insurer-b's mailbox emptied", T, || {
-        walk(&b.dir.join("mailbox")).is_empty().then_some(())
-    });
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -454,6 +504,53 @@ fn a_task_running_too_long_times_out_and_fails_the_job() {
 }
 
 #[test]
+fn a_script_operator_running_too_long_is_killed_with_its_process_group() {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let pids = register_hold_operator(&fed);
+    let _d = fed.start_connected();
+    let file = fed.job_file(
+        "slow.yaml",
+        "name: slow\nparties: {guest: [bank-a], host: [insurer-b]}\nconf: {task_timeout_s: 2}\ntasks:\n  held: {component: \"script:hold\"}\n",
+    );
+    let id = submit(&fed.parties[0], &file);
+    let held: Vec<u32> = ["bank-a", "insurer-b"]
+        .iter()
+        .flat_map(|q| wait_for("the script's pids", T, || held_pids(&pids, q)))
+        .collect();
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["failed"], T);
+        let reason = v["reason"].as_str().unwrap();
+        assert!(reason.contains("timed out"), "{reason}");
+    }
+    // Each run is recorded as ended only once its process group was killed and reaped; at
+    // least one ended by the timeout (the other may be canceled when the job fails).
+    let v = wait_for("both runs ended", T, || {
+        let v = job_show(&fed.parties[0], &id);
+        let runs = &task_of(&v, "held")["parties"];
+        let ended = ["bank-a", "insurer-b"]
+            .iter()
+            .all(|q| runs[q]["state"] == "failed" || runs[q]["state"] == "canceled");
+        ended.then_some(v)
+    });
+    let runs = &task_of(&v, "held")["parties"];
+    let timed_out = ["bank-a", "insurer-b"]
+        .iter()
+        .filter(|q| {
+            runs[q]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("timed out"))
+        })
+        .count();
+    assert!(timed_out >= 1, "{v}");
+    let alive: Vec<u32> = held.iter().copied().filter(|p| still_running(*p)).collect();
+    assert!(
+        alive.is_empty(),
+        "still running after the timeout: {alive:?}"
+    );
+}
+
+#[test]
 fn manual_approval_holds_the_job_until_an_operator_decides() {
     let fed = Federation::init(&["bank-a", "insurer-b"]);
     fed.all_mutual();
@@ -489,8 +586,18 @@ fn manual_approval_holds_the_job_until_an_operator_decides() {
         v["reason"].as_str().unwrap().contains("not this quarter"),
         "{v}"
     );
-    // Approving a job that is not waiting is refused.
-    assert_eq!(b.cli(&["job", "approve", &first]).code, Some(1));
+    // Approving a job that is not waiting is refused, and changes nothing.
+    let out = b.cli(&["job", "approve", &first]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "job {first} is not waiting for this party's approval"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(job_show(b, &first)["status"], "success");
+    assert_eq!(job_show(b, &second)["status"], "rejected");
 }
 
 #[test]

@@ -18,14 +18,26 @@ const T: Duration = Duration::from_secs(20);
 #[test]
 fn init_run_status_json() {
     let party = Party::init("bank-a");
+    let launched = std::time::Instant::now();
     let _d = party.start();
     let out = party.cli(&["--json", "status"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let v = out.json();
+    let asked = launched.elapsed().as_secs_f64();
     assert_eq!(v["party"], "bank-a");
     assert_eq!(v["peer_id"], party.peer_id.as_str());
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-    assert!(v["uptime_s"].as_f64().unwrap() >= 0.0);
+    // Uptime counts from this daemon's start: no more than the time since we launched it, and
+    // it grows.
+    let uptime = v["uptime_s"].as_f64().unwrap();
+    assert!(
+        uptime > 0.0 && uptime <= asked,
+        "uptime {uptime} s, launched {asked} s ago"
+    );
+    wait_for("uptime to grow", T, || {
+        let later = party.cli(&["--json", "status"]).json()["uptime_s"].as_f64();
+        later.is_some_and(|u| u > uptime).then_some(())
+    });
     // The configured /tcp/0 is reported as the port actually bound.
     let listen = v["listen"][0].as_str().unwrap();
     let port: u16 = listen
@@ -313,4 +325,47 @@ fn bad_clients_get_errors_and_the_daemon_carries_on() {
     wait_for("status", T, || {
         (party.cli(&["status"]).code == Some(0)).then_some(())
     });
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let party = Party::init("bank-a");
+    let log = party.dir.parent().unwrap().join("json.log");
+    let mut child = std::process::Command::new(consort_tests::bin("consortd"))
+        .args(["run", "--dir", party.dir_str(), "--log-format", "json"])
+        .env_remove("CONSORT_DIR")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("consortd to answer", T, || {
+        (party.cli(&["status"]).code == Some(0)).then_some(())
+    });
+    assert_eq!(party.cli(&["shutdown"]).code, Some(0));
+    let status = wait_for("consortd to exit", T, || child.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    for v in &lines {
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["target"].is_string(),
+            "{v}"
+        );
+    }
+    // Fields are keys of the object, not text inside the message.
+    let started = lines
+        .iter()
+        .find(|v| v["peer_id"] == party.peer_id.as_str())
+        .unwrap_or_else(|| panic!("no line with the peer_id field: {text}"));
+    assert_eq!(started["level"], "INFO", "{started}");
+    assert!(
+        lines.iter().any(|v| v["message"] == "consortd stopped"),
+        "{text}"
+    );
 }

@@ -535,3 +535,59 @@ fn a_model_is_used_only_in_jobs_of_the_parties_that_trained_it() {
     );
     alive(&mut d[1], b);
 }
+
+/// A forged record (another partner's name, Mallory's signature) and a tampered one (Mallory's
+/// own, changed after signing) are refused by the network layer, whether pushed or relayed,
+/// and counted against Mallory in `peers --json`; the honest records stay as they were.
+#[test]
+fn forged_and_tampered_records_are_refused_and_counted_against_the_sender() {
+    let (fed, mut d, m) = with_mallory(&["bank-a", "insurer-b"], &[]);
+    let (a, b) = (&fed.parties[0], &fed.parties[1]);
+    assert_eq!(a.cli(&["record", "put", "greeting", "hello"]).code, Some(0));
+    let value_at_b = |origin: &str, key: &str| {
+        let out = b.cli(&["--json", "record", "get", origin, key]);
+        (out.code == Some(0)).then(|| out.json()["value"].as_str().unwrap().to_owned())
+    };
+    wait_for("bank-a's record at insurer-b", T, || {
+        value_at_b("bank-a", "greeting").filter(|v| v == "hello")
+    });
+    let peers_at_b = || -> Vec<consort_protocol::control::PeerInfo> {
+        // The JSON round-trips into the protocol's own type.
+        serde_json::from_value(b.cli(&["--json", "peers"]).json()).unwrap()
+    };
+    let rejected = |party: &str| {
+        peers_at_b()
+            .into_iter()
+            .find(|p| p.party == party)
+            .unwrap()
+            .rejected_messages
+    };
+    assert_eq!(rejected(MALLORY), 0);
+
+    let forged = m.forged("bank-a", "greeting", b"evil".to_vec());
+    let mut tampered = m.signed("note", b"signed".to_vec(), &[]);
+    tampered.value = b"changed".to_vec();
+    let _ = m.push("insurer-b", vec![forged, tampered]);
+    wait_for("two refusals counted against mallory", T, || {
+        (rejected(MALLORY) >= 2).then_some(())
+    });
+    // A genuine record of Mallory's goes through afterwards: the count is exact, not growing.
+    m.push("insurer-b", vec![m.signed("genuine", b"ok".to_vec(), &[])])
+        .unwrap();
+    wait_for("mallory's genuine record", T, || {
+        value_at_b(MALLORY, "genuine")
+    });
+    assert_eq!(rejected(MALLORY), 2);
+    assert_eq!(rejected("bank-a"), 0);
+    assert_eq!(value_at_b("bank-a", "greeting").as_deref(), Some("hello"));
+    assert_eq!(value_at_b(MALLORY, "note"), None);
+    // The honest partner's ping round trip is reported.
+    let rtt = wait_for("a ping round trip to bank-a", T, || {
+        peers_at_b()
+            .into_iter()
+            .find(|p| p.party == "bank-a")
+            .and_then(|p| p.rtt_ms)
+    });
+    assert!(rtt > 0.0, "{rtt}");
+    alive(&mut d[1], b);
+}

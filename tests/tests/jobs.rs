@@ -65,8 +65,25 @@ fn invalid_job_files_name_each_problem_and_exit_1() {
     std::fs::write(&bad, "name: j\ntasks: [unclosed\n").unwrap();
     let out = consort(&["job", "validate", bad.to_str().unwrap()]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("line"), "{}", out.stderr);
+    // The file, the place and the parser's reason; one problem.
+    let path = bad.to_str().unwrap();
+    assert!(
+        out.stderr
+            .contains(&format!("{path}: line 3, column 1: invalid YAML"))
+            && out.stderr.contains("expected ',' or ']'"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("is not a valid job (1 problem)"),
+        "{}",
+        out.stderr
+    );
     let out = consort(&["job", "validate", "/nonexistent.yaml"]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("cannot read"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read") && out.stderr.contains("/nonexistent.yaml"),
+        "{}",
+        out.stderr
+    );
 }

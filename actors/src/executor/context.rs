@@ -122,8 +122,29 @@ pub(super) struct ChannelCtx {
     timeout: Duration,
     send_seq: Mutex<HashMap<(String, Endpoint), u64>>,
     recv_seq: Mutex<HashMap<(String, Endpoint), u64>>,
+    /// A built-in component (a script operator may act outside the context: never resumed).
+    builtin: bool,
+    /// Whether the run did anything others can see (sent, took, logged, wrote an output).
+    acted: AtomicBool,
     rt: tokio::runtime::Runtime,
 }
+
+/// `<run dir>/waiting`: present while a built-in run that has done nothing else waits for its
+/// first message. A run a restart cut short in that state is restarted in place (same
+/// attempt) rather than failed: nothing of it was seen, and what its senders delivered is
+/// still in the mailbox. Its creation need not be synced (without it the run fails, as any
+/// other cut short); its removal is, right after the message is taken.
+pub fn waiting_marker(
+    work_dir: &Path,
+    job: &JobId,
+    task: &str,
+    attempt: u32,
+    role: Role,
+) -> Result<PathBuf, String> {
+    Ok(run_dir(work_dir, job, task, attempt, role)?.join(WAITING))
+}
+
+const WAITING: &str = "waiting";
 
 impl ChannelCtx {
     pub(super) fn new(
@@ -154,8 +175,35 @@ impl ChannelCtx {
             timeout: msg.timeout,
             send_seq: Mutex::default(),
             recv_seq: Mutex::default(),
+            builtin: !msg.component.starts_with("script:"),
+            acted: AtomicBool::new(false),
             rt,
         })
+    }
+
+    /// The run is about to do something others can see: it can no longer be resumed.
+    fn act(&self) {
+        self.acted.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks the run as waiting for its first message, if it has done nothing else yet
+    /// (returns the marker to remove when the wait ends).
+    fn mark_waiting(&self) -> Option<PathBuf> {
+        if !self.builtin || self.acted.load(Ordering::SeqCst) {
+            return None;
+        }
+        let path = waiting_marker(
+            &self.deps.work_dir,
+            &self.job,
+            &self.task,
+            self.attempt,
+            self.me.role,
+        )
+        .ok()?;
+        let dir = path.parent()?;
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(&path, b"").ok()?;
+        Some(path)
     }
 
     pub(super) fn timed_out(&self) -> bool {
@@ -235,6 +283,7 @@ impl ChannelCtx {
         if !valid_tag(tag) {
             return Err(TaskError::Channel(format!("invalid tag '{tag}'")));
         }
+        self.act();
         for dest in self.resolve(to) {
             let seq = Self::next(&self.send_seq, tag, &dest);
             if dest.party == self.me.party {
@@ -397,11 +446,26 @@ impl ChannelCtx {
                 seq,
             );
             let left = self.timeout.saturating_sub(self.started.elapsed());
-            let got = self
-                .deps
-                .mailbox
-                .take_wait(&key, left, &|| self.is_cancelled())
-                .map_err(|e| TaskError::Channel(e.to_string()))?;
+            let marker = self.mark_waiting();
+            // The marker goes durably once the message is complete and before it is taken: a
+            // crash after the take finds no marker, and the run fails as any cut short (it
+            // never waits again for a message it already took).
+            let unmark = || {
+                if let Some(marker) = &marker {
+                    let _ = std::fs::remove_file(marker);
+                    if let Some(dir) = marker.parent() {
+                        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+                    }
+                }
+            };
+            let got =
+                self.deps
+                    .mailbox
+                    .take_wait_then(&key, left, &|| self.is_cancelled(), &unmark);
+            // Taken (or given up): the run is no longer a pristine waiter.
+            self.act();
+            unmark();
+            let got = got.map_err(|e| TaskError::Channel(e.to_string()))?;
             match got {
                 Some(mail) => out.push((src, mail)),
                 None if self.is_cancelled() => return Err(TaskError::Cancelled),
@@ -443,6 +507,7 @@ impl TaskContext for ChannelCtx {
     }
 
     fn output(&self, name: &str, data: &[u8]) -> Result<(), TaskError> {
+        self.act();
         let path = output_path(
             &self.deps.work_dir,
             &self.job,
@@ -537,6 +602,7 @@ impl TaskContext for ChannelCtx {
         name: &str,
         points: &[(f64, f64)],
     ) -> Result<(), TaskError> {
+        self.act();
         self.deps
             .tracking
             .log_metric(&self.metric_key(namespace, name), points)
@@ -549,6 +615,7 @@ impl TaskContext for ChannelCtx {
         name: &str,
         meta: serde_json::Value,
     ) -> Result<(), TaskError> {
+        self.act();
         self.deps
             .tracking
             .set_metric_meta(&self.metric_key(namespace, name), meta)
@@ -556,6 +623,7 @@ impl TaskContext for ChannelCtx {
     }
 
     fn log(&self, line: &str) {
+        self.act();
         let l = LogLine {
             at_ms: now_ms(),
             task: self.task.clone(),
