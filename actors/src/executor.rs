@@ -16,7 +16,7 @@ use consort_components::{Endpoint, TaskContext, TaskError};
 use consort_protocol::PartyName;
 use consort_protocol::job::Params;
 use consort_protocol::jobs::JobId;
-use consort_storage::{Mailbox, Store, Tables, Tracking, TreeName};
+use consort_storage::{Mailbox, Store, Tables, TreeName};
 use tracing::{info, warn};
 
 use crate::network::NetworkClient;
@@ -42,8 +42,8 @@ pub struct ExecDeps {
     pub net: NetworkClient,
     /// Incoming channel messages.
     pub mailbox: Mailbox,
-    /// Logs and metrics.
-    pub tracking: Tracking,
+    /// Appends task logs and metrics (the Tracker's one writer handle).
+    pub logs: crate::tracker::LogWriter,
     /// Where task outputs are written (`<data dir>/jobs`).
     pub work_dir: PathBuf,
     /// Registered script operators.

@@ -6,31 +6,37 @@
 //! skeleton, each already owning its trees.
 
 pub mod executor;
-mod model_manager;
+mod failure;
+pub mod model_manager;
 pub mod model_rpc;
 pub mod network;
 mod network_actor;
 pub mod scheduler;
 mod stats;
-mod tracker;
+pub mod tracker;
 
 pub use executor::Executor;
+pub use failure::Failure;
 pub use model_manager::ModelManager;
-pub use network_actor::NetworkActor;
+pub use network_actor::{ChannelInbox, NetworkActor, PeerRequest, Routes};
 pub use scheduler::Scheduler;
 pub use stats::{ActorError, StoreStats};
 pub use tracker::Tracker;
 
 use std::path::PathBuf;
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, AsyncContext};
 use consort_protocol::PartyName;
 use consort_protocol::control::StoreCount;
+use consort_protocol::jobs::{CHANNEL_TOPIC, LOGS_TOPIC};
 use consort_storage::{Mailbox, RecordStore, Store, Tracking};
 
 use executor::ExecDeps;
+use model_manager::ModelDeps;
+use model_rpc::MODEL_TOPIC;
 use network::{NetworkClient, NetworkEvent};
 use scheduler::{Policy, SchedulerDeps};
+use tracker::{LogWriter, TrackerDeps};
 
 /// What the job machinery needs from the daemon.
 pub struct JobDeps {
@@ -80,7 +86,8 @@ pub struct Actors {
 }
 
 impl Actors {
-    /// Starts every actor on the current actix System, each with its own trees of `store`.
+    /// Starts every actor on the current actix System, each with its own trees of `store`,
+    /// and registers each peer topic's owner with the router.
     pub fn start(store: &Store, deps: JobDeps) -> Self {
         let executor = Executor::with_deps(
             store.clone(),
@@ -88,13 +95,27 @@ impl Actors {
                 me: deps.me.clone(),
                 net: deps.net.clone(),
                 mailbox: deps.mailbox.clone(),
-                tracking: deps.tracking.clone(),
+                logs: LogWriter::new(deps.tracking.clone()),
                 work_dir: deps.work_dir.clone(),
                 operators: deps.operators,
                 socket: deps.socket,
                 tokens: deps.tokens,
                 tables: deps.tables.clone(),
                 table_policy: deps.policy.tables.clone(),
+            },
+        )
+        .start();
+        // The Tracker asks the Scheduler, which asks the ModelManager, which asks the Tracker:
+        // create the Tracker's address first and start it once the Scheduler runs.
+        let tracker_ctx = actix::Context::<Tracker>::new();
+        let tracker = tracker_ctx.address();
+        let model_manager = ModelManager::with_deps(
+            store.clone(),
+            ModelDeps {
+                me: deps.me.clone(),
+                models: deps.models,
+                net: deps.net.clone(),
+                metrics: tracker.clone().recipient(),
             },
         )
         .start();
@@ -108,33 +129,33 @@ impl Actors {
                 policy: deps.policy,
                 work_dir: deps.work_dir,
                 tables: deps.tables,
-                models: deps.models.clone(),
-                tracking: deps.tracking.clone(),
+                model_inputs: model_manager.clone().recipient(),
+                commit_models: model_manager.clone().recipient(),
             },
         )
         .start();
-        let network = NetworkActor::start_with(
-            deps.net,
-            deps.me,
-            deps.mailbox,
-            scheduler.clone().recipient(),
-            network_actor::JobGate {
-                admit: scheduler.clone().recipient(),
+        tracker_ctx.run(Tracker::with_deps(
+            store.clone(),
+            TrackerDeps {
+                me: deps.me.clone(),
+                tracking: deps.tracking,
+                net: deps.net.clone(),
+                share_logs_with: deps.share_logs_with,
                 takes_part: scheduler.clone().recipient(),
             },
-            deps.events,
-            network_actor::LogSharing {
-                tracking: deps.tracking,
-                share_logs_with: deps.share_logs_with,
-                models: deps.models.clone(),
-                prepared: model_rpc::Prepared::default(),
-            },
-        );
+        ));
+        let inbox = ChannelInbox::new(deps.me, deps.mailbox, scheduler.clone().recipient()).start();
+        let routes = Routes::default()
+            .register(CHANNEL_TOPIC, inbox.recipient())
+            .register(LOGS_TOPIC, tracker.clone().recipient())
+            .register(MODEL_TOPIC, model_manager.clone().recipient());
+        let network =
+            NetworkActor::start_with(deps.net, scheduler.clone().recipient(), routes, deps.events);
         Self {
             scheduler,
             executor,
-            tracker: Tracker::new(store.clone()).start(),
-            model_manager: ModelManager::new(store.clone()).start(),
+            tracker,
+            model_manager,
             network,
         }
     }

@@ -6,7 +6,7 @@
 //! records. Every party runs the same code on the same records and reaches the same job state.
 
 pub mod derive;
-mod model_store;
+mod model_checks;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseActFuture,
+    WrapFuture,
 };
 use consort_protocol::JobInfo;
 use consort_protocol::PartyName;
@@ -24,14 +25,16 @@ use consort_protocol::jobs::{
     StopRecord, TaskStateRecord, decision_key, job_key, rerun_key, stop_key, task_key,
 };
 use consort_protocol::peer::Record;
-use consort_storage::{Models, RecordStore, Store, Tables, Tracking, Tree, TreeName};
+use consort_storage::{RecordStore, Store, Tables, Tree, TreeName};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::executor::{CancelRun, Executor, RunEnd, RunFinished, StartRun, output_path};
+use crate::model_manager::{CommitJob, ResolveInput};
 use crate::network::NetworkClient;
 use crate::stats::{self, StoreStats};
 use derive::{JobView, RunKey};
+use model_checks::ModelChecks;
 
 /// What this party accepts (`[policy]` and `[operators]` of consort.toml).
 #[derive(Debug, Clone, Default)]
@@ -65,10 +68,10 @@ pub struct SchedulerDeps {
     pub work_dir: PathBuf,
     /// This party's tables (checked at acceptance).
     pub tables: Tables,
-    /// This party's models (predict inputs; training results are stored here).
-    pub models: Models,
-    /// Logs and metrics (a model version keeps the run's scalar metrics).
-    pub tracking: Tracking,
+    /// The ModelManager: which artifact a task's `model:` gives a run here.
+    pub model_inputs: Recipient<ResolveInput>,
+    /// The ModelManager: store a successful job's models.
+    pub commit_models: Recipient<CommitJob>,
 }
 
 /// Who first proposed a job id here. A job id belongs to that initiator for good: a later
@@ -93,6 +96,9 @@ pub struct Scheduler {
     running: BTreeSet<(JobId, RunKey)>,
     /// Successful jobs whose models were stored (or found stored) in this process.
     committed: BTreeSet<JobId>,
+    /// Proposals waiting for the ModelManager's answer about their model inputs (`None`), or
+    /// with it (decided at the next tick).
+    model_checks: BTreeMap<JobId, Option<ModelChecks>>,
     /// Finished jobs whose leftover mailbox entries were dropped in this process.
     cleaned: BTreeSet<JobId>,
 }
@@ -110,6 +116,7 @@ impl Scheduler {
             views: BTreeMap::new(),
             running: BTreeSet::new(),
             committed: BTreeSet::new(),
+            model_checks: BTreeMap::new(),
             cleaned: BTreeSet::new(),
         }
     }
@@ -127,6 +134,7 @@ impl Scheduler {
             views: BTreeMap::new(),
             running: BTreeSet::new(),
             committed: BTreeSet::new(),
+            model_checks: BTreeMap::new(),
             cleaned: BTreeSet::new(),
         }
     }
@@ -448,9 +456,9 @@ impl Scheduler {
         );
     }
 
-    fn decide(&self, view: &JobView) -> Decision {
+    fn decide(&self, view: &JobView, models: &ModelChecks) -> Decision {
         match &view.plan {
-            Ok(plan) => self.decide_plan(view.job.initiator.as_str(), plan),
+            Ok(plan) => self.decide_plan(view.job.initiator.as_str(), plan, models),
             Err(e) => Decision::Rejected {
                 reason: format!("invalid job: {e}"),
             },
@@ -458,7 +466,7 @@ impl Scheduler {
     }
 
     /// This party's answer to `plan` proposed by `initiator`, by its policy.
-    fn decide_plan(&self, initiator: &str, plan: &JobPlan) -> Decision {
+    fn decide_plan(&self, initiator: &str, plan: &JobPlan, models: &ModelChecks) -> Decision {
         let Some(deps) = &self.deps else {
             return Decision::Rejected {
                 reason: "not configured".into(),
@@ -498,7 +506,7 @@ impl Scheduler {
                 };
             }
         }
-        if let Err(reason) = self.check_data(plan) {
+        if let Err(reason) = self.check_data(plan, models) {
             return Decision::Rejected { reason };
         }
         if policy.manual_approval && initiator != deps.me.as_str() {
@@ -509,8 +517,9 @@ impl Scheduler {
     }
 
     /// The tables and models a job would use here exist, and the policy lets the job's other
-    /// parties take part in a job that reads these tables.
-    fn check_data(&self, plan: &JobPlan) -> Result<(), String> {
+    /// parties take part in a job that reads these tables. `models`: the ModelManager's
+    /// answers about the job's model inputs.
+    fn check_data(&self, plan: &JobPlan, models: &ModelChecks) -> Result<(), String> {
         let Some(deps) = &self.deps else {
             return Ok(());
         };
@@ -545,76 +554,19 @@ impl Scheduler {
                         ));
                     }
                 }
-                if let Some(model) = &task.model {
-                    self.model_input(model, &task.name, run.role, plan)?;
+                if task.model.is_some() {
+                    models
+                        .get(&(task.name.clone(), run.role))
+                        .cloned()
+                        .unwrap_or_else(|| Err(format!("{me}: model input not checked")))?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The artifact a task's `model:` reference gives this party's run in `role`.
-    /// A model is used only in jobs whose parties all trained it: its weights are theirs.
-    fn model_input(
-        &self,
-        model: &consort_protocol::job::ModelRef,
-        task: &str,
-        role: Role,
-        plan: &JobPlan,
-    ) -> Result<PathBuf, String> {
-        let Some(deps) = &self.deps else {
-            return Err("not configured".into());
-        };
-        let me = &deps.me;
-        // `version` (a job id) or `rev` (tag, branch, BRANCH~N, commit): the head of main
-        // when neither is given.
-        let rev = model.version.as_deref().or(model.rev.as_deref());
-        let version = deps
-            .models
-            .version(&model.id, rev)
-            .map_err(|e| format!("{me} cannot read model {}: {e}", model.id))?
-            .ok_or_else(|| {
-                format!(
-                    "{me} has no model {}{}",
-                    model.id,
-                    rev.map(|v| format!("@{v}")).unwrap_or_default()
-                )
-            })?;
-        let trained_by: BTreeSet<&str> = version
-            .parties
-            .iter()
-            .filter_map(|rp| rp.split_once(':').map(|(_, p)| p))
-            .collect();
-        let outsiders: Vec<String> = plan
-            .participants()
-            .into_iter()
-            .filter(|p| !trained_by.contains(p.as_str()))
-            .map(|p| p.to_string())
-            .collect();
-        if !outsiders.is_empty() {
-            return Err(format!(
-                "{me}: model {} was not trained with {}; only the parties that trained a model \
-                 may use it",
-                model.id,
-                outsiders.join(", ")
-            ));
-        }
-        let part = version
-            .parts
-            .iter()
-            .find(|p| p.task == task && p.role == role.as_str())
-            .ok_or_else(|| {
-                format!(
-                    "{me}: model {}@{} has no part for task {task} as {role}",
-                    model.id, version.version
-                )
-            })?;
-        deps.models
-            .object_path(&part.artifact)
-            .ok_or_else(|| format!("model {}: bad artifact hash", model.id))
-    }
-
-    /// Stores this party's parts of a successful job's models (once; idempotent).
+    /// Asks the ModelManager to store this party's parts of a successful job's models (once;
+    /// idempotent).
     fn commit_models(&mut self, job: &JobId) {
         let Some(deps) = &self.deps else { return };
         let Some(view) = self.views.get(job) else {
@@ -645,36 +597,46 @@ impl Scheduler {
             .iter()
             .flat_map(|(role, ps)| ps.iter().map(move |p| format!("{role}:{p}")))
             .collect();
-        let (models, tracking, me, job, name) = (
-            deps.models.clone(),
-            deps.tracking.clone(),
-            deps.me.clone(),
-            job.clone(),
-            plan.name.clone(),
-        );
         let target = plan.conf.model.clone();
-        let marker = deps.work_dir.join(job.as_str()).join(".models-stored");
-        tokio::task::spawn_blocking(move || {
-            let place = model_store::Place {
-                branch: target
-                    .as_ref()
-                    .and_then(|t| t.branch.clone())
-                    .unwrap_or_else(|| "main".to_owned()),
-                message: target.and_then(|t| t.message),
-                marker,
-            };
-            let finished = model_store::Finished {
-                me,
-                job: job.clone(),
-                name,
-                parties,
-                runs,
-                place,
-            };
-            if let Err(e) = model_store::commit(&models, &tracking, finished) {
-                warn!(%job, error = %e, "cannot store the job's model");
-            }
+        deps.commit_models.do_send(CommitJob {
+            job: job.clone(),
+            name: plan.name.clone(),
+            parties,
+            runs,
+            branch: target
+                .as_ref()
+                .and_then(|t| t.branch.clone())
+                .unwrap_or_else(|| "main".to_owned()),
+            message: target.and_then(|t| t.message),
+            marker: deps.work_dir.join(job.as_str()).join(".models-stored"),
         });
+    }
+
+    /// The ModelManager's answers about `job`'s model inputs, once they are in. The first call
+    /// asks (and answers `None`); the answer arrives as another tick.
+    fn model_checks(&mut self, ctx: &mut Context<Self>, job: &JobId) -> Option<ModelChecks> {
+        let deps = self.deps.as_ref()?;
+        let wanted = match self.views.get(job).map(|v| &v.plan) {
+            Some(Ok(plan)) => model_checks::wanted(plan, &deps.me),
+            _ => Vec::new(),
+        };
+        if wanted.is_empty() {
+            return Some(ModelChecks::new());
+        }
+        match self.model_checks.get(job) {
+            Some(Some(_)) => return self.model_checks.remove(job).flatten(),
+            Some(None) => return None,
+            None => {}
+        }
+        self.model_checks.insert(job.clone(), None);
+        let (models, job) = (deps.model_inputs.clone(), job.clone());
+        ctx.spawn(model_checks::check(models, wanted).into_actor(self).map(
+            move |checks, act, ctx| {
+                act.model_checks.insert(job.clone(), Some(checks));
+                act.tick(ctx, &job);
+            },
+        ));
+        None
     }
 
     /// Decides what this party does next for `job`.
@@ -689,7 +651,13 @@ impl Scheduler {
             return;
         }
         if !view.decisions.contains_key(&me) {
-            let decision = self.decide(view);
+            let Some(models) = self.model_checks(ctx, job) else {
+                return;
+            };
+            let Some(view) = self.views.get(job) else {
+                return;
+            };
+            let decision = self.decide(view, &models);
             info!(%job, ?decision, "proposal decided");
             let rec = DecisionRecord {
                 v: RECORD_VERSION,
@@ -784,14 +752,12 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(model) = &task.model {
-            match self.model_input(model, &task.name, key.role, plan) {
-                Ok(path) => {
-                    inputs.insert("model".to_owned(), path);
-                }
-                Err(e) => warn!(%job, task = %key.task, error = %e, "model input missing"),
-            }
-        }
+        let model = task.model.clone().map(|model| ResolveInput {
+            model,
+            task: task.name.clone(),
+            role: key.role,
+            participants: plan.participants().into_iter().collect(),
+        });
         let msg = StartRun {
             job: job.clone(),
             key: key.clone(),
@@ -804,9 +770,33 @@ impl Scheduler {
             reply_to: ctx.address().recipient(),
         };
         let executor = deps.executor.clone();
+        let models = deps.model_inputs.clone();
         self.running.insert((job.clone(), key.clone()));
         self.write_run(ctx, job, &key, RunState::Running, None);
-        executor.do_send(msg);
+        let Some(model) = model else {
+            executor.do_send(msg);
+            return;
+        };
+        // The model's artifact first (the ModelManager reads its store off this thread).
+        let job = job.clone();
+        ctx.spawn(
+            async move { model_checks::resolve(&models, model).await }
+                .into_actor(self)
+                .map(move |path, act, _ctx| {
+                    let mut msg = msg;
+                    match path {
+                        Ok(path) => {
+                            msg.inputs.insert("model".to_owned(), path);
+                        }
+                        Err(e) => warn!(%job, task = %key.task, error = %e, "model input missing"),
+                    }
+                    executor.do_send(msg);
+                    // Stopped while the model was looked up: the executor knows the run now.
+                    if act.views.get(&job).is_some_and(|v| v.is_moot(&key)) {
+                        executor.do_send(CancelRun { job, key });
+                    }
+                }),
+        );
     }
 }
 
@@ -913,18 +903,28 @@ impl Handler<Submit> for Scheduler {
         let Some(deps) = &self.deps else {
             return Box::pin(actix::fut::ready(Err(JobError::Unavailable)));
         };
-        let net = deps.net.clone();
+        let (net, models) = (deps.net.clone(), deps.model_inputs.clone());
+        // The job's model inputs here, for this party's own policy (a job file that does not
+        // validate is refused by `submit` before they matter).
+        let wanted = JobSpec::parse(&msg.spec)
+            .ok()
+            .and_then(|spec| validate(&spec, &consort_components::schema).ok())
+            .map(|plan| model_checks::wanted(&plan, &deps.me))
+            .unwrap_or_default();
         Box::pin(
-            async move { net.peers().await }
-                .into_actor(self)
-                .map(move |peers, act, ctx| {
-                    let partners: BTreeSet<PartyName> = peers
-                        .map_err(|e| JobError::Conflict(format!("cannot read the partners: {e}")))?
-                        .into_iter()
-                        .map(|p| p.party)
-                        .collect();
-                    act.submit(ctx, msg, &partners)
-                }),
+            async move {
+                let peers = net.peers().await;
+                (peers, model_checks::check(models, wanted).await)
+            }
+            .into_actor(self)
+            .map(move |(peers, checks), act, ctx| {
+                let partners: BTreeSet<PartyName> = peers
+                    .map_err(|e| JobError::Conflict(format!("cannot read the partners: {e}")))?
+                    .into_iter()
+                    .map(|p| p.party)
+                    .collect();
+                act.submit(ctx, msg, &partners, &checks)
+            }),
         )
     }
 }
@@ -935,6 +935,7 @@ impl Scheduler {
         ctx: &mut Context<Self>,
         msg: Submit,
         partners: &BTreeSet<PartyName>,
+        models: &ModelChecks,
     ) -> Result<JobId, JobError> {
         let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
         let spec = JobSpec::parse(&msg.spec).map_err(|e| JobError::Invalid(vec![e.0]))?;
@@ -958,7 +959,7 @@ impl Scheduler {
                 if strangers.len() == 1 { "is" } else { "are" }
             )]));
         }
-        if let Decision::Rejected { reason } = self.decide_plan(me.as_str(), &plan) {
+        if let Decision::Rejected { reason } = self.decide_plan(me.as_str(), &plan, models) {
             return Err(JobError::Invalid(vec![format!(
                 "this party's own policy refuses the job: {reason}"
             )]));

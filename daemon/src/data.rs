@@ -1,11 +1,13 @@
 //! Control-socket requests about this party's tables and models.
 
 use consort_actors::executor::output_path;
+use consort_actors::model_manager::{ListModels, ShowModel};
 use consort_protocol::data::{CsvOptions, parse_csv};
 use consort_protocol::jobs::valid_tag;
-use consort_protocol::{ControlError, ErrorCode, ModelInfo, ModelPartInfo, Request, Response};
-use consort_storage::{ModelVersion, valid_table_name};
+use consort_protocol::{ControlError, ErrorCode, Request, Response};
+use consort_storage::valid_table_name;
 
+use crate::failure::{control_error, mailbox_error};
 use crate::server::ServerState;
 
 fn internal(e: impl std::fmt::Display) -> ControlError {
@@ -16,38 +18,34 @@ fn invalid(message: impl Into<String>) -> ControlError {
     ControlError::new(ErrorCode::InvalidArgument, message)
 }
 
-pub(crate) fn model_info(v: ModelVersion) -> ModelInfo {
-    ModelInfo {
-        model_id: v.model_id,
-        version: v.version,
-        name: v.name,
-        party: v.party,
-        parties: v.parties,
-        created_at_ms: v.created_at_ms,
-        parts: v
-            .parts
-            .into_iter()
-            .map(|p| ModelPartInfo {
-                task: p.task,
-                component: p.component,
-                role: p.role,
-                artifact: p.artifact,
-                bytes: p.bytes,
-                params: p.params.to_string(),
-            })
-            .collect(),
-        metrics: v.metrics,
-    }
-}
-
-/// Answers table and model requests (file work runs on a blocking thread).
+/// Answers table and model requests (model ones by the ModelManager; file work runs on a
+/// blocking thread).
 pub(crate) async fn handle(
     state: &ServerState,
     request: Request,
 ) -> Result<Response, ControlError> {
+    let manager = &state.actors.model_manager;
+    let request = match request {
+        Request::ModelList => {
+            let models = manager
+                .send(ListModels)
+                .await
+                .map_err(|e| mailbox_error("model manager", e))?
+                .map_err(control_error)?;
+            return Ok(Response::Models { models });
+        }
+        Request::ModelShow { model, version } => {
+            let model = manager
+                .send(ShowModel { model, version })
+                .await
+                .map_err(|e| mailbox_error("model manager", e))?
+                .map_err(control_error)?;
+            return Ok(Response::Model { model });
+        }
+        other => other,
+    };
     let work_dir = std::path::PathBuf::from(&state.status.data_dir).join("jobs");
     let tables = state.tables.clone();
-    let models = state.models.clone();
     let work = move || -> Result<Response, ControlError> {
         match request {
             Request::DataUpload {
@@ -118,31 +116,6 @@ pub(crate) async fn handle(
                 Ok(Response::Table { table: meta })
             }
             Request::JobOutput { job, task, name } => job_output(&work_dir, &job, &task, &name),
-            Request::ModelList => Ok(Response::Models {
-                models: models
-                    .list()
-                    .map_err(internal)?
-                    .into_iter()
-                    .map(model_info)
-                    .collect(),
-            }),
-            Request::ModelShow { model, version } => {
-                let v = models
-                    .version(&model, version.as_deref())
-                    .map_err(internal)?
-                    .ok_or_else(|| {
-                        ControlError::new(
-                            ErrorCode::NotFound,
-                            format!(
-                                "no model {model}{} here",
-                                version.map(|v| format!("@{v}")).unwrap_or_default()
-                            ),
-                        )
-                    })?;
-                Ok(Response::Model {
-                    model: model_info(v),
-                })
-            }
             _ => Err(internal("not a data request")),
         }
     };

@@ -1,14 +1,16 @@
-//! Control-socket requests about jobs, answered by the Scheduler and the tracking store.
+//! Control-socket requests about jobs, answered by the Scheduler and the Tracker.
 
 use std::path::{Path, PathBuf};
 
 use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit};
+use consort_actors::tracker::{JobLog, Metrics};
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::Role;
 use consort_protocol::{
     ControlError, ErrorCode, LogLineInfo, MetricInfo, Request, Response, TaskPart,
 };
 
+use crate::failure::{control_error, mailbox_error};
 use crate::server::ServerState;
 
 fn job_err(e: JobError) -> ControlError {
@@ -112,14 +114,13 @@ pub(crate) async fn handle(
             done(format!("job {job} rejected"))
         }
         Request::JobLog { job, party } => {
-            let remote = party.filter(|p| p.as_str() != state.status.party);
-            let stored = match remote {
-                None => state
-                    .tracking
-                    .lines(&job)
-                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?,
-                Some(p) => remote_logs(state, &p, &job).await?,
-            };
+            let stored = state
+                .actors
+                .tracker
+                .send(JobLog { job, party })
+                .await
+                .map_err(|e| mailbox_error("tracker", e))?
+                .map_err(control_error)?;
             let lines = stored
                 .into_iter()
                 .map(|l| LogLineInfo {
@@ -134,9 +135,12 @@ pub(crate) async fn handle(
         }
         Request::MetricList { job } => {
             let metrics = state
-                .tracking
-                .metrics(&job)
-                .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?
+                .actors
+                .tracker
+                .send(Metrics { job })
+                .await
+                .map_err(|e| mailbox_error("tracker", e))?
+                .map_err(control_error)?
                 .into_iter()
                 .map(|(k, s)| MetricInfo {
                     task: k.task,
@@ -331,40 +335,6 @@ pub(crate) async fn handle_task(
             })
         }
         _ => Err(ControlError::new(ErrorCode::Internal, "not a task request")),
-    }
-}
-
-/// Asks `party` for its log lines of `job` (it answers if its policy shares them with us).
-async fn remote_logs(
-    state: &ServerState,
-    party: &str,
-    job: &str,
-) -> Result<Vec<consort_storage::LogLine>, ControlError> {
-    use consort_protocol::peer::{PeerRequestBody, PeerResponse};
-    let body = PeerRequestBody::App {
-        topic: consort_protocol::jobs::LOGS_TOPIC.to_owned(),
-        body: job.as_bytes().to_vec(),
-    };
-    let unreachable = |m: String| ControlError::new(ErrorCode::Unreachable, m);
-    match state
-        .net
-        .request(party, body, std::time::Duration::from_secs(10))
-        .await
-    {
-        Ok(PeerResponse::App { body }) => rmp_serde::from_slice(&body)
-            .map_err(|e| unreachable(format!("{party} sent malformed log lines: {e}"))),
-        Ok(PeerResponse::Error { message }) => Err(ControlError::new(
-            ErrorCode::InvalidArgument,
-            format!("{party}: {message}"),
-        )),
-        Ok(other) => Err(unreachable(format!(
-            "unexpected answer from {party}: {other:?}"
-        ))),
-        Err(consort_actors::network::NetError::UnknownPartner(p)) => Err(ControlError::new(
-            ErrorCode::NotFound,
-            format!("'{p}' is not a partner"),
-        )),
-        Err(e) => Err(unreachable(format!("cannot reach {party}: {e}"))),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod daemon_cli;
 mod data;
 pub mod data_cli;
 pub mod demo;
+mod failure;
 pub mod identity;
 pub mod init;
 pub mod job_cli;

@@ -173,7 +173,7 @@ async fn serve(
         events,
         records: shared.records.clone(),
         mailbox: Mailbox::open(store, &settings.data_dir.join("mailbox"))?,
-        tracking: tracking.clone(),
+        tracking,
         policy,
         work_dir: settings.data_dir.join("jobs"),
         operators: config
@@ -192,7 +192,7 @@ async fn serve(
         tokens: tokens.clone(),
         share_logs_with: config.policy.share_logs_with.clone(),
         tables: tables.clone(),
-        models: models.clone(),
+        models,
     };
     let actors = Actors::start(store, deps);
     info!("actors started");
@@ -209,10 +209,8 @@ async fn serve(
         net: shared.client,
         records: shared.records,
         overrides: shared.overrides,
-        tracking,
         tokens,
         tables,
-        models,
     });
     info!(
         socket = %settings.socket.display(),

@@ -49,14 +49,10 @@ pub(crate) struct ServerState {
     pub records: consort_storage::RecordStore,
     /// Partners added or removed at run time.
     pub overrides: consort_storage::PartnerOverrides,
-    /// Task logs and metrics.
-    pub tracking: consort_storage::Tracking,
     /// Tokens of running script tasks.
     pub tokens: consort_actors::executor::TaskTokens,
     /// This party's tables.
     pub tables: consort_storage::Tables,
-    /// This party's models.
-    pub models: consort_storage::Models,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.

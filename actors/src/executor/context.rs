@@ -604,7 +604,7 @@ impl TaskContext for ChannelCtx {
     ) -> Result<(), TaskError> {
         self.act();
         self.deps
-            .tracking
+            .logs
             .log_metric(&self.metric_key(namespace, name), points)
             .map_err(|e| TaskError::Failed(e.to_string()))
     }
@@ -617,7 +617,7 @@ impl TaskContext for ChannelCtx {
     ) -> Result<(), TaskError> {
         self.act();
         self.deps
-            .tracking
+            .logs
             .set_metric_meta(&self.metric_key(namespace, name), meta)
             .map_err(|e| TaskError::Failed(e.to_string()))
     }
@@ -631,7 +631,7 @@ impl TaskContext for ChannelCtx {
             attempt: self.attempt,
             line: line.to_owned(),
         };
-        if let Err(e) = self.deps.tracking.log(self.job.as_str(), &l) {
+        if let Err(e) = self.deps.logs.log(self.job.as_str(), &l) {
             tracing::warn!(error = %e, "cannot store a task log line");
         }
     }

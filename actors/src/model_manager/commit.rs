@@ -1,36 +1,30 @@
 //! Storing a successful job's models at this party: every run here that wrote a `model`
-//! output becomes a part of the version `model_id@job_id`.
+//! output becomes a part of the version `model_id@job_id` ([`CommitJob`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use actix::{Context, Handler, Message, ResponseFuture};
 use consort_protocol::PartyName;
 use consort_protocol::job::TaskRun;
 use consort_protocol::jobs::JobId;
 use consort_storage::{
-    ModelPart, ModelVersion, Models, StorageError, Tracking, model_id, resolve_inside,
+    MetricKey, MetricSeries, ModelPart, ModelVersion, Models, StorageError, model_id,
+    resolve_inside,
 };
-use tracing::info;
+use tracing::{info, warn};
+
+use super::ModelManager;
+use crate::failure::{Failure, blocking};
+use crate::tracker::Metrics;
 
 /// (task, component, run, path of its `model` output).
-pub(crate) type RunOutput = (String, String, TaskRun, PathBuf);
+pub type RunOutput = (String, String, TaskRun, PathBuf);
 
-/// Where a training job's version goes (`conf.model`).
-pub(crate) struct Place {
-    /// Branch (`main` by default).
-    pub branch: String,
-    /// Commit message (default: "job J (NAME)").
-    pub message: Option<String>,
-    /// Written once the job's models are stored, so a restart does not store them again (nor
-    /// bring back a version deleted since): `<work dir>/<job>/.models-stored`. Its directory,
-    /// the job's, holds every run output: model outputs are read only if they resolve inside it.
-    pub marker: PathBuf,
-}
-
-/// A successful job whose models this party stores.
-pub(crate) struct Finished {
-    /// This party.
-    pub me: PartyName,
+/// Stores this party's parts of a successful job's models, once: a repeat (or a restart) finds
+/// them stored and does nothing, nor brings back a version deleted since.
+#[derive(Debug, Clone)]
+pub struct CommitJob {
     /// The job.
     pub job: JobId,
     /// Its name.
@@ -39,21 +33,65 @@ pub(crate) struct Finished {
     pub parties: Vec<String>,
     /// This party's runs and their `model` outputs.
     pub runs: Vec<RunOutput>,
-    /// Where the version goes.
-    pub place: Place,
+    /// Branch (`main` by default).
+    pub branch: String,
+    /// Commit message (default: "job J (NAME)").
+    pub message: Option<String>,
+    /// Written once the job's models are stored: `<work dir>/<job>/.models-stored`. Its
+    /// directory, the job's, holds every run output: model outputs are read only if they
+    /// resolve inside it.
+    pub marker: PathBuf,
+}
+
+impl Message for CommitJob {
+    type Result = Result<(), Failure>;
+}
+
+/// Handler for [`CommitJob`]: the job's scalar metrics from the Tracker, then the commit on a
+/// blocking thread.
+impl Handler<CommitJob> for ModelManager {
+    type Result = ResponseFuture<Result<(), Failure>>;
+
+    fn handle(&mut self, msg: CommitJob, _ctx: &mut Context<Self>) -> Self::Result {
+        let inner = self.inner();
+        Box::pin(async move {
+            let inner = inner?;
+            let job = msg.job.clone();
+            let done = async {
+                if msg.marker.exists() {
+                    return Ok(());
+                }
+                let metrics = inner
+                    .deps
+                    .metrics
+                    .send(Metrics {
+                        job: job.to_string(),
+                    })
+                    .await??;
+                let (models, me) = (inner.deps.models.clone(), inner.deps.me.clone());
+                blocking(move || Ok(commit(&models, &me, metrics, msg)?)).await
+            }
+            .await;
+            if let Err(e) = &done {
+                warn!(%job, error = %e, "cannot store the job's model");
+            }
+            done
+        })
+    }
 }
 
 /// Commits the version of the job if it has model outputs here and is not stored yet.
-pub(crate) fn commit(
+fn commit(
     models: &Models,
-    tracking: &Tracking,
-    finished: Finished,
+    me: &PartyName,
+    metrics: Vec<(MetricKey, MetricSeries)>,
+    job: CommitJob,
 ) -> Result<(), StorageError> {
-    let marker = finished.place.marker.clone();
+    let marker = job.marker.clone();
     if marker.exists() {
         return Ok(());
     }
-    store(models, tracking, finished)?;
+    store(models, me, metrics, job)?;
     if let Some(dir) = marker.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -75,14 +113,20 @@ fn read_inside(dir: &Path, path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(resolve_inside(dir, relative)?)
 }
 
-fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), StorageError> {
-    let Finished {
-        me,
+fn store(
+    models: &Models,
+    me: &PartyName,
+    job_metrics: Vec<(MetricKey, MetricSeries)>,
+    f: CommitJob,
+) -> Result<(), StorageError> {
+    let CommitJob {
         job,
         name,
         parties,
         runs,
-        place,
+        branch,
+        message,
+        marker,
     } = f;
     let (name, parties) = (name.as_str(), parties.as_slice());
     let id = model_id(name, parties);
@@ -91,7 +135,7 @@ fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), Storag
     }
     let mut parts = Vec::new();
     // (No parent: nothing resolves inside, every read is refused.)
-    let job_dir = place.marker.parent().unwrap_or(&place.marker);
+    let job_dir = marker.parent().unwrap_or(&marker);
     for (task, component, run, path) in runs {
         let bytes = match read_inside(job_dir, &path) {
             Ok(b) => b,
@@ -119,7 +163,7 @@ fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), Storag
     }
     // Scalar metrics (one point) summarize the version: AUC, KS, intersection size...
     let mut metrics = BTreeMap::new();
-    for (key, series) in tracking.metrics(job.as_str())? {
+    for (key, series) in job_metrics {
         if let [(_, y)] = series.points.as_slice() {
             metrics.insert(format!("{}/{}/{}", key.task, key.namespace, key.name), *y);
         }
@@ -141,12 +185,9 @@ fn store(models: &Models, tracking: &Tracking, f: Finished) -> Result<(), Storag
         parts,
         metrics,
     };
-    let message = place
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("job {job} ({name})"));
-    let commit = models.commit(&version, &place.branch, &message, me.as_str())?;
-    info!(model = %id, version = %job, branch = %place.branch, commit = %commit.short(), parts = version.parts.len(), "model committed");
+    let message = message.unwrap_or_else(|| format!("job {job} ({name})"));
+    let commit = models.commit(&version, &branch, &message, me.as_str())?;
+    info!(model = %id, version = %job, branch = %branch, commit = %commit.short(), parts = version.parts.len(), "model committed");
     Ok(())
 }
 
