@@ -3,6 +3,7 @@
 //! channel, the mailbox and the tracking store. It reports every end to the Scheduler.
 
 mod context;
+mod outputs;
 mod script;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
 pub use context::{OwnDir, output_path, own_dir, run_dir, waiting_marker};
+pub use outputs::{Output, ReadOutput};
 pub use script::{OperatorSpec, TaskTokens};
 
 /// Runs this party's role of tasks on threads, with the data channel.

@@ -10,17 +10,19 @@ mod failure;
 pub mod model_manager;
 pub mod model_rpc;
 pub mod network;
-mod network_actor;
+pub mod network_actor;
 pub mod scheduler;
 mod stats;
+pub mod table_keeper;
 pub mod tracker;
 
 pub use executor::Executor;
 pub use failure::Failure;
 pub use model_manager::ModelManager;
-pub use network_actor::{ChannelInbox, NetworkActor, PeerRequest, Routes};
+pub use network_actor::{ChannelInbox, NetworkActor, NetworkDeps, PeerRequest, Routes};
 pub use scheduler::Scheduler;
 pub use stats::{ActorError, StoreStats};
+pub use table_keeper::TableKeeper;
 pub use tracker::Tracker;
 
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ use actix::{Actor, Addr, AsyncContext};
 use consort_protocol::PartyName;
 use consort_protocol::control::StoreCount;
 use consort_protocol::jobs::{CHANNEL_TOPIC, LOGS_TOPIC};
-use consort_storage::{Mailbox, RecordStore, Store, Tracking};
+use consort_storage::{Mailbox, PartnerOverrides, RecordStore, Store, Tracking};
 
 use executor::ExecDeps;
 use model_manager::ModelDeps;
@@ -48,6 +50,10 @@ pub struct JobDeps {
     pub events: tokio::sync::mpsc::Receiver<NetworkEvent>,
     /// Replicated records.
     pub records: RecordStore,
+    /// Partners added or removed at run time.
+    pub overrides: PartnerOverrides,
+    /// This party's PeerId (base58).
+    pub peer_id: String,
     /// Data-channel mailbox (one handle per process).
     pub mailbox: Mailbox,
     /// Logs and metrics.
@@ -81,6 +87,8 @@ pub struct Actors {
     pub tracker: Addr<Tracker>,
     /// Model store.
     pub model_manager: Addr<ModelManager>,
+    /// This party's tables.
+    pub tables: Addr<TableKeeper>,
     /// Routes network events.
     pub network: Addr<NetworkActor>,
 }
@@ -124,11 +132,11 @@ impl Actors {
             SchedulerDeps {
                 me: deps.me.clone(),
                 net: deps.net.clone(),
-                records: deps.records,
+                records: deps.records.clone(),
                 executor: executor.clone(),
                 policy: deps.policy,
                 work_dir: deps.work_dir,
-                tables: deps.tables,
+                tables: deps.tables.clone(),
                 model_inputs: model_manager.clone().recipient(),
                 commit_models: model_manager.clone().recipient(),
             },
@@ -149,13 +157,23 @@ impl Actors {
             .register(CHANNEL_TOPIC, inbox.recipient())
             .register(LOGS_TOPIC, tracker.clone().recipient())
             .register(MODEL_TOPIC, model_manager.clone().recipient());
-        let network =
-            NetworkActor::start_with(deps.net, scheduler.clone().recipient(), routes, deps.events);
+        let network = NetworkActor::start_with(
+            NetworkDeps {
+                client: deps.net,
+                overrides: deps.overrides,
+                records: deps.records,
+                peer_id: deps.peer_id,
+            },
+            scheduler.clone().recipient(),
+            routes,
+            deps.events,
+        );
         Self {
             scheduler,
             executor,
             tracker,
             model_manager,
+            tables: TableKeeper::new(deps.tables).start(),
             network,
         }
     }

@@ -1,14 +1,20 @@
 //! The router: the actors' side of the network. It consumes the network's events and hands each
 //! to the actor that owns it — records to the Scheduler, each partner request to the one
-//! recipient registered for its topic. It decides nothing itself.
+//! recipient registered for its topic. It decides nothing about those itself.
+//!
+//! It also answers the socket's questions about the network: partners ([`partners`]) and
+//! replicated records ([`records`]).
 
 mod channel;
+pub mod partners;
+pub mod records;
 
 use std::collections::HashMap;
 
 use actix::{Actor, AsyncContext, Context, Message, Recipient, StreamHandler, WrapFuture};
 use consort_protocol::PartyName;
 use consort_protocol::peer::PeerResponse;
+use consort_storage::{PartnerOverrides, RecordStore};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -50,12 +56,30 @@ pub struct NetworkActor {
     client: NetworkClient,
     scheduler: Recipient<RecordChanged>,
     routes: Routes,
+    /// Partners added or removed at run time.
+    overrides: PartnerOverrides,
+    /// Replicated records (read here; written through the network).
+    records: RecordStore,
+    /// This party's PeerId (base58), named in ping diagnoses.
+    peer_id: String,
+}
+
+/// What the router keeps besides its routes.
+pub struct NetworkDeps {
+    /// The network.
+    pub client: NetworkClient,
+    /// Partners added or removed at run time.
+    pub overrides: PartnerOverrides,
+    /// Replicated records.
+    pub records: RecordStore,
+    /// This party's PeerId (base58).
+    pub peer_id: String,
 }
 
 impl NetworkActor {
     /// Starts the actor, draining `events`.
     pub fn start_with(
-        client: NetworkClient,
+        deps: NetworkDeps,
         scheduler: Recipient<RecordChanged>,
         routes: Routes,
         events: mpsc::Receiver<NetworkEvent>,
@@ -66,9 +90,12 @@ impl NetworkActor {
             });
             ctx.add_stream(stream);
             NetworkActor {
-                client,
+                client: deps.client,
                 scheduler,
                 routes,
+                overrides: deps.overrides,
+                records: deps.records,
+                peer_id: deps.peer_id,
             }
         })
     }

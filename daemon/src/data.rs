@@ -1,165 +1,110 @@
-//! Control-socket requests about this party's tables and models.
+//! Control-socket requests about this party's tables, run outputs and models, translated into
+//! messages to their owners: the TableKeeper, the Executor (task directories) and the
+//! ModelManager.
 
-use consort_actors::executor::output_path;
+use consort_actors::executor::ReadOutput;
 use consort_actors::model_manager::{ListModels, ShowModel};
-use consort_protocol::data::{CsvOptions, parse_csv};
-use consort_protocol::jobs::valid_tag;
+use consort_actors::table_keeper::{DeleteTable, ListTables, TableHead, UploadTable};
 use consort_protocol::{ControlError, ErrorCode, Request, Response};
-use consort_storage::valid_table_name;
 
 use crate::failure::{control_error, mailbox_error};
 use crate::server::ServerState;
 
-fn internal(e: impl std::fmt::Display) -> ControlError {
-    ControlError::new(ErrorCode::Internal, e.to_string())
-}
-
-fn invalid(message: impl Into<String>) -> ControlError {
-    ControlError::new(ErrorCode::InvalidArgument, message)
-}
-
-/// Answers table and model requests (model ones by the ModelManager; file work runs on a
-/// blocking thread).
+/// Answers table, output and model requests.
 pub(crate) async fn handle(
     state: &ServerState,
     request: Request,
 ) -> Result<Response, ControlError> {
-    let manager = &state.actors.model_manager;
-    let request = match request {
-        Request::ModelList => {
-            let models = manager
-                .send(ListModels)
-                .await
-                .map_err(|e| mailbox_error("model manager", e))?
-                .map_err(control_error)?;
-            return Ok(Response::Models { models });
-        }
-        Request::ModelShow { model, version } => {
-            let model = manager
-                .send(ShowModel { model, version })
-                .await
-                .map_err(|e| mailbox_error("model manager", e))?
-                .map_err(control_error)?;
-            return Ok(Response::Model { model });
-        }
-        other => other,
-    };
-    let work_dir = std::path::PathBuf::from(&state.status.data_dir).join("jobs");
-    let tables = state.tables.clone();
-    let work = move || -> Result<Response, ControlError> {
-        match request {
-            Request::DataUpload {
+    let actors = &state.actors;
+    let tables = |e| mailbox_error("table keeper", e);
+    let models = |e| mailbox_error("model manager", e);
+    match request {
+        Request::DataUpload {
+            name,
+            path,
+            id_column,
+            label_column,
+            delimiter,
+            replace,
+        } => {
+            let upload = UploadTable {
                 name,
                 path,
                 id_column,
                 label_column,
                 delimiter,
                 replace,
-            } => {
-                if !valid_table_name(&name) {
-                    return Err(invalid(format!(
-                        "'{name}' is not a valid table name (1-64 of A-Z a-z 0-9 _ - ., not starting with '.')"
-                    )));
-                }
-                if !replace && tables.meta(&name).map_err(internal)?.is_some() {
-                    return Err(invalid(format!(
-                        "table '{name}' exists; delete it first or upload with --replace"
-                    )));
-                }
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
-                let opts = CsvOptions {
-                    id_column,
-                    label_column,
-                    delimiter,
-                };
-                let data = parse_csv(std::io::BufReader::new(file), &opts)
-                    .map_err(|e| invalid(format!("{path}: {e}; nothing was stored")))?;
-                let meta = tables.put(&name, &data, &path).map_err(internal)?;
-                Ok(Response::Table { table: meta })
-            }
-            Request::DataList => Ok(Response::Tables {
-                tables: tables.list().map_err(internal)?,
-            }),
-            Request::DataShow { name, head } => {
-                let not_found =
-                    || ControlError::new(ErrorCode::NotFound, format!("no table '{name}' here"));
-                let meta = tables
-                    .meta(&name)
-                    .map_err(internal)?
-                    .ok_or_else(not_found)?;
-                let data = tables.get(&name).map_err(internal)?.ok_or_else(not_found)?;
-                let mut header = vec!["id".to_owned()];
-                header.extend(data.label_name.clone());
-                header.extend(data.feature_names.iter().cloned());
-                let rows = (0..data.rows().min(head as usize))
-                    .map(|i| {
-                        let mut row = vec![data.ids[i].clone()];
-                        if let Some(l) = &data.labels {
-                            row.push(l[i].to_string());
-                        }
-                        row.extend(data.columns.iter().map(|c| c[i].to_string()));
-                        row
-                    })
-                    .collect();
-                Ok(Response::TableHead {
-                    table: meta,
-                    header,
-                    rows,
+            };
+            let table = actors
+                .tables
+                .send(upload)
+                .await
+                .map_err(tables)?
+                .map_err(control_error)?;
+            Ok(Response::Table { table })
+        }
+        Request::DataList => Ok(Response::Tables {
+            tables: actors
+                .tables
+                .send(ListTables)
+                .await
+                .map_err(tables)?
+                .map_err(control_error)?,
+        }),
+        Request::DataShow { name, head } => {
+            let head = actors
+                .tables
+                .send(TableHead {
+                    name,
+                    head: head as u64,
                 })
-            }
-            Request::DataDelete { name } => {
-                let meta = tables.meta(&name).map_err(internal)?.ok_or_else(|| {
-                    ControlError::new(ErrorCode::NotFound, format!("no table '{name}' here"))
-                })?;
-                tables.delete(&name).map_err(internal)?;
-                Ok(Response::Table { table: meta })
-            }
-            Request::JobOutput { job, task, name } => job_output(&work_dir, &job, &task, &name),
-            _ => Err(internal("not a data request")),
+                .await
+                .map_err(tables)?
+                .map_err(control_error)?;
+            Ok(Response::TableHead {
+                table: head.table,
+                header: head.header,
+                rows: head.rows,
+            })
         }
-    };
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| internal(format!("request failed: {e}")))?
-}
-
-/// The newest attempt's output `name` of `task` at this party (guest first, then any role).
-fn job_output(
-    work_dir: &std::path::Path,
-    job: &str,
-    task: &str,
-    name: &str,
-) -> Result<Response, ControlError> {
-    let job = consort_protocol::jobs::JobId::parse(job)
-        .ok_or_else(|| invalid(format!("'{job}' is not a job id")))?;
-    if !valid_tag(task) || !valid_tag(name) {
-        return Err(invalid("invalid task or output name"));
-    }
-    let not_found = || {
-        ControlError::new(
-            ErrorCode::NotFound,
-            format!("no output '{name}' of task {task} in job {job} at this party"),
-        )
-    };
-    let task_dir = work_dir.join(job.as_str()).join(task);
-    let mut attempts: Vec<u32> = std::fs::read_dir(&task_dir)
-        .map_err(|_| not_found())?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    attempts.sort_unstable_by(|a, b| b.cmp(a));
-    for attempt in attempts {
-        for role in consort_protocol::job::Role::ALL {
-            let path = output_path(work_dir, &job, task, attempt, role, name).map_err(invalid)?;
-            if let Ok(data) = std::fs::read(&path) {
-                return Ok(Response::Output {
-                    role: role.to_string(),
-                    attempt,
-                    data,
-                });
-            }
+        Request::DataDelete { name } => {
+            let table = actors
+                .tables
+                .send(DeleteTable { name })
+                .await
+                .map_err(tables)?
+                .map_err(control_error)?;
+            Ok(Response::Table { table })
         }
+        Request::JobOutput { job, task, name } => {
+            let output = actors
+                .executor
+                .send(ReadOutput { job, task, name })
+                .await
+                .map_err(|e| mailbox_error("executor", e))?
+                .map_err(control_error)?;
+            Ok(Response::Output {
+                role: output.role,
+                attempt: output.attempt,
+                data: output.data,
+            })
+        }
+        Request::ModelList => Ok(Response::Models {
+            models: actors
+                .model_manager
+                .send(ListModels)
+                .await
+                .map_err(models)?
+                .map_err(control_error)?,
+        }),
+        Request::ModelShow { model, version } => Ok(Response::Model {
+            model: actors
+                .model_manager
+                .send(ShowModel { model, version })
+                .await
+                .map_err(models)?
+                .map_err(control_error)?,
+        }),
+        _ => Err(ControlError::new(ErrorCode::Internal, "not a data request")),
     }
-    Err(not_found())
 }

@@ -19,6 +19,7 @@ pub mod logging;
 mod models;
 pub mod network;
 pub mod paths;
+mod peers;
 pub mod run;
 mod security;
 pub(crate) mod server;

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::network as net;
+use consort_actors::network_actor::partners::ListenAddrs;
 
 /// Most control connections served at once; further clients wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
@@ -45,8 +45,6 @@ pub(crate) struct ServerState {
     pub max_frame_bytes: usize,
     /// The partner network.
     pub net: consort_actors::network::NetworkClient,
-    /// Replicated records (read directly; writes go through the network).
-    pub records: consort_storage::RecordStore,
     /// Partners added or removed at run time.
     pub overrides: consort_storage::PartnerOverrides,
     /// Tokens of running script tasks.
@@ -202,9 +200,9 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
                     format!("cannot read actor stores: {e}"),
                 )
             })?;
-            let listen = match state.net.listen_addrs().await {
-                Ok(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
-                Err(_) => state.status.listen.clone(),
+            let listen = match state.actors.network.send(ListenAddrs).await {
+                Ok(Ok(addrs)) => addrs.iter().map(|a| a.to_string()).collect(),
+                _ => state.status.listen.clone(),
             };
             Ok(Response::Status(StatusInfo {
                 uptime_s: state.started.elapsed().as_secs_f64(),
@@ -214,22 +212,14 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
             }))
         }
         Request::Shutdown => Ok(Response::ShuttingDown),
-        Request::Peers => net::peers(&state.net).await,
-        Request::Ping { party } => net::ping(&state.net, &party, &state.status.peer_id)
-            .await
-            .map(Response::Ping),
-        Request::Doctor => net::doctor(&state.net, &state.status.peer_id).await,
-        Request::PartnerAdd {
-            party,
-            peer_id,
-            addrs,
-        } => net::partner_add(&state.net, &state.overrides, &party, &peer_id, &addrs).await,
-        Request::PartnerRemove { party } => {
-            net::partner_remove(&state.net, &state.overrides, &party).await
-        }
-        Request::RecordPut { key, value } => net::record_put(&state.net, key, value).await,
-        Request::RecordGet { origin, key } => net::record_get(&state.records, &origin, &key),
-        Request::RecordList => net::record_list(&state.records),
+        Request::Peers
+        | Request::Ping { .. }
+        | Request::Doctor
+        | Request::PartnerAdd { .. }
+        | Request::PartnerRemove { .. }
+        | Request::RecordPut { .. }
+        | Request::RecordGet { .. }
+        | Request::RecordList => crate::peers::handle(state, request).await,
         Request::JobSubmit { .. }
         | Request::JobShow { .. }
         | Request::JobList
