@@ -97,3 +97,61 @@ fn resolve(models: &Models, me: &PartyName, msg: &ResolveInput) -> Result<PathBu
         .object_path(&part.artifact)
         .ok_or_else(|| format!("model {}: bad artifact hash", model.id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_storage::{ModelPart, ModelVersion, Store};
+
+    fn party(s: &str) -> PartyName {
+        PartyName::new(s).expect("party")
+    }
+
+    fn ask(models: &Models, task: &str, parties: &[&str]) -> Result<PathBuf, String> {
+        let msg = ResolveInput {
+            model: ModelRef {
+                id: "m.1".into(),
+                version: None,
+                rev: None,
+            },
+            task: task.into(),
+            role: Role::Guest,
+            participants: parties.iter().map(|p| party(p)).collect(),
+        };
+        resolve(models, &party("bank-a"), &msg)
+    }
+
+    #[test]
+    fn a_model_is_given_only_to_jobs_of_the_parties_that_trained_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::temporary().expect("store");
+        let models = Models::open(&store, dir.path()).expect("models");
+        let artifact = models.put_artifact(b"weights").expect("artifact");
+        let version = ModelVersion {
+            model_id: "m.1".into(),
+            version: "j0001".into(),
+            name: "m".into(),
+            party: "bank-a".into(),
+            parties: vec!["guest:bank-a".into(), "host:insurer-b".into()],
+            created_at_ms: 0,
+            parts: vec![ModelPart {
+                task: "lr".into(),
+                component: "hetero_lr".into(),
+                role: "guest".into(),
+                artifact: artifact.clone(),
+                bytes: 7,
+                params: serde_json::json!({}),
+            }],
+            metrics: Default::default(),
+        };
+        models
+            .commit(&version, "main", "first", "bank-a")
+            .expect("commit");
+        let path = ask(&models, "lr", &["bank-a", "insurer-b"]).expect("trained together");
+        assert_eq!(std::fs::read(path).expect("artifact"), b"weights");
+        let outsider = ask(&models, "lr", &["bank-a", "clinic-c"]).expect_err("outsider");
+        assert!(outsider.contains("not trained with clinic-c"), "{outsider}");
+        let no_part = ask(&models, "other", &["bank-a"]).expect_err("no part");
+        assert!(no_part.contains("no part for task other"), "{no_part}");
+    }
+}

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Recipient;
 use consort_protocol::PartyName;
 use consort_protocol::jobs::{JobId, LOGS_TOPIC};
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
-use consort_storage::LogLine;
+use consort_storage::{LogLine, Tracking};
 use tracing::warn;
 
 use super::TrackerDeps;
@@ -49,10 +50,34 @@ pub(super) async fn answer(
     party: PartyName,
     body: Vec<u8>,
 ) -> PeerResponse {
+    let TrackerDeps {
+        me,
+        tracking,
+        share_logs_with,
+        takes_part,
+        ..
+    } = &*deps;
+    shared_lines(
+        me,
+        share_logs_with,
+        takes_part,
+        tracking.clone(),
+        party,
+        body,
+    )
+    .await
+}
+
+async fn shared_lines(
+    me: &PartyName,
+    share_logs_with: &[String],
+    takes_part: &Recipient<TakesPart>,
+    tracking: Tracking,
+    party: PartyName,
+    body: Vec<u8>,
+) -> PeerResponse {
     let error = |message: String| PeerResponse::Error { message };
-    let me = &deps.me;
-    let shared = deps
-        .share_logs_with
+    let shared = share_logs_with
         .iter()
         .any(|p| p == "*" || p == party.as_str());
     if !shared {
@@ -67,11 +92,10 @@ pub(super) async fn answer(
         job: job.clone(),
         party: party.clone(),
     };
-    if !deps.takes_part.send(asks).await.unwrap_or(false) {
+    if !takes_part.send(asks).await.unwrap_or(false) {
         warn!(%party, %job, "log request for a job the partner is not in refused");
         return error(format!("{party} takes no part in job {job} here"));
     }
-    let tracking = deps.tracking.clone();
     let read = tokio::task::spawn_blocking(move || tracking.lines(job.as_str())).await;
     match read {
         Ok(Ok(lines)) => match rmp_serde::to_vec_named(&lines) {
@@ -80,5 +104,78 @@ pub(super) async fn answer(
         },
         Ok(Err(e)) => error(format!("cannot read logs: {e}")),
         Err(e) => error(format!("handler failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Actor, Context, Handler};
+    use consort_storage::Store;
+
+    /// A Scheduler that knows one job, run by bank-a and insurer-b.
+    struct OneJob(JobId);
+
+    impl Actor for OneJob {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<TakesPart> for OneJob {
+        type Result = bool;
+
+        fn handle(&mut self, msg: TakesPart, _ctx: &mut Context<Self>) -> bool {
+            msg.job == self.0 && ["bank-a", "insurer-b"].contains(&msg.party.as_str())
+        }
+    }
+
+    fn party(s: &str) -> PartyName {
+        PartyName::new(s).expect("party")
+    }
+
+    #[actix_rt::test]
+    async fn lines_go_only_to_participants_the_policy_names() {
+        let job = JobId::parse("j0123456789abcdef0123").expect("job id");
+        let tracking = Tracking::open(&Store::temporary().expect("store")).expect("tracking");
+        let line = LogLine {
+            at_ms: 1,
+            task: "lr".into(),
+            role: "guest".into(),
+            attempt: 0,
+            line: "hello".into(),
+        };
+        tracking.log(job.as_str(), &line).expect("log");
+        let takes_part = OneJob(job.clone()).start().recipient();
+        let me = party("bank-a");
+        let ask = |shares: Vec<String>, from: &str, body: &[u8]| {
+            let (me, takes_part, tracking) = (me.clone(), takes_part.clone(), tracking.clone());
+            let (from, body) = (party(from), body.to_vec());
+            async move { shared_lines(&me, &shares, &takes_part, tracking, from, body).await }
+        };
+        let all = vec!["*".to_owned()];
+        match ask(all.clone(), "insurer-b", job.as_str().as_bytes()).await {
+            PeerResponse::App { body } => {
+                let lines: Vec<LogLine> = rmp_serde::from_slice(&body).expect("lines");
+                assert_eq!(lines, vec![line]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = |r: PeerResponse, why: &str| match r {
+            PeerResponse::Error { message } => assert!(message.contains(why), "{message}"),
+            other => panic!("{other:?}"),
+        };
+        refused(
+            ask(all.clone(), "clinic-c", job.as_str().as_bytes()).await,
+            "takes no part",
+        );
+        refused(
+            ask(
+                vec!["clinic-c".into()],
+                "insurer-b",
+                job.as_str().as_bytes(),
+            )
+            .await,
+            "does not share its logs",
+        );
+        refused(ask(all, "insurer-b", b"../etc").await, "malformed job id");
     }
 }
