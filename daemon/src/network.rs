@@ -39,6 +39,14 @@ pub fn effective_partners(
     settings: &Settings,
     overrides: &PartnerOverrides,
 ) -> anyhow::Result<Vec<Partner>> {
+    partners_with(settings, overrides.all()?)
+}
+
+/// The config's `[[partners]]` with `changes` (the run-time overrides) applied.
+pub(crate) fn partners_with(
+    settings: &Settings,
+    changes: Vec<(String, PartnerEntry)>,
+) -> anyhow::Result<Vec<Partner>> {
     let mut out: Vec<Partner> = Vec::new();
     for p in &settings.config.partners {
         out.push(Partner {
@@ -52,7 +60,7 @@ pub fn effective_partners(
             source: "config",
         });
     }
-    for (party, entry) in overrides.all()? {
+    for (party, entry) in changes {
         out.retain(|p| p.party.as_str() != party);
         if let PartnerEntry::Added { peer_id, addrs } = entry {
             out.push(Partner {

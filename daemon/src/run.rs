@@ -208,10 +208,7 @@ async fn serve(
         actors,
         shutdown: shutdown.clone(),
         max_frame_bytes: settings.config.max_frame_bytes,
-        net: shared.client,
-        overrides: shared.overrides,
         tokens,
-        tables,
     });
     info!(
         socket = %settings.socket.display(),

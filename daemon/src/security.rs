@@ -16,6 +16,9 @@ use consort_protocol::control::{
 };
 use consort_protocol::{ControlError, ErrorCode, Response};
 
+use consort_actors::network_actor::partners::{ListenAddrs, PartnerChanges};
+use consort_actors::table_keeper::ListTables;
+
 use crate::config::{Config, Settings};
 use crate::paths;
 use crate::server::ServerState;
@@ -53,36 +56,41 @@ fn internal(e: impl std::fmt::Display) -> ControlError {
 
 /// Handler for `Request::Security`.
 pub(crate) async fn handle(state: &ServerState) -> Result<Response, ControlError> {
-    let listening = match state.net.listen_addrs().await {
-        Ok(addrs) => addrs.iter().map(|a| a.to_string()).collect(),
-        Err(_) => state.status.listen.clone(),
+    let actors = &state.actors;
+    let listening = match actors.network.send(ListenAddrs).await {
+        Ok(Ok(addrs)) => addrs.iter().map(|a| a.to_string()).collect(),
+        _ => state.status.listen.clone(),
     };
+    let tables = actors
+        .tables
+        .send(ListTables)
+        .await
+        .map_err(|e| internal(format!("cannot list tables: {e}")))?
+        .map_err(|e| internal(format!("cannot list tables: {e}")))?;
+    let changes = actors
+        .network
+        .send(PartnerChanges)
+        .await
+        .map_err(|e| internal(format!("cannot read partners: {e}")))?
+        .map_err(|e| internal(format!("cannot read partners: {e}")))?;
     let (party, peer_id) = (state.status.party.clone(), state.status.peer_id.clone());
     let data_dir = PathBuf::from(&state.status.data_dir);
     let socket = PathBuf::from(&state.status.socket);
-    let tables = state.tables.clone();
-    let overrides = state.overrides.clone();
     let work = move || -> Result<SecurityReport, ControlError> {
         let mut warnings = Vec::new();
         let settings = config_in_force(&data_dir, &mut warnings)?;
         let config = &settings.config;
-        let uploaded: Vec<String> = tables
-            .list()
-            .map_err(|e| internal(format!("cannot list tables: {e}")))?
+        let uploaded: Vec<String> = tables.into_iter().map(|t| t.name).collect();
+        let partners: Vec<PartnerReport> = crate::network::partners_with(&settings, changes)
+            .map_err(|e| internal(format!("cannot read partners: {e:#}")))?
             .into_iter()
-            .map(|t| t.name)
+            .map(|p| PartnerReport {
+                party: p.party.to_string(),
+                peer_id: p.peer_id.to_base58(),
+                addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
+                source: p.source.to_owned(),
+            })
             .collect();
-        let partners: Vec<PartnerReport> =
-            crate::network::effective_partners(&settings, &overrides)
-                .map_err(|e| internal(format!("cannot read partners: {e:#}")))?
-                .into_iter()
-                .map(|p| PartnerReport {
-                    party: p.party.to_string(),
-                    peer_id: p.peer_id.to_base58(),
-                    addrs: p.addrs.iter().map(|a| a.to_string()).collect(),
-                    source: p.source.to_owned(),
-                })
-                .collect();
         let policy = PolicyReport {
             accept_from: config.policy.accept_from.clone(),
             components: config.policy.components.clone(),

@@ -43,14 +43,8 @@ pub(crate) struct ServerState {
     pub shutdown: CancellationToken,
     /// Frame limit.
     pub max_frame_bytes: usize,
-    /// The partner network.
-    pub net: consort_actors::network::NetworkClient,
-    /// Partners added or removed at run time.
-    pub overrides: consort_storage::PartnerOverrides,
     /// Tokens of running script tasks.
     pub tokens: consort_actors::executor::TaskTokens,
-    /// This party's tables.
-    pub tables: consort_storage::Tables,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.

@@ -1,7 +1,7 @@
 //! The socket's questions about partners, answered by the router from the network: who they
 //! are and how they are doing ([`ListPeers`], [`Ping`], [`Doctor`], [`ListenAddrs`]), and
 //! partners added or removed at run time ([`AddPartner`], [`RemovePartner`], remembered in the
-//! partner overrides so a restart keeps them).
+//! partner overrides so a restart keeps them; [`PartnerChanges`] lists them).
 
 use std::time::{Duration, Instant};
 
@@ -271,4 +271,22 @@ async fn remember(
     entry: PartnerEntry,
 ) -> Result<(), Failure> {
     blocking(move || overrides.set(&party, &entry).map_err(Failure::internal)).await
+}
+
+/// The partners added or removed at run time (applied over the config's at every start).
+#[derive(Debug, Clone)]
+pub struct PartnerChanges;
+
+impl Message for PartnerChanges {
+    type Result = Result<Vec<(String, PartnerEntry)>, Failure>;
+}
+
+/// Handler for [`PartnerChanges`]: reads them on a blocking thread.
+impl Handler<PartnerChanges> for NetworkActor {
+    type Result = ResponseFuture<Result<Vec<(String, PartnerEntry)>, Failure>>;
+
+    fn handle(&mut self, _msg: PartnerChanges, _ctx: &mut Context<Self>) -> Self::Result {
+        let overrides = self.overrides.clone();
+        Box::pin(async move { blocking(move || overrides.all().map_err(Failure::internal)).await })
+    }
 }
