@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use consort_actors::model_rpc::{MODEL_TOPIC, ModelAnswer, ModelRpc, PREPARED_FOR};
+use consort_protocol::models::{ExportReport, MoveReport, PartyRevision, VerifyReport};
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
 use consort_protocol::{ControlError, ErrorCode, Request, Response};
 use consort_storage::{Models, RefMove, StorageError};
-use serde_json::json;
 
 use crate::jobs::absolute;
 use crate::server::ServerState;
@@ -40,10 +40,10 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(internal)?
 }
 
-fn to_json(v: impl serde::Serialize) -> Result<Response, ControlError> {
-    Ok(Response::ModelJson {
-        value: serde_json::to_value(v).map_err(internal)?,
-    })
+/// The control protocol's mirror of a storage type (same fields; hashes as text, params as
+/// [`consort_protocol::json_text::JsonText`]).
+fn mirror<T: serde::de::DeserializeOwned>(v: impl serde::Serialize) -> Result<T, ControlError> {
+    serde_json::from_value(serde_json::to_value(v).map_err(internal)?).map_err(internal)
 }
 
 /// The other parties of model `model_id` (per its newest version here).
@@ -186,7 +186,10 @@ async fn agree(state: &ServerState, op: RefMove, model_id: &str) -> Result<Respo
     }
     let mut parties = vec![state.status.party.clone()];
     parties.extend(others);
-    to_json(json!({"commit": commit.as_str(), "parties": parties}))
+    Ok(Response::ModelMoved(MoveReport {
+        commit: commit.as_str().to_owned(),
+        parties,
+    }))
 }
 
 fn rand_tx() -> u64 {
@@ -214,7 +217,9 @@ pub(crate) async fn handle(
                 let entries = models
                     .log(&model, branch.as_deref(), all)
                     .map_err(storage_err)?;
-                to_json(entries)
+                Ok(Response::ModelLog {
+                    entries: mirror(entries)?,
+                })
             })
             .await
         }
@@ -227,12 +232,19 @@ pub(crate) async fn handle(
                         format!("heads/{r}")
                     }
                 });
-                to_json(models.reflog(&model, r.as_deref()).map_err(storage_err)?)
+                let entries = models.reflog(&model, r.as_deref()).map_err(storage_err)?;
+                Ok(Response::ModelReflog {
+                    entries: mirror(entries)?,
+                })
             })
             .await
         }
         Request::ModelDiff { a, b } => {
-            blocking(move || to_json(models.diff(&a, &b).map_err(storage_err)?)).await
+            blocking(move || {
+                let diff = models.diff(&a, &b).map_err(storage_err)?;
+                Ok(Response::ModelDiff(mirror(diff)?))
+            })
+            .await
         }
         Request::ModelExport { rev, path } => {
             let path = absolute(path)?;
@@ -245,7 +257,11 @@ pub(crate) async fn handle(
                 let file = w.into_inner().map_err(|e| internal(e.to_string()))?;
                 file.sync_all().map_err(internal)?;
                 std::fs::rename(&tmp, &path).map_err(internal)?;
-                to_json(json!({"commit": commit.as_str(), "bytes": bytes, "path": path}))
+                Ok(Response::ModelExported(ExportReport {
+                    commit: commit.as_str().to_owned(),
+                    bytes,
+                    path: path.display().to_string(),
+                }))
             })
             .await
         }
@@ -258,11 +274,10 @@ pub(crate) async fn handle(
                         format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
-                to_json(
-                    models
-                        .import(std::io::BufReader::new(file))
-                        .map_err(storage_err)?,
-                )
+                let report = models
+                    .import(std::io::BufReader::new(file))
+                    .map_err(storage_err)?;
+                Ok(Response::ModelImported(mirror(report)?))
             })
             .await
         }
@@ -272,11 +287,10 @@ pub(crate) async fn handle(
             force,
         } => {
             blocking(move || {
-                to_json(
-                    models
-                        .delete(&model, &version, force)
-                        .map_err(storage_err)?,
-                )
+                let report = models
+                    .delete(&model, &version, force)
+                    .map_err(storage_err)?;
+                Ok(Response::ModelDeleted(mirror(report)?))
             })
             .await
         }
@@ -317,9 +331,18 @@ pub(crate) async fn handle(
                 Ok((mine, participants(&m2, &model_id, &me)?))
             })
             .await?;
-            let mut parties = vec![
-                json!({"party": who, "version": mine.1.model_version, "commit": mine.0.as_str()}),
-            ];
+            let mut parties = vec![PartyRevision {
+                party: who,
+                version: Some(mine.1.model_version.clone()),
+                commit: Some(mine.0.as_str().to_owned()),
+                error: None,
+            }];
+            let failed = |party: &String, error: String| PartyRevision {
+                party: party.clone(),
+                version: None,
+                commit: None,
+                error: Some(error),
+            };
             // Parties naming another version than this one, or none.
             let mut differing = Vec::new();
             let q = ModelRpc::Resolve { rev: rev.clone() };
@@ -330,28 +353,33 @@ pub(crate) async fn handle(
                         if version != mine.1.model_version {
                             differing.push(party.clone());
                         }
-                        parties.push(json!({"party": party, "version": version, "commit": commit}));
+                        parties.push(PartyRevision {
+                            party: party.clone(),
+                            version: Some(version),
+                            commit: Some(commit),
+                            error: None,
+                        });
                     }
                     Ok(ModelAnswer::Refused { reason }) => {
                         differing.push(party.clone());
-                        parties.push(json!({"party": party, "error": reason}));
+                        parties.push(failed(party, reason));
                     }
                     Ok(other) => {
                         differing.push(party.clone());
-                        parties.push(json!({"party": party, "error": format!("{other:?}")}));
+                        parties.push(failed(party, format!("{other:?}")));
                     }
                     Err(e) => {
                         differing.push(party.clone());
-                        parties.push(json!({"party": party, "error": e}));
+                        parties.push(failed(party, e));
                     }
                 }
             }
             let consistent = differing.is_empty();
-            to_json(json!({
-                "rev": rev,
-                "consistent": consistent,
-                "parties": parties,
-                "differing": differing,
+            Ok(Response::ModelVerified(VerifyReport {
+                rev,
+                consistent,
+                parties,
+                differing,
             }))
         }
         _ => Err(internal("not a model request")),
