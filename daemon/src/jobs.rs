@@ -148,7 +148,7 @@ pub(crate) async fn handle(
                     namespace: k.namespace,
                     name: k.name,
                     points: s.points,
-                    meta: s.meta,
+                    meta: s.meta.map(Into::into),
                 })
                 .collect();
             Ok(Response::Metrics { metrics })

@@ -1,19 +1,14 @@
-//! The `consortd` daemon and the `consort` CLI.
+//! The `consortd` daemon (the `consort` CLI is the `consort-cli` crate).
 //!
-//! Thin by design: parse arguments and configuration, wire the libraries together, print.
-//! The binaries in `src/bin` only call [`daemon_main`] and [`cli::main`].
+//! Thin by design: parse arguments and configuration, wire the libraries together, serve the
+//! control socket. The binary in `src/bin` only calls [`daemon_cli::main`].
 
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod daemon_cli;
 mod data;
-pub mod data_cli;
-pub mod demo;
 mod failure;
 pub mod identity;
 pub mod init;
-pub mod job_cli;
 mod jobs;
 pub mod logging;
 mod models;

@@ -17,6 +17,7 @@ pub(crate) async fn handle(
 ) -> Result<Response, ControlError> {
     let manager = &state.actors.model_manager;
     let who = state.status.party.clone();
+    let kind = Kind::of(&request);
     let reply = match request {
         Request::ModelLog { model, branch, all } => {
             manager.send(ModelLog { model, branch, all }).await
@@ -86,5 +87,66 @@ pub(crate) async fn handle(
     let value = reply
         .map_err(|e| mailbox_error("model manager", e))?
         .map_err(control_error)?;
-    Ok(Response::ModelJson { value })
+    kind.reply(value)
+}
+
+/// Which typed reply a model request gets.
+#[derive(Clone, Copy)]
+enum Kind {
+    Log,
+    Reflog,
+    Diff,
+    Export,
+    Import,
+    Delete,
+    Moved,
+    Verify,
+    Other,
+}
+
+impl Kind {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::ModelLog { .. } => Self::Log,
+            Request::ModelReflog { .. } => Self::Reflog,
+            Request::ModelDiff { .. } => Self::Diff,
+            Request::ModelExport { .. } => Self::Export,
+            Request::ModelImport { .. } => Self::Import,
+            Request::ModelDelete { .. } => Self::Delete,
+            Request::ModelTag { .. }
+            | Request::ModelBranch { .. }
+            | Request::ModelRollback { .. } => Self::Moved,
+            Request::ModelVerify { .. } => Self::Verify,
+            _ => Self::Other,
+        }
+    }
+
+    /// The ModelManager's answer (the storage types' JSON form) as the protocol's typed reply:
+    /// the protocol types mirror the storage ones field by field.
+    fn reply(self, value: serde_json::Value) -> Result<Response, ControlError> {
+        fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ControlError> {
+            serde_json::from_value(v)
+                .map_err(|e| ControlError::new(ErrorCode::Internal, format!("model reply: {e}")))
+        }
+        Ok(match self {
+            Self::Log => Response::ModelLog {
+                entries: typed(value)?,
+            },
+            Self::Reflog => Response::ModelReflog {
+                entries: typed(value)?,
+            },
+            Self::Diff => Response::ModelDiff(typed(value)?),
+            Self::Export => Response::ModelExported(typed(value)?),
+            Self::Import => Response::ModelImported(typed(value)?),
+            Self::Delete => Response::ModelDeleted(typed(value)?),
+            Self::Moved => Response::ModelMoved(typed(value)?),
+            Self::Verify => Response::ModelVerified(typed(value)?),
+            Self::Other => {
+                return Err(ControlError::new(
+                    ErrorCode::Internal,
+                    "not a model request",
+                ));
+            }
+        })
+    }
 }

@@ -1,27 +1,8 @@
 //! Where things live in a data directory.
 
-use std::path::{Path, PathBuf};
+pub use consort_protocol::layout::{
+    CONFIG_FILE, IDENTITY_FILE, LOCK_FILE, SOCKET_FILE, absolute, default_data_dir,
+};
 
-/// Configuration file name inside the data directory.
-pub const CONFIG_FILE: &str = "consort.toml";
-/// Identity key file name inside the data directory.
-pub const IDENTITY_FILE: &str = "identity.key";
-/// Control socket file name inside the data directory (unless the config names another).
-pub const SOCKET_FILE: &str = "consortd.sock";
-/// Lock file that makes one daemon per data directory.
-pub const LOCK_FILE: &str = "consortd.lock";
 /// sled database directory inside the data directory.
 pub const DB_DIR: &str = "db";
-
-/// The data directory used when neither `--dir` nor `CONSORT_DIR` is given: `~/.consort`.
-pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".consort")
-}
-
-/// Makes `path` absolute against the current directory, without touching the file system.
-pub fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}

@@ -495,11 +495,28 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
-    /// Answer to the model history and agreement requests, as a JSON document.
-    ModelJson {
-        /// The document.
-        value: serde_json::Value,
+    /// Answer to [`Request::ModelLog`].
+    ModelLog {
+        /// Commits, newest first.
+        entries: Vec<crate::models::ModelLogEntry>,
     },
+    /// Answer to [`Request::ModelReflog`].
+    ModelReflog {
+        /// Ref moves, newest first.
+        entries: Vec<crate::models::ReflogInfo>,
+    },
+    /// Answer to [`Request::ModelDiff`].
+    ModelDiff(crate::models::ModelDiffInfo),
+    /// Answer to [`Request::ModelTag`], [`Request::ModelBranch`] and [`Request::ModelRollback`].
+    ModelMoved(crate::models::MoveReport),
+    /// Answer to [`Request::ModelVerify`].
+    ModelVerified(crate::models::VerifyReport),
+    /// Answer to [`Request::ModelExport`].
+    ModelExported(crate::models::ExportReport),
+    /// Answer to [`Request::ModelImport`].
+    ModelImported(crate::models::ImportReport),
+    /// Answer to [`Request::ModelDelete`].
+    ModelDeleted(crate::models::DeleteReport),
     /// Answer to [`Request::ModelList`].
     Models {
         /// Every version of every model.
@@ -600,7 +617,7 @@ pub struct MetricInfo {
     /// Points.
     pub points: Vec<(f64, f64)>,
     /// Metadata set with `set_metric_meta`.
-    pub meta: Option<serde_json::Value>,
+    pub meta: Option<crate::json_text::JsonText>,
 }
 
 /// A partner as seen by this daemon.

@@ -5,12 +5,16 @@
 //! it by construction. Every message is MessagePack with named fields (`rmp_serde::to_vec_named`),
 //! so adding a field never breaks an older reader.
 
+pub mod call;
 pub mod control;
 pub mod data;
 pub mod frame;
 pub mod ids;
 pub mod job;
 pub mod jobs;
+pub mod json_text;
+pub mod layout;
+pub mod models;
 pub mod names;
 pub mod peer;
 

@@ -26,8 +26,15 @@ pub fn bin_dir() -> &'static Path {
         // Build the binaries of the current profile (a no-op when they are fresh).
         let release = cfg!(not(debug_assertions));
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "consort-daemon", "--bins"]);
+        cmd.current_dir(&workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "consort-daemon",
+            "-p",
+            "consort-cli",
+            "--bins",
+        ]);
         if release {
             cmd.arg("--release");
         }

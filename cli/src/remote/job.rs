@@ -1,89 +1,16 @@
-//! `consort job ...` commands that need no daemon (validation of job files).
-
-use std::path::Path;
-
-use consort_protocol::job::{JobPlan, JobSpec, ValidationError, validate};
-use serde_json::json;
-
-/// Reads and validates a job file; every problem is returned.
-pub fn load_plan(path: &Path) -> Result<JobPlan, Vec<ValidationError>> {
-    let one = |message: String| {
-        vec![ValidationError {
-            path: path.display().to_string(),
-            message,
-        }]
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| one(format!("cannot read: {e}")))?;
-    let spec = JobSpec::parse(&text).map_err(|e| one(e.0))?;
-    validate(&spec, &consort_components::schema)
-}
-
-/// Prints a plan for a human (or as JSON).
-pub fn print_plan(plan: &JobPlan, json_out: bool) {
-    if json_out {
-        match serde_json::to_string_pretty(plan) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("error: cannot render JSON: {e}"),
-        }
-        return;
-    }
-    let parties: Vec<String> = plan
-        .parties
-        .iter()
-        .map(|(role, ps)| {
-            let names: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
-            format!("{role}: {}", names.join(", "))
-        })
-        .collect();
-    println!(
-        "job '{}' is valid: {} tasks; {}",
-        plan.name,
-        plan.tasks.len(),
-        parties.join("; ")
-    );
-    for (i, t) in plan.tasks.iter().enumerate() {
-        let runs: Vec<String> = t
-            .runs
-            .iter()
-            .map(|r| format!("{}@{}", r.role, r.party))
-            .collect();
-        let after = if t.upstream.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " after {}",
-                t.upstream.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
-        };
-        println!(
-            "{:>3}. {} ({}){after} — {}",
-            i + 1,
-            t.name,
-            t.component,
-            runs.join(" ")
-        );
-    }
-}
-
-/// Prints validation errors: one line each on stderr, or one JSON document on stdout.
-pub fn print_errors(errors: &[ValidationError], json_out: bool) {
-    if json_out {
-        println!(
-            "{}",
-            json!({"error": {"code": "invalid_job", "message": problems(errors.len())}, "errors": errors})
-        );
-    }
-    for e in errors {
-        eprintln!("error: {e}");
-    }
-}
+//! `consort job`, `metric` and `task`: federated jobs, their metrics, and script operators.
 
 use std::time::{Duration, Instant};
 
-use consort_protocol::{JobInfo, Request, Response};
+use consort_protocol::JobInfo;
+use consort_protocol::call;
 
-use crate::cli::{Failure, JobCommand, MetricCommand, Target, print_json, unexpected};
+use crate::args::{JobCommand, MetricCommand, TaskCommand};
 use crate::client::Client;
+use crate::failure::Failure;
+use crate::local::validate::{self, load_plan, print_errors, problems};
+use crate::output::print_json;
+use crate::target::Target;
 
 fn fail(code: &'static str, message: String, exit: u8) -> Failure {
     Failure {
@@ -95,13 +22,8 @@ fn fail(code: &'static str, message: String, exit: u8) -> Failure {
 }
 
 async fn show(client: &mut Client, id: &str) -> Result<JobInfo, Failure> {
-    match client
-        .request(Request::JobShow { job: id.to_owned() })
-        .await?
-    {
-        Response::Job(info) => Ok(info),
-        other => Err(unexpected(&other)),
-    }
+    let job = id.to_owned();
+    Ok(client.call(call::JobShow { job }).await?)
 }
 
 fn is_final(status: &str) -> bool {
@@ -212,25 +134,7 @@ fn print_job(info: &JobInfo) {
 /// `consort job ...`
 pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Result<(), Failure> {
     match cmd {
-        JobCommand::Validate { file } => match load_plan(&file) {
-            Ok(plan) => {
-                print_plan(&plan, json_out);
-                Ok(())
-            }
-            Err(errors) => {
-                print_errors(&errors, json_out);
-                Err(Failure {
-                    code: "invalid_job",
-                    message: format!(
-                        "{} is not a valid job ({})",
-                        file.display(),
-                        problems(errors.len())
-                    ),
-                    exit: 1,
-                    reported: json_out,
-                })
-            }
-        },
+        JobCommand::Validate { file } => validate::run(&file, json_out),
         JobCommand::Submit {
             file,
             wait: wait_end,
@@ -258,10 +162,7 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
                 )
             })?;
             let mut client = target.connect().await?;
-            let job_id = match client.request(Request::JobSubmit { spec }).await? {
-                Response::JobSubmitted { job_id } => job_id,
-                other => return Err(unexpected(&other)),
-            };
+            let job_id = client.call(call::JobSubmit { spec }).await?;
             if !wait_end {
                 if json_out {
                     println!("{}", serde_json::json!({ "job_id": job_id }));
@@ -287,10 +188,7 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
         }
         JobCommand::List { status } => {
             let mut client = target.connect().await?;
-            let mut jobs = match client.request(Request::JobList).await? {
-                Response::Jobs { jobs } => jobs,
-                other => return Err(unexpected(&other)),
-            };
+            let mut jobs = client.call(call::JobList {}).await?;
             if let Some(s) = &status {
                 jobs.retain(|j| &j.status == s);
             }
@@ -310,7 +208,7 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             let mut client = target.connect().await?;
             wait(&mut client, &id, timeout, json_out, false).await
         }
-        JobCommand::Stop { id } => simple(target, Request::JobStop { job: id }, json_out).await,
+        JobCommand::Stop { id } => simple(target, call::JobStop { job: id }, json_out).await,
         JobCommand::Output {
             id,
             task,
@@ -318,15 +216,12 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             output,
         } => {
             let mut client = target.connect().await?;
-            let request = Request::JobOutput {
+            let request = call::JobOutput {
                 job: id,
                 task,
                 name,
             };
-            let data = match client.request(request).await? {
-                Response::Output { data, .. } => data,
-                other => return Err(unexpected(&other)),
-            };
+            let data = client.call(request).await?.data;
             let text = match consort_protocol::data::Dataset::from_bytes(&data) {
                 Ok(d) => d.to_csv().into_bytes(),
                 Err(_) => data,
@@ -342,13 +237,11 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             Ok(())
         }
         JobCommand::Rerun { id, from } => {
-            simple(target, Request::JobRerun { job: id, from }, json_out).await
+            simple(target, call::JobRerun { job: id, from }, json_out).await
         }
-        JobCommand::Approve { id } => {
-            simple(target, Request::JobApprove { job: id }, json_out).await
-        }
+        JobCommand::Approve { id } => simple(target, call::JobApprove { job: id }, json_out).await,
         JobCommand::Reject { id, reason } => {
-            simple(target, Request::JobReject { job: id, reason }, json_out).await
+            simple(target, call::JobReject { job: id, reason }, json_out).await
         }
         JobCommand::Log {
             id,
@@ -360,14 +253,11 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             let mut printed = 0usize;
             let mut finishing = false;
             loop {
-                let request = Request::JobLog {
+                let request = call::JobLog {
                     job: id.clone(),
                     party: party.clone(),
                 };
-                let mut lines = match client.request(request).await? {
-                    Response::JobLog { lines } => lines,
-                    other => return Err(unexpected(&other)),
-                };
+                let mut lines = client.call(request).await?;
                 if let Some(t) = &task {
                     lines.retain(|l| &l.task == t);
                 }
@@ -401,19 +291,20 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
     }
 }
 
-async fn simple(target: &Target, request: Request, json_out: bool) -> Result<(), Failure> {
+/// A job command answered by what was done.
+async fn simple<C: call::Call<Reply = String>>(
+    target: &Target,
+    request: C,
+    json_out: bool,
+) -> Result<(), Failure> {
     let mut client = target.connect().await?;
-    match client.request(request).await? {
-        Response::Done { message } => {
-            if json_out {
-                println!("{}", serde_json::json!({"ok": true, "message": message}));
-            } else {
-                println!("{message}");
-            }
-            Ok(())
-        }
-        other => Err(unexpected(&other)),
+    let message = client.call(request).await?;
+    if json_out {
+        println!("{}", serde_json::json!({"ok": true, "message": message}));
+    } else {
+        println!("{message}");
     }
+    Ok(())
 }
 
 /// `consort metric ...`
@@ -426,13 +317,7 @@ pub(crate) async fn run_metric(
         MetricCommand::List { id, .. } | MetricCommand::Get { id, .. } => id.clone(),
     };
     let mut client = target.connect().await?;
-    let metrics = match client
-        .request(Request::MetricList { job: id.clone() })
-        .await?
-    {
-        Response::Metrics { metrics } => metrics,
-        other => return Err(unexpected(&other)),
-    };
+    let metrics = client.call(call::MetricList { job: id.clone() }).await?;
     match cmd {
         MetricCommand::List { task, .. } => {
             let rows: Vec<_> = metrics
@@ -495,10 +380,9 @@ pub(crate) async fn run_metric(
 }
 
 /// `consort task ...`, called by script operators.
-pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> Result<(), Failure> {
-    use crate::cli::TaskCommand;
+pub(crate) async fn run_task(target: &Target, cmd: TaskCommand) -> Result<(), Failure> {
     let mut client = target.connect().await?;
-    let request = match cmd {
+    match cmd {
         TaskCommand::Remote {
             to,
             tag,
@@ -512,13 +396,15 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
                 return Err(fail("io", format!("{} is not a file", file.display()), 1));
             }
             client.set_timeout(Duration::from_secs(7 * 24 * 3600));
-            Request::TaskRemote {
-                token,
-                to,
-                tag,
-                data: Vec::new(),
-                path: Some(path.display().to_string()),
-            }
+            client
+                .call(call::TaskRemote {
+                    token,
+                    to,
+                    tag,
+                    data: Vec::new(),
+                    path: Some(path.display().to_string()),
+                })
+                .await?;
         }
         TaskCommand::Get {
             from,
@@ -533,25 +419,20 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
                 None => None,
                 Some(path) => Some(absolute_output(path)?),
             };
-            let parts = match client
-                .request(Request::TaskGet {
+            let parts = client
+                .call(call::TaskGet {
                     token,
                     from,
                     tag,
                     into,
                 })
-                .await?
-            {
-                Response::TaskData { parts } => parts,
-                other => return Err(unexpected(&other)),
-            };
+                .await?;
             if output.is_none() {
                 use std::io::Write;
                 for part in &parts {
                     let _ = std::io::stdout().write_all(&part.data);
                 }
             }
-            return Ok(());
         }
         TaskCommand::Metric {
             namespace,
@@ -559,30 +440,37 @@ pub(crate) async fn run_task(target: &Target, cmd: crate::cli::TaskCommand) -> R
             x,
             y,
             token,
-        } => Request::TaskMetric {
-            token,
-            namespace,
-            name,
-            x,
-            y,
-        },
-        TaskCommand::Log { text, token } => Request::TaskLog { token, text },
+        } => {
+            client
+                .call(call::TaskMetric {
+                    token,
+                    namespace,
+                    name,
+                    x,
+                    y,
+                })
+                .await?;
+        }
+        TaskCommand::Log { text, token } => {
+            client.call(call::TaskLog { token, text }).await?;
+        }
         TaskCommand::MetricMeta {
             namespace,
             name,
             meta,
             token,
-        } => Request::TaskMetricMeta {
-            token,
-            namespace,
-            name,
-            meta,
-        },
-    };
-    match client.request(request).await? {
-        Response::Done { .. } => Ok(()),
-        other => Err(unexpected(&other)),
+        } => {
+            client
+                .call(call::TaskMetricMeta {
+                    token,
+                    namespace,
+                    name,
+                    meta,
+                })
+                .await?;
+        }
     }
+    Ok(())
 }
 
 /// `--output` as an absolute path (the daemon writes it; its working directory is not ours).
@@ -595,13 +483,4 @@ fn absolute_output(path: &std::path::Path) -> Result<String, Failure> {
             .join(path)
     };
     Ok(abs.display().to_string())
-}
-
-/// "1 problem", "3 problems".
-fn problems(n: usize) -> String {
-    if n == 1 {
-        "1 problem".to_owned()
-    } else {
-        format!("{n} problems")
-    }
 }

@@ -1,5 +1,5 @@
 //! `consort`: the CLI of a local consortd.
 
 fn main() -> std::process::ExitCode {
-    consort_daemon::cli::main()
+    consort_cli::main()
 }

@@ -9,35 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use consort_protocol::{JobInfo, Request, Response};
+use consort_protocol::JobInfo;
+use consort_protocol::call::{self, Call};
 use serde_json::json;
 
+use crate::args::DemoArgs;
 use crate::client::Client;
-use crate::paths;
-
-/// Options of `consort demo`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// How many organizations: 2 (bank-a is guest and arbiter, insurer-b is host) or 3 (the
-    /// arbiter is a third party, clinic-c).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
-    pub parties: u8,
-    /// Data set: `breast` (569 samples, shipped inside the binary) or `default_credit` (30000
-    /// samples, read from --data-dir).
-    #[arg(long, default_value = "breast", value_parser = ["breast", "default_credit"])]
-    pub data: String,
-    /// Directory holding `<data>_hetero_guest.csv` and `<data>_hetero_host.csv` (needed for
-    /// default_credit).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Paillier key size of the training (FATE's examples use 1024; the component's default is
-    /// 2048).
-    #[arg(long, default_value_t = 1024)]
-    pub key_bits: u32,
-    /// Leave the daemons running and print how to talk to each.
-    #[arg(long)]
-    pub keep: bool,
-}
+use consort_protocol::layout as paths;
 
 /// A failed demo step.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +54,8 @@ fn step(json: bool, text: &str) {
     }
 }
 
-const BREAST_GUEST: &str = include_str!("../../examples/data/breast_hetero_guest.csv");
-const BREAST_HOST: &str = include_str!("../../examples/data/breast_hetero_host.csv");
+const BREAST_GUEST: &str = include_str!("../../../examples/data/breast_hetero_guest.csv");
+const BREAST_HOST: &str = include_str!("../../../examples/data/breast_hetero_host.csv");
 
 /// One demo party: its daemon and a client on its socket.
 struct Party {
@@ -90,11 +68,8 @@ struct Party {
     listen: Vec<String>,
 }
 
-async fn call(client: &mut Client, request: Request) -> Result<Response, DemoError> {
-    client
-        .request(request)
-        .await
-        .map_err(|e| err(e.to_string()))
+async fn ask<C: Call>(client: &mut Client, request: C) -> Result<C::Reply, DemoError> {
+    client.call(request).await.map_err(|e| err(e.to_string()))
 }
 
 /// `consortd init` + `consortd run` of one party; every table may be used with every partner.
@@ -144,9 +119,7 @@ async fn start_party(consortd: &Path, base: &Path, name: &'static str) -> Result
     let mut running = Running { child: Some(child) };
     let socket = dir.join(paths::SOCKET_FILE);
     let mut client = connect_with_deadline(&socket, &mut running, &log).await?;
-    let Response::Status(status) = call(&mut client, Request::Status).await? else {
-        return Err(err("unexpected answer to status"));
-    };
+    let status = ask(&mut client, call::Status {}).await?;
     Ok(Party {
         name,
         dir,
@@ -248,21 +221,20 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     for p in parties.iter_mut() {
         for (name, peer_id, addrs) in &roster {
             if name != p.name {
-                let add = Request::PartnerAdd {
+                let add = call::PartnerAdd {
                     party: name.clone(),
                     peer_id: peer_id.clone(),
                     addrs: addrs.clone(),
                 };
-                call(&mut p.client, add).await?;
+                ask(&mut p.client, add).await?;
             }
         }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     for p in parties.iter_mut() {
         loop {
-            if let Response::Peers { peers } = call(&mut p.client, Request::Peers).await?
-                && peers.iter().filter(|x| x.connected).count() == names.len() - 1
-            {
+            let peers = ask(&mut p.client, call::Peers {}).await?;
+            if peers.iter().filter(|x| x.connected).count() == names.len() - 1 {
                 break;
             }
             if Instant::now() > deadline {
@@ -281,7 +253,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
         .enumerate()
     {
         let table = format!("{}_{role}", args.data);
-        let upload = Request::DataUpload {
+        let upload = call::DataUpload {
             name: table.clone(),
             path: csv.display().to_string(),
             id_column: "id".into(),
@@ -289,9 +261,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
             delimiter: b',',
             replace: true,
         };
-        let Response::Table { table: t } = call(&mut parties[i].client, upload).await? else {
-            return Err(err("unexpected answer to data upload"));
-        };
+        let t = ask(&mut parties[i].client, upload).await?;
         step(
             json,
             &format!(
@@ -322,10 +292,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
         ),
     );
     let submitted = Instant::now();
-    let job = match call(&mut parties[0].client, Request::JobSubmit { spec }).await? {
-        Response::JobSubmitted { job_id } => job_id,
-        other => return Err(err(format!("unexpected answer {other:?}"))),
-    };
+    let job = ask(&mut parties[0].client, call::JobSubmit { spec }).await?;
     let info = follow(&mut parties[0].client, &job, json).await?;
     let job_s = submitted.elapsed().as_secs_f64();
     if info.status != "success" {
@@ -343,14 +310,11 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
             parties[0].dir.display()
         )));
     }
-    let Response::Metrics { metrics } = call(
+    let metrics = ask(
         &mut parties[0].client,
-        Request::MetricList { job: job.clone() },
+        call::MetricList { job: job.clone() },
     )
-    .await?
-    else {
-        return Err(err("unexpected answer to metric list"));
-    };
+    .await?;
     let scalar = |ns: &str, name: &str| {
         metrics
             .iter()
@@ -366,11 +330,8 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     let mut model = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     while model.is_none() && Instant::now() < deadline {
-        if let Response::Models { models } =
-            call(&mut parties[0].client, Request::ModelList).await?
-        {
-            model = models.into_iter().find(|m| m.version == job);
-        }
+        let models = ask(&mut parties[0].client, call::ModelList {}).await?;
+        model = models.into_iter().find(|m| m.version == job);
         if model.is_none() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -427,7 +388,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     }
     step(json, "shutting the daemons down");
     for p in parties.iter_mut() {
-        call(&mut p.client, Request::Shutdown).await?;
+        ask(&mut p.client, call::Shutdown {}).await?;
     }
     let mut pids = Vec::new();
     for p in parties.iter_mut() {
@@ -460,30 +421,24 @@ async fn follow(client: &mut Client, job: &str, json: bool) -> Result<JobInfo, D
     let mut epochs_shown = 0;
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let info = match call(
+        let info = ask(
             client,
-            Request::JobShow {
+            call::JobShow {
                 job: job.to_owned(),
             },
         )
-        .await?
-        {
-            Response::Job(info) => info,
-            other => return Err(err(format!("unexpected answer {other:?}"))),
-        };
+        .await?;
         // The training loss, epoch by epoch, as the guest logs it (read after the task states,
         // printed before them, so an epoch never shows after its task ended).
-        if !json
-            && let Response::Metrics { metrics } = call(
-                client,
-                Request::MetricList {
-                    job: job.to_owned(),
-                },
-            )
-            .await?
-            && let Some(loss) = metrics
-                .iter()
-                .find(|m| m.namespace == "train" && m.name == "loss" && m.role == "guest")
+        let metrics = if json {
+            Vec::new()
+        } else {
+            let job = job.to_owned();
+            ask(client, call::MetricList { job }).await?
+        };
+        if let Some(loss) = metrics
+            .iter()
+            .find(|m| m.namespace == "train" && m.name == "loss" && m.role == "guest")
         {
             for (x, y) in loss.points.iter().skip(epochs_shown) {
                 println!("          epoch {:>3}  loss {y:.4}", *x as u64 + 1);

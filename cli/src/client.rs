@@ -1,8 +1,9 @@
-//! A client of the control socket, used by the `consort` CLI.
+//! A client of the control socket: connect, greet, then typed calls.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use consort_protocol::call::Call;
 use consort_protocol::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, FrameCodec,
     FrameError, Request, Response, ServerMessage,
@@ -29,6 +30,14 @@ pub enum ClientError {
     /// The daemon answered with an error.
     #[error("consortd: {0}")]
     Daemon(#[from] ControlError),
+    /// The daemon answered a request with the reply of another kind of request.
+    #[error("unexpected answer from consortd to {request}: {reply}")]
+    UnexpectedReply {
+        /// The request's kind.
+        request: String,
+        /// The reply, as debug text.
+        reply: String,
+    },
     /// The connection broke or carried something unexpected.
     #[error("control connection to {socket}: {reason}")]
     Protocol {
@@ -116,7 +125,20 @@ impl Client {
         self.timeout = timeout;
     }
 
-    /// Sends `request` and waits for its answer.
+    /// Sends a typed request and returns its reply; the one place a reply of the wrong kind is
+    /// turned into an error.
+    pub async fn call<C: Call>(&mut self, call: C) -> Result<C::Reply, ClientError> {
+        let response = self.request(call.into()).await?;
+        C::reply(response).map_err(|other| {
+            let name = std::any::type_name::<C>();
+            ClientError::UnexpectedReply {
+                request: name.rsplit("::").next().unwrap_or(name).to_owned(),
+                reply: format!("{other:?}"),
+            }
+        })
+    }
+
+    /// Sends `request` and waits for its answer, whatever its kind.
     pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
@@ -126,5 +148,64 @@ impl Client {
             ServerMessage::Error { error, .. } => Err(ClientError::Daemon(error)),
             other => Err(self.protocol(format!("unexpected answer to request {id}: {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_protocol::call;
+
+    /// A daemon that greets, then answers every request with `ShuttingDown`.
+    async fn odd_daemon(listener: tokio::net::UnixListener) {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (r, w) = stream.into_split();
+        let codec = FrameCodec::<ClientMessage, ServerMessage>::default();
+        let mut reader = FramedRead::new(r, codec.clone());
+        let mut writer = FramedWrite::new(w, codec);
+        while let Some(Ok(msg)) = reader.next().await {
+            let answer = match msg {
+                ClientMessage::Hello { .. } => ServerMessage::Welcome {
+                    version: CONTROL_PROTOCOL_VERSION,
+                    daemon_version: "test".into(),
+                },
+                ClientMessage::Request { id, .. } => ServerMessage::Response {
+                    id,
+                    response: Response::ShuttingDown,
+                },
+            };
+            writer.send(answer).await.expect("send");
+        }
+    }
+
+    #[test]
+    fn a_reply_of_another_kind_is_one_typed_error() {
+        let dir = std::env::temp_dir().join(format!("consort-cli-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let socket = dir.join("s.sock");
+        let _ = std::fs::remove_file(&socket);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+            tokio::spawn(odd_daemon(listener));
+            let mut client = Client::connect(&socket).await.expect("connect");
+            // The reply it expects: typed.
+            client
+                .call(call::Shutdown {})
+                .await
+                .expect("shutdown reply");
+            // Another kind: the one error, naming the request.
+            match client.call(call::Status {}).await {
+                Err(ClientError::UnexpectedReply { request, reply }) => {
+                    assert_eq!(request, "Status");
+                    assert_eq!(reply, "ShuttingDown");
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

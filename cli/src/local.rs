@@ -1,0 +1,4 @@
+//! Commands that need no daemon: checking job files, and the demo (which starts its own).
+
+pub mod demo;
+pub(crate) mod validate;
