@@ -4,6 +4,7 @@
 use consort_actors::model_manager::{
     Agree, ModelDelete, ModelDiff, ModelExport, ModelImport, ModelLog, ModelReflog, Verify,
 };
+use consort_actors::model_rpc::RefMove;
 use consort_protocol::{ControlError, ErrorCode, Request, Response};
 
 use crate::failure::{control_error, mailbox_error};
@@ -17,28 +18,54 @@ pub(crate) async fn handle(
 ) -> Result<Response, ControlError> {
     let manager = &state.actors.model_manager;
     let who = state.status.party.clone();
-    let kind = Kind::of(&request);
-    let reply = match request {
-        Request::ModelLog { model, branch, all } => {
-            manager.send(ModelLog { model, branch, all }).await
-        }
-        Request::ModelReflog { model, reference } => {
-            manager.send(ModelReflog { model, reference }).await
-        }
-        Request::ModelDiff { a, b } => manager.send(ModelDiff { a, b }).await,
+    let failed = |e| mailbox_error("model manager", e);
+    Ok(match request {
+        Request::ModelLog { model, branch, all } => Response::ModelLog {
+            entries: manager
+                .send(ModelLog { model, branch, all })
+                .await
+                .map_err(failed)?
+                .map_err(control_error)?,
+        },
+        Request::ModelReflog { model, reference } => Response::ModelReflog {
+            entries: manager
+                .send(ModelReflog { model, reference })
+                .await
+                .map_err(failed)?
+                .map_err(control_error)?,
+        },
+        Request::ModelDiff { a, b } => Response::ModelDiff(
+            manager
+                .send(ModelDiff { a, b })
+                .await
+                .map_err(failed)?
+                .map_err(control_error)?,
+        ),
         Request::ModelExport { rev, path } => {
             let path = absolute(path)?;
-            manager.send(ModelExport { rev, path }).await
+            Response::ModelExported(
+                manager
+                    .send(ModelExport { rev, path })
+                    .await
+                    .map_err(failed)?
+                    .map_err(control_error)?,
+            )
         }
         Request::ModelImport { path } => {
             let path = absolute(path)?;
-            manager.send(ModelImport { path }).await
+            Response::ModelImported(
+                manager
+                    .send(ModelImport { path })
+                    .await
+                    .map_err(failed)?
+                    .map_err(control_error)?,
+            )
         }
         Request::ModelDelete {
             model,
             version,
             force,
-        } => {
+        } => Response::ModelDeleted(
             manager
                 .send(ModelDelete {
                     model,
@@ -46,107 +73,68 @@ pub(crate) async fn handle(
                     force,
                 })
                 .await
-        }
+                .map_err(failed)?
+                .map_err(control_error)?,
+        ),
         Request::ModelTag { rev, name, message } => {
             let model_id = rev.split('@').next().unwrap_or_default().to_owned();
-            let op = consort_actors::model_rpc::RefMove::Tag {
+            let op = RefMove::Tag {
                 model_id,
                 name,
                 rev,
                 message,
                 who,
             };
-            manager.send(Agree(op)).await
+            Response::ModelMoved(
+                manager
+                    .send(Agree(op))
+                    .await
+                    .map_err(failed)?
+                    .map_err(control_error)?,
+            )
         }
         Request::ModelBranch { model, name, from } => {
-            let op = consort_actors::model_rpc::RefMove::Branch {
+            let op = RefMove::Branch {
                 model_id: model,
                 name,
                 from,
                 who,
             };
-            manager.send(Agree(op)).await
+            Response::ModelMoved(
+                manager
+                    .send(Agree(op))
+                    .await
+                    .map_err(failed)?
+                    .map_err(control_error)?,
+            )
         }
         Request::ModelRollback { model, to, branch } => {
-            let op = consort_actors::model_rpc::RefMove::Rollback {
+            let op = RefMove::Rollback {
                 model_id: model,
                 branch,
                 to,
                 who,
             };
-            manager.send(Agree(op)).await
+            Response::ModelMoved(
+                manager
+                    .send(Agree(op))
+                    .await
+                    .map_err(failed)?
+                    .map_err(control_error)?,
+            )
         }
-        Request::ModelVerify { rev } => manager.send(Verify { rev }).await,
+        Request::ModelVerify { rev } => Response::ModelVerified(
+            manager
+                .send(Verify { rev })
+                .await
+                .map_err(failed)?
+                .map_err(control_error)?,
+        ),
         _ => {
             return Err(ControlError::new(
                 ErrorCode::Internal,
                 "not a model request",
             ));
         }
-    };
-    let value = reply
-        .map_err(|e| mailbox_error("model manager", e))?
-        .map_err(control_error)?;
-    kind.reply(value)
-}
-
-/// Which typed reply a model request gets.
-#[derive(Clone, Copy)]
-enum Kind {
-    Log,
-    Reflog,
-    Diff,
-    Export,
-    Import,
-    Delete,
-    Moved,
-    Verify,
-    Other,
-}
-
-impl Kind {
-    fn of(request: &Request) -> Self {
-        match request {
-            Request::ModelLog { .. } => Self::Log,
-            Request::ModelReflog { .. } => Self::Reflog,
-            Request::ModelDiff { .. } => Self::Diff,
-            Request::ModelExport { .. } => Self::Export,
-            Request::ModelImport { .. } => Self::Import,
-            Request::ModelDelete { .. } => Self::Delete,
-            Request::ModelTag { .. }
-            | Request::ModelBranch { .. }
-            | Request::ModelRollback { .. } => Self::Moved,
-            Request::ModelVerify { .. } => Self::Verify,
-            _ => Self::Other,
-        }
-    }
-
-    /// The ModelManager's answer (the storage types' JSON form) as the protocol's typed reply:
-    /// the protocol types mirror the storage ones field by field.
-    fn reply(self, value: serde_json::Value) -> Result<Response, ControlError> {
-        fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ControlError> {
-            serde_json::from_value(v)
-                .map_err(|e| ControlError::new(ErrorCode::Internal, format!("model reply: {e}")))
-        }
-        Ok(match self {
-            Self::Log => Response::ModelLog {
-                entries: typed(value)?,
-            },
-            Self::Reflog => Response::ModelReflog {
-                entries: typed(value)?,
-            },
-            Self::Diff => Response::ModelDiff(typed(value)?),
-            Self::Export => Response::ModelExported(typed(value)?),
-            Self::Import => Response::ModelImported(typed(value)?),
-            Self::Delete => Response::ModelDeleted(typed(value)?),
-            Self::Moved => Response::ModelMoved(typed(value)?),
-            Self::Verify => Response::ModelVerified(typed(value)?),
-            Self::Other => {
-                return Err(ControlError::new(
-                    ErrorCode::Internal,
-                    "not a model request",
-                ));
-            }
-        })
-    }
+    })
 }

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Context, Handler, Message, ResponseFuture};
+use consort_protocol::models::{MoveReport, PartyRevision, VerifyReport};
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
 use consort_storage::{Models, RefMove};
-use serde_json::json;
 
-use super::history::JsonReply;
 use super::peer::model_of;
 use super::{Inner, ModelManager};
 use crate::failure::{Failure, blocking};
@@ -25,12 +24,12 @@ const PHASE_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Agree(pub RefMove);
 
 impl Message for Agree {
-    type Result = JsonReply;
+    type Result = Result<MoveReport, Failure>;
 }
 
 /// Handler for [`Agree`]: check here, prepare at every participant, then apply everywhere.
 impl Handler<Agree> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<MoveReport, Failure>>;
 
     fn handle(&mut self, msg: Agree, _ctx: &mut Context<Self>) -> Self::Result {
         let inner = self.inner();
@@ -46,21 +45,17 @@ pub struct Verify {
 }
 
 impl Message for Verify {
-    type Result = JsonReply;
+    type Result = Result<VerifyReport, Failure>;
 }
 
 /// Handler for [`Verify`].
 impl Handler<Verify> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<VerifyReport, Failure>>;
 
     fn handle(&mut self, msg: Verify, _ctx: &mut Context<Self>) -> Self::Result {
         let inner = self.inner();
         Box::pin(async move { verify(inner?, msg.rev).await })
     }
-}
-
-fn to_json(v: impl serde::Serialize) -> JsonReply {
-    serde_json::to_value(v).map_err(Failure::internal)
 }
 
 /// The other parties of model `model_id` (per its newest version here).
@@ -94,7 +89,7 @@ async fn ask(inner: &Inner, party: &str, rpc: &ModelRpc) -> Result<ModelAnswer, 
     }
 }
 
-async fn agree(inner: Arc<Inner>, op: RefMove) -> JsonReply {
+async fn agree(inner: Arc<Inner>, op: RefMove) -> Result<MoveReport, Failure> {
     let me = inner.deps.me.to_string();
     let model_id = model_of(&op).to_owned();
     // The revision naming the moved ref, for `consort model verify`.
@@ -162,7 +157,10 @@ async fn agree(inner: Arc<Inner>, op: RefMove) -> JsonReply {
     }
     let mut parties = vec![me];
     parties.extend(others);
-    to_json(json!({"commit": commit.as_str(), "parties": parties}))
+    Ok(MoveReport {
+        commit: commit.as_str().to_owned(),
+        parties,
+    })
 }
 
 /// Aborts a move some participant refused or did not answer; the error names who holds what.
@@ -217,7 +215,7 @@ async fn abort(
     Failure::Unreachable(message)
 }
 
-async fn verify(inner: Arc<Inner>, rev: String) -> JsonReply {
+async fn verify(inner: Arc<Inner>, rev: String) -> Result<VerifyReport, Failure> {
     let who = inner.deps.me.to_string();
     let model_id = rev.split('@').next().unwrap_or_default().to_owned();
     let (m2, r2, me) = (inner.deps.models.clone(), rev.clone(), who.clone());
@@ -226,8 +224,23 @@ async fn verify(inner: Arc<Inner>, rev: String) -> JsonReply {
         Ok((mine, participants(&m2, &model_id, &me)?))
     })
     .await?;
-    let mut parties =
-        vec![json!({"party": who, "version": mine.1.model_version, "commit": mine.0.as_str()})];
+    let at = |party: &str, version: String, commit: String| PartyRevision {
+        party: party.to_owned(),
+        version: Some(version),
+        commit: Some(commit),
+        error: None,
+    };
+    let failed = |party: &str, error: String| PartyRevision {
+        party: party.to_owned(),
+        version: None,
+        commit: None,
+        error: Some(error),
+    };
+    let mut parties = vec![at(
+        &who,
+        mine.1.model_version.clone(),
+        mine.0.as_str().to_owned(),
+    )];
     // Parties naming another version than this one, or none.
     let mut differing = Vec::new();
     let q = ModelRpc::Resolve { rev: rev.clone() };
@@ -238,29 +251,29 @@ async fn verify(inner: Arc<Inner>, rev: String) -> JsonReply {
                 if version != mine.1.model_version {
                     differing.push(party.clone());
                 }
-                parties.push(json!({"party": party, "version": version, "commit": commit}));
+                parties.push(at(party, version, commit));
             }
             Ok(ModelAnswer::Refused { reason }) => {
                 differing.push(party.clone());
-                parties.push(json!({"party": party, "error": reason}));
+                parties.push(failed(party, reason));
             }
             Ok(other) => {
                 differing.push(party.clone());
-                parties.push(json!({"party": party, "error": format!("{other:?}")}));
+                parties.push(failed(party, format!("{other:?}")));
             }
             Err(e) => {
                 differing.push(party.clone());
-                parties.push(json!({"party": party, "error": e}));
+                parties.push(failed(party, e));
             }
         }
     }
     let consistent = differing.is_empty();
-    to_json(json!({
-        "rev": rev,
-        "consistent": consistent,
-        "parties": parties,
-        "differing": differing,
-    }))
+    Ok(VerifyReport {
+        rev,
+        consistent,
+        parties,
+        differing,
+    })
 }
 
 fn rand_tx() -> u64 {

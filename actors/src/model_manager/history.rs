@@ -4,18 +4,20 @@
 use std::path::PathBuf;
 
 use actix::{Context, Handler, Message, ResponseFuture};
+use consort_protocol::models::{
+    DeleteReport, ExportReport, ImportReport, ModelDiffInfo, ModelLogEntry, ReflogInfo,
+};
 use consort_protocol::{ModelInfo, ModelPartInfo};
 use consort_storage::{ModelVersion, Models};
-use serde_json::{Value, json};
 
 use super::ModelManager;
 use crate::failure::{Failure, blocking};
 
-/// A JSON answer (what `consort model …` prints).
-pub type JsonReply = Result<Value, Failure>;
-
-fn to_json(v: impl serde::Serialize) -> JsonReply {
-    serde_json::to_value(v).map_err(Failure::internal)
+/// The control protocol's twin of a storage type: the protocol types mirror the storage ones
+/// field by field (hashes as text, params as JSON text), so one serde round trip converts them.
+fn mirror<T: serde::de::DeserializeOwned>(v: impl serde::Serialize) -> Result<T, Failure> {
+    serde_json::from_value(serde_json::to_value(v).map_err(Failure::internal)?)
+        .map_err(Failure::internal)
 }
 
 /// A model version as the CLI shows it.
@@ -126,15 +128,15 @@ pub struct ModelLog {
 }
 
 impl Message for ModelLog {
-    type Result = JsonReply;
+    type Result = Result<Vec<ModelLogEntry>, Failure>;
 }
 
 /// Handler for [`ModelLog`].
 impl Handler<ModelLog> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<Vec<ModelLogEntry>, Failure>>;
 
     fn handle(&mut self, msg: ModelLog, _ctx: &mut Context<Self>) -> Self::Result {
-        self.with_models(move |m| to_json(m.log(&msg.model, msg.branch.as_deref(), msg.all)?))
+        self.with_models(move |m| mirror(m.log(&msg.model, msg.branch.as_deref(), msg.all)?))
     }
 }
 
@@ -148,12 +150,12 @@ pub struct ModelReflog {
 }
 
 impl Message for ModelReflog {
-    type Result = JsonReply;
+    type Result = Result<Vec<ReflogInfo>, Failure>;
 }
 
 /// Handler for [`ModelReflog`].
 impl Handler<ModelReflog> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<Vec<ReflogInfo>, Failure>>;
 
     fn handle(&mut self, msg: ModelReflog, _ctx: &mut Context<Self>) -> Self::Result {
         self.with_models(move |m| {
@@ -164,7 +166,7 @@ impl Handler<ModelReflog> for ModelManager {
                     format!("heads/{r}")
                 }
             });
-            to_json(m.reflog(&msg.model, r.as_deref())?)
+            mirror(m.reflog(&msg.model, r.as_deref())?)
         })
     }
 }
@@ -179,15 +181,15 @@ pub struct ModelDiff {
 }
 
 impl Message for ModelDiff {
-    type Result = JsonReply;
+    type Result = Result<ModelDiffInfo, Failure>;
 }
 
 /// Handler for [`ModelDiff`].
 impl Handler<ModelDiff> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<ModelDiffInfo, Failure>>;
 
     fn handle(&mut self, msg: ModelDiff, _ctx: &mut Context<Self>) -> Self::Result {
-        self.with_models(move |m| to_json(m.diff(&msg.a, &msg.b)?))
+        self.with_models(move |m| mirror(m.diff(&msg.a, &msg.b)?))
     }
 }
 
@@ -201,12 +203,12 @@ pub struct ModelExport {
 }
 
 impl Message for ModelExport {
-    type Result = JsonReply;
+    type Result = Result<ExportReport, Failure>;
 }
 
 /// Handler for [`ModelExport`].
 impl Handler<ModelExport> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<ExportReport, Failure>>;
 
     fn handle(&mut self, msg: ModelExport, _ctx: &mut Context<Self>) -> Self::Result {
         self.with_models(move |m| {
@@ -219,7 +221,11 @@ impl Handler<ModelExport> for ModelManager {
             let file = w.into_inner().map_err(Failure::internal)?;
             file.sync_all().map_err(Failure::internal)?;
             std::fs::rename(&tmp, &path).map_err(Failure::internal)?;
-            to_json(json!({"commit": commit.as_str(), "bytes": bytes, "path": path}))
+            Ok(ExportReport {
+                commit: commit.as_str().to_owned(),
+                bytes,
+                path: path.display().to_string(),
+            })
         })
     }
 }
@@ -232,19 +238,19 @@ pub struct ModelImport {
 }
 
 impl Message for ModelImport {
-    type Result = JsonReply;
+    type Result = Result<ImportReport, Failure>;
 }
 
 /// Handler for [`ModelImport`].
 impl Handler<ModelImport> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<ImportReport, Failure>>;
 
     fn handle(&mut self, msg: ModelImport, _ctx: &mut Context<Self>) -> Self::Result {
         self.with_models(move |m| {
             let file = std::fs::File::open(&msg.path).map_err(|e| {
                 Failure::Invalid(format!("cannot read {}: {e}", msg.path.display()))
             })?;
-            to_json(m.import(std::io::BufReader::new(file))?)
+            mirror(m.import(std::io::BufReader::new(file))?)
         })
     }
 }
@@ -261,14 +267,14 @@ pub struct ModelDelete {
 }
 
 impl Message for ModelDelete {
-    type Result = JsonReply;
+    type Result = Result<DeleteReport, Failure>;
 }
 
 /// Handler for [`ModelDelete`].
 impl Handler<ModelDelete> for ModelManager {
-    type Result = ResponseFuture<JsonReply>;
+    type Result = ResponseFuture<Result<DeleteReport, Failure>>;
 
     fn handle(&mut self, msg: ModelDelete, _ctx: &mut Context<Self>) -> Self::Result {
-        self.with_models(move |m| to_json(m.delete(&msg.model, &msg.version, msg.force)?))
+        self.with_models(move |m| mirror(m.delete(&msg.model, &msg.version, msg.force)?))
     }
 }
