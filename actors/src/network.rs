@@ -11,6 +11,7 @@ mod catch_up;
 mod codec;
 mod event_loop;
 mod partners;
+mod sums;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -377,6 +378,14 @@ async fn build(
         .into_iter()
         .filter_map(|(origin, used)| PartyName::new(&origin).ok().map(|p| (p, used)))
         .collect();
+    // The per-job sums for anti-entropy (one more scan at start-up).
+    let mut sums = sums::Sums::default();
+    for r in records
+        .all()
+        .map_err(|e| startup(format!("cannot read the records: {e}")))?
+    {
+        sums.account(None, &r);
+    }
     let (done_tx, done_rx) = mpsc::channel(64);
     let opts = BehaviourOptions {
         max_message_bytes: config.max_message_bytes,
@@ -462,6 +471,9 @@ async fn build(
         catching_up: HashSet::new(),
         usage,
         quota: (config.records_per_partner, config.record_bytes_per_partner),
+        outbox: HashMap::new(),
+        pushing: HashSet::new(),
+        sums,
     };
     for partner in partners {
         event_loop.add_partner(partner)?;

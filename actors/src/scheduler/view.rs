@@ -100,6 +100,14 @@ pub fn job_info(view: &JobView, with_tasks: bool) -> JobInfo {
                     TaskOutcome::InProgress if per_party.values().any(|r| r.state == "running") => {
                         "running"
                     }
+                    // Nothing is left to run: every part was canceled (or never started in a
+                    // job that is over).
+                    TaskOutcome::InProgress
+                        if !per_party.is_empty()
+                            && per_party.values().all(|r| r.state == "canceled") =>
+                    {
+                        "canceled"
+                    }
                     TaskOutcome::InProgress if status == JobStatus::Canceled => "canceled",
                     TaskOutcome::InProgress => "waiting",
                 };
