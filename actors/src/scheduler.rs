@@ -1242,16 +1242,35 @@ impl Handler<Rerun> for Scheduler {
 #[rtype(result = "Result<JobInfo, JobError>")]
 pub struct Show(pub String);
 
+/// Shows what is known: a run last reported running by a partner that is unreachable now
+/// shows `unreachable since T`, not a state nobody can vouch for.
 impl Handler<Show> for Scheduler {
-    type Result = Result<JobInfo, JobError>;
+    type Result = ResponseActFuture<Self, Result<JobInfo, JobError>>;
 
     fn handle(&mut self, msg: Show, _ctx: &mut Context<Self>) -> Self::Result {
-        let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
-        let view = self
-            .views
-            .get(&job)
-            .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
-        Ok(view::job_info(view, true))
+        let net = self.deps.as_ref().map(|d| d.net.clone());
+        Box::pin(
+            async move {
+                match net {
+                    Some(net) => net.peers().await.unwrap_or_default(),
+                    None => Vec::new(),
+                }
+            }
+            .into_actor(self)
+            .map(move |peers, act, _ctx| {
+                let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                let view = act
+                    .views
+                    .get(&job)
+                    .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                let away = peers
+                    .into_iter()
+                    .filter(|p| !p.connected)
+                    .map(|p| (p.party, p.last_seen))
+                    .collect();
+                Ok(view::job_info_with(view, true, &away))
+            }),
+        )
     }
 }
 

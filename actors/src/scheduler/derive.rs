@@ -437,6 +437,28 @@ mod tests {
     }
 
     #[test]
+    fn a_run_at_an_unreachable_party_shows_unreachable_since_then() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Running);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Running);
+        // 2026-11-30 12:00:00 UTC
+        let away = BTreeMap::from([(p("b"), Some(1_796_040_000_000))]);
+        let info = super::super::view::job_info_with(&v, true, &away);
+        let one = info.tasks.iter().find(|t| t.name == "one").expect("task");
+        assert_eq!(one.status, "running");
+        assert_eq!(one.parties["a"].state, "running");
+        assert_eq!(one.parties["b"].state, "unreachable");
+        assert_eq!(
+            one.parties["b"].error.as_deref(),
+            Some("unreachable since 2026-11-30 12:00:00 UTC (last state: running)")
+        );
+        // Reachable again: its last state.
+        let info = super::super::view::job_info(&v, true);
+        assert_eq!(info.tasks[0].parties["b"].state, "running");
+    }
+
+    #[test]
     fn pending_until_everyone_accepts_then_runs_in_order() {
         let mut v = view(0);
         v.decisions.insert(p("a"), Decision::Accepted);
