@@ -305,6 +305,15 @@ impl NetworkClient {
     }
 }
 
+#[cfg(test)]
+impl NetworkClient {
+    /// A client whose commands come out of the returned channel, for tests to answer.
+    pub(crate) fn detached() -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(64);
+        (Self { tx }, rx)
+    }
+}
+
 /// A started network: the client, the events, and the thread running the event loop.
 pub struct Network {
     /// Handle for commands.

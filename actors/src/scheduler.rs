@@ -7,6 +7,8 @@
 
 pub mod derive;
 mod model_store;
+#[cfg(test)]
+mod order_tests;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
