@@ -11,6 +11,7 @@ mod catch_up;
 mod codec;
 mod event_loop;
 mod partners;
+mod sums;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -304,6 +305,15 @@ impl NetworkClient {
     }
 }
 
+#[cfg(test)]
+impl NetworkClient {
+    /// A client whose commands come out of the returned channel, for tests to answer.
+    pub(crate) fn detached() -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(64);
+        (Self { tx }, rx)
+    }
+}
+
 /// A started network: the client, the events, and the thread running the event loop.
 pub struct Network {
     /// Handle for commands.
@@ -377,6 +387,14 @@ async fn build(
         .into_iter()
         .filter_map(|(origin, used)| PartyName::new(&origin).ok().map(|p| (p, used)))
         .collect();
+    // The per-job sums for anti-entropy (one more scan at start-up).
+    let mut sums = sums::Sums::default();
+    for r in records
+        .all()
+        .map_err(|e| startup(format!("cannot read the records: {e}")))?
+    {
+        sums.account(None, &r);
+    }
     let (done_tx, done_rx) = mpsc::channel(64);
     let opts = BehaviourOptions {
         max_message_bytes: config.max_message_bytes,
@@ -462,6 +480,9 @@ async fn build(
         catching_up: HashSet::new(),
         usage,
         quota: (config.records_per_partner, config.record_bytes_per_partner),
+        outbox: HashMap::new(),
+        pushing: HashSet::new(),
+        sums,
     };
     for partner in partners {
         event_loop.add_partner(partner)?;

@@ -7,6 +7,8 @@
 
 pub mod derive;
 mod model_checks;
+#[cfg(test)]
+mod order_tests;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,6 +103,14 @@ pub struct Scheduler {
     model_checks: BTreeMap<JobId, Option<ModelChecks>>,
     /// Finished jobs whose leftover mailbox entries were dropped in this process.
     cleaned: BTreeSet<JobId>,
+    /// Jobs whose view was just created: their records already in the store (those that
+    /// arrived before the job record) are to be read, off this thread.
+    to_load: Vec<JobId>,
+    /// A resync is under way (one at a time).
+    resyncing: bool,
+    /// Records a resync found before their event: `(origin, key, version)` → when. An event
+    /// still on its way clears its entry; one that never comes is reported as lost.
+    found_early: std::collections::HashMap<(PartyName, String, u64), std::time::Instant>,
 }
 
 impl Scheduler {
@@ -118,6 +128,9 @@ impl Scheduler {
             committed: BTreeSet::new(),
             model_checks: BTreeMap::new(),
             cleaned: BTreeSet::new(),
+            to_load: Vec::new(),
+            resyncing: false,
+            found_early: Default::default(),
         }
     }
 
@@ -136,6 +149,9 @@ impl Scheduler {
             committed: BTreeSet::new(),
             model_checks: BTreeMap::new(),
             cleaned: BTreeSet::new(),
+            to_load: Vec::new(),
+            resyncing: false,
+            found_early: Default::default(),
         }
     }
 }
@@ -170,22 +186,43 @@ impl Actor for Scheduler {
         // Bursts of records (many jobs at once) must queue, not bounce.
         ctx.set_mailbox_capacity(4096);
         // Safety net: re-read the records of unfinished jobs from the store now and then, so
-        // a record whose event was missed still moves its job on.
+        // a record whose event was missed still moves its job on. Keyed by job, off this
+        // thread, and only newer versions change anything.
         ctx.run_interval(RESYNC_EVERY, |act, ctx| act.resync(ctx));
         let Some(deps) = &self.deps else { return };
+        // The store is read on a blocking thread; no message is handled until it is folded in.
+        let records = deps.records.clone();
+        ctx.wait(
+            async move { tokio::task::spawn_blocking(move || records.all()).await }
+                .into_actor(self)
+                .map(|all, act, ctx| match all {
+                    Ok(Ok(all)) => act.load_all(all, ctx),
+                    Ok(Err(e)) => warn!(error = %e, "cannot load records"),
+                    Err(e) => warn!(error = %e, "cannot load records"),
+                }),
+        );
+    }
+}
 
+/// Period of the scheduler's re-read of unfinished jobs' records.
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
+/// A record a resync found whose event has not come this long after was lost.
+const LOST_AFTER: Duration = Duration::from_secs(30);
+
+impl Scheduler {
+    /// Folds the whole store in at start-up, then acts on every job.
+    fn load_all(&mut self, all: Vec<Record>, ctx: &mut Context<Self>) {
+        let Some(deps) = &self.deps else { return };
         let me = deps.me.clone();
         let work_dir = deps.work_dir.clone();
-        let all = match deps.records.all() {
-            Ok(all) => all,
-            Err(e) => return warn!(error = %e, "cannot load records"),
-        };
         // Job records first, then the rest, so that every record finds its job.
         let (jobs, rest): (Vec<Record>, Vec<Record>) =
             all.into_iter().partition(|r| r.key.starts_with("job/"));
         for r in jobs.iter().chain(rest.iter()) {
             self.apply(r);
         }
+        // Everything held is folded in already.
+        self.to_load.clear();
         // A run of ours still marked running was cut short by a restart: it failed, unless it
         // was only waiting for its first message (then it starts again, at the same attempt).
         let stale: Vec<(JobId, RunKey)> = self
@@ -214,13 +251,46 @@ impl Actor for Scheduler {
         }
         info!(jobs = self.views.len(), "scheduler started");
     }
-}
 
-/// Period of the scheduler's re-read of unfinished jobs' records.
-const RESYNC_EVERY: Duration = Duration::from_secs(2);
+    /// Reads the held records of jobs whose view was just created (records that arrived
+    /// before their job record), on a blocking thread, and folds them in.
+    fn load_new(&mut self, ctx: &mut Context<Self>) {
+        let Some(deps) = &self.deps else { return };
+        for job in std::mem::take(&mut self.to_load) {
+            let records = deps.records.clone();
+            let id = job.clone();
+            ctx.spawn(
+                async move { tokio::task::spawn_blocking(move || records.of_job(id.as_str())).await }
+                    .into_actor(self)
+                    .map(move |held, act, ctx| {
+                        match held {
+                            Ok(Ok(held)) => {
+                                for r in &held {
+                                    act.apply(r);
+                                }
+                            }
+                            Ok(Err(e)) => warn!(%job, error = %e, "cannot read a job's records"),
+                            Err(e) => warn!(%job, error = %e, "cannot read a job's records"),
+                        }
+                        act.tick(ctx, &job);
+                    }),
+            );
+        }
+    }
 
-impl Scheduler {
     fn resync(&mut self, ctx: &mut Context<Self>) {
+        if self.resyncing {
+            return;
+        }
+        // Events lag the store under load; one missing for long was lost on the way.
+        let now = std::time::Instant::now();
+        self.found_early.retain(|(origin, key, version), at| {
+            let lost = now.duration_since(*at) > LOST_AFTER;
+            if lost {
+                warn!(%origin, %key, version, "a record's event never reached the scheduler; the resync brought it");
+            }
+            !lost
+        });
         let active: Vec<JobId> = self
             .views
             .iter()
@@ -231,34 +301,84 @@ impl Scheduler {
             return;
         }
         let Some(deps) = &self.deps else { return };
-        let me = deps.me.clone();
-        let Ok(all) = deps.records.all() else { return };
-        for r in &all {
-            // Our own records reach the view before the store: the store can only be older.
-            if r.origin != me && RecordKey::parse(&r.key).is_some_and(|k| active.contains(k.job()))
-            {
-                self.apply(r);
+        let records = deps.records.clone();
+        self.resyncing = true;
+        ctx.spawn(
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    active
+                        .into_iter()
+                        .map(|job| {
+                            let held = records.of_job(job.as_str());
+                            (job, held)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
             }
-        }
-        for job in active {
-            self.tick(ctx, &job);
-        }
+            .into_actor(self)
+            .map(|held, act, ctx| {
+                act.resyncing = false;
+                let Ok(held) = held else { return };
+                for (job, records) in held {
+                    match records {
+                        Ok(records) => {
+                            for r in &records {
+                                let theirs = act.deps.as_ref().is_some_and(|d| d.me != r.origin);
+                                if act.apply(r).is_some()
+                                    && theirs
+                                    && act.found_early.len() < 10_000
+                                {
+                                    act.found_early.insert(
+                                        (r.origin.clone(), r.key.clone(), r.version),
+                                        std::time::Instant::now(),
+                                    );
+                                }
+                            }
+                        }
+                        Err(e) => warn!(%job, error = %e, "cannot read a job's records"),
+                    }
+                    act.tick(ctx, &job);
+                }
+            }),
+        );
     }
 
     /// Folds one record into the views. Returns the job it concerns. A record that does not
     /// fit the job (a job id taken by another initiator, a job this party is not in, a record
     /// from a party outside the job or for a run the plan does not give it) is ignored.
+    ///
+    /// A record replaces only an older version of itself: records may reach the view in any
+    /// order (events, the load of a new job, resyncs) and the newest always stays. This
+    /// party's own records are written into the view first (`local`); a copy of one from the
+    /// store or a partner is only taken when the view has none (after a restart).
     fn apply(&mut self, r: &Record) -> Option<JobId> {
+        self.fold(r, false)
+    }
+
+    fn fold(&mut self, r: &Record, local: bool) -> Option<JobId> {
         let key = RecordKey::parse(&r.key)?;
         let job = key.job().clone();
         if let RecordKey::Job(id) = &key {
             return self.apply_job(r, id);
         }
+        let own = self.deps.as_ref().is_some_and(|d| d.me == r.origin);
         let view = self.views.get_mut(&job)?;
         if !view.takes_part(&r.origin) {
             warn!(%job, origin = %r.origin, key = %r.key, "record from a party outside the job ignored");
             return None;
         }
+        let slot = (r.origin.clone(), r.key.clone());
+        let held = view.versions.get(&slot).copied();
+        let version = if local {
+            held.map_or(0, |h| h.saturating_add(1)).max(now_ms())
+        } else {
+            match held {
+                Some(_) if own => return None,
+                Some(h) if h >= r.version => return None,
+                _ => r.version,
+            }
+        };
         match key {
             RecordKey::Job(_) => {}
             RecordKey::Decision(_) => {
@@ -293,6 +413,7 @@ impl Scheduler {
                 view.runs.insert(k, rec);
             }
         }
+        view.versions.insert(slot, version);
         Some(job)
     }
 
@@ -327,18 +448,9 @@ impl Scheduler {
         let mut view = JobView::new(rec, plan);
         view.audience = r.audience.clone();
         self.views.insert(id.clone(), view);
-        // Records that arrived before the job record.
-        if let Some(deps) = &self.deps
-            && let Ok(all) = deps.records.all()
-        {
-            let prefix_matches = |k: &str| {
-                RecordKey::parse(k)
-                    .is_some_and(|k| k.job() == id && !matches!(k, RecordKey::Job(_)))
-            };
-            for other in all.iter().filter(|o| prefix_matches(&o.key)) {
-                self.apply(other);
-            }
-        }
+        // Records that arrived before the job record are in the store: read them off this
+        // thread (by the job index) before the next tick.
+        self.to_load.push(id.clone());
         Some(id.clone())
     }
 
@@ -403,7 +515,7 @@ impl Scheduler {
             audience: audience.clone(),
             signature: Vec::new(),
         };
-        self.apply(&local);
+        self.fold(&local, true);
         ctx.spawn(
             async move {
                 if let Err(e) = net.put_record(key.clone(), value, audience).await {
@@ -641,6 +753,7 @@ impl Scheduler {
 
     /// Decides what this party does next for `job`.
     fn tick(&mut self, ctx: &mut Context<Self>, job: &JobId) {
+        self.load_new(ctx);
         let Some(deps) = &self.deps else { return };
         let me = deps.me.clone();
         let Some(view) = self.views.get(job) else {
@@ -819,6 +932,11 @@ impl Handler<RecordChanged> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: RecordChanged, ctx: &mut Context<Self>) {
+        if !self.found_early.is_empty() {
+            let r = &msg.0;
+            self.found_early
+                .remove(&(r.origin.clone(), r.key.clone(), r.version));
+        }
         let Some(job) = self.apply(&msg.0) else {
             return;
         };
@@ -1127,16 +1245,35 @@ impl Handler<Rerun> for Scheduler {
 #[rtype(result = "Result<JobInfo, JobError>")]
 pub struct Show(pub String);
 
+/// Shows what is known: a run last reported running by a partner that is unreachable now
+/// shows `unreachable since T`, not a state nobody can vouch for.
 impl Handler<Show> for Scheduler {
-    type Result = Result<JobInfo, JobError>;
+    type Result = ResponseActFuture<Self, Result<JobInfo, JobError>>;
 
     fn handle(&mut self, msg: Show, _ctx: &mut Context<Self>) -> Self::Result {
-        let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
-        let view = self
-            .views
-            .get(&job)
-            .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
-        Ok(view::job_info(view, true))
+        let net = self.deps.as_ref().map(|d| d.net.clone());
+        Box::pin(
+            async move {
+                match net {
+                    Some(net) => net.peers().await.unwrap_or_default(),
+                    None => Vec::new(),
+                }
+            }
+            .into_actor(self)
+            .map(move |peers, act, _ctx| {
+                let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                let view = act
+                    .views
+                    .get(&job)
+                    .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                let away = peers
+                    .into_iter()
+                    .filter(|p| !p.connected)
+                    .map(|p| (p.party, p.last_seen))
+                    .collect();
+                Ok(view::job_info_with(view, true, &away))
+            }),
+        )
     }
 }
 

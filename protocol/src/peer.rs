@@ -65,6 +65,19 @@ pub enum PeerRequestBody {
         #[serde(default, with = "opt_bytes")]
         until: Option<Vec<u8>>,
     },
+    /// Anti-entropy by job, one page at a time: "here is a summary of what I hold of each job
+    /// in this range; send me the records of the jobs where yours differs". Jobs in sync cost
+    /// one hash each, whatever their size.
+    Sums {
+        /// A summary per job, in job order (at most [`DIGEST_PAGE_ENTRIES`]).
+        sums: Vec<JobSum>,
+        /// The range: jobs after `after` (exclusive; `None`: from the first) ...
+        #[serde(default)]
+        after: Option<String>,
+        /// ... up to `until` (inclusive; `None`: to the last).
+        #[serde(default)]
+        until: Option<String>,
+    },
     /// Records pushed directly when gossip could not carry them (each is verified).
     Push {
         /// The records.
@@ -128,6 +141,36 @@ pub enum PeerResponse {
     /// Any kind this build does not know.
     #[serde(other)]
     Unknown,
+}
+
+/// The summary of a job's records that one party holds and another may see: an
+/// order-independent hash of their `(origin, key, version)`. Records of no job are summed
+/// under the empty name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSum {
+    /// Job id (empty: records of no job).
+    pub job: String,
+    /// XOR of [`record_hash`] over the records.
+    pub hash: u64,
+}
+
+/// The hash of one held version of a record, for [`JobSum`]s (FNV-1a, then a 64-bit mix).
+pub fn record_hash(origin: &str, key: &str, version: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    origin.bytes().for_each(&mut eat);
+    eat(0);
+    key.bytes().for_each(&mut eat);
+    eat(0);
+    version.to_le_bytes().into_iter().for_each(&mut eat);
+    // splitmix64 finalizer
+    let mut z = h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One line of a digest.

@@ -1,5 +1,6 @@
 //! The replicated record set: the highest version of every `(origin, key)` this party knows.
 
+use consort_protocol::jobs::RecordKey;
 use consort_protocol::peer::{DigestEntry, Record};
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +25,36 @@ pub enum Applied {
     Stale,
 }
 
-/// Replicated records, keyed by origin and key. Signature checks happen before `apply`.
+/// An entry of the by-job index: the key says everything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Indexed {}
+
+impl Stored for Indexed {
+    const KIND: &'static str = "record index entry";
+    const VERSION: u16 = 1;
+}
+
+/// Replicated records, keyed by origin and key, with an index of the job-scoped ones by job
+/// (so a job's records are one prefix scan, whatever the history). Signature checks happen
+/// before `apply`.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
     tree: Tree<StoredRecord>,
+    by_job: Tree<Indexed>,
+}
+
+/// `job \0 origin \0 key`: the index key of a job-scoped record.
+fn job_index_key(job: &str, origin: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(job.len() + origin.len() + key.len() + 2);
+    k.extend_from_slice(job.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&db_key(origin, key));
+    k
+}
+
+/// The job a record key belongs to, if it is job-scoped.
+fn job_of(key: &str) -> Option<String> {
+    RecordKey::parse(key).map(|k| k.job().as_str().to_owned())
 }
 
 fn db_key(origin: &str, key: &str) -> Vec<u8> {
@@ -42,9 +69,41 @@ fn db_key(origin: &str, key: &str) -> Vec<u8> {
 impl RecordStore {
     /// Opens the records tree of `store`.
     pub fn open(store: &Store) -> Result<Self, StorageError> {
-        Ok(Self {
+        let this = Self {
             tree: store.tree(TreeName::Records)?,
-        })
+            by_job: store.tree(TreeName::RecordsByJob)?,
+        };
+        // A store written before the index existed: build it once.
+        if this.by_job.is_empty() && !this.tree.is_empty() {
+            for item in this.tree.scan_prefix([]) {
+                let (_, StoredRecord(r)) = item?;
+                this.index(&r)?;
+            }
+        }
+        Ok(this)
+    }
+
+    fn index(&self, r: &Record) -> Result<(), StorageError> {
+        if let Some(job) = job_of(&r.key) {
+            self.by_job
+                .put(job_index_key(&job, r.origin.as_str(), &r.key), &Indexed {})?;
+        }
+        Ok(())
+    }
+
+    /// Every record held of `job` (the job record, decisions, stops, reruns, task states):
+    /// one prefix scan of the index, whatever else the store holds.
+    pub fn of_job(&self, job: &str) -> Result<Vec<Record>, StorageError> {
+        let mut prefix = job.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.by_job.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            if let Some(r) = self.tree.get(&k[prefix.len()..])? {
+                out.push(r.0);
+            }
+        }
+        Ok(out)
     }
 
     /// The record under `(origin, key)`.
@@ -61,7 +120,21 @@ impl RecordStore {
             return Ok(Applied::Stale);
         }
         self.tree.put(&key, &StoredRecord(record.clone()))?;
+        self.index(record)?;
         Ok(Applied::Stored)
+    }
+
+    /// Every record held that belongs to no job (a full scan: such records are few, and this
+    /// is read only when a partner's sum of them differs from ours).
+    pub fn without_job(&self) -> Result<Vec<Record>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([]) {
+            let (_, StoredRecord(r)) = item?;
+            if job_of(&r.key).is_none() {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// Writes pending changes to disk (after this party's own writes, which others rely on).
@@ -289,6 +362,59 @@ mod tests {
             a.usage_by_origin().expect("usage").get("p"),
             Some(&(26, 26))
         );
+    }
+
+    #[test]
+    fn a_jobs_records_come_from_the_index_whatever_else_is_held() {
+        let store = Store::temporary().expect("open");
+        let s = RecordStore::open(&store).expect("records");
+        let job = "j00000000000000000001";
+        let other = "j00000000000000000002";
+        s.apply(&rec("p", &format!("job/{job}"), 1)).expect("apply");
+        s.apply(&rec("q", &format!("decision/{job}"), 1))
+            .expect("apply");
+        s.apply(&rec("q", &format!("decision/{job}"), 2))
+            .expect("apply");
+        s.apply(&rec("p", &format!("task/{job}/t0/1/guest"), 3))
+            .expect("apply");
+        for i in 0..50 {
+            s.apply(&rec("q", &format!("task/{other}/t{i}/1/host"), 1))
+                .expect("apply");
+        }
+        s.apply(&rec("p", "not-a-job-key", 1)).expect("apply");
+        let mut got: Vec<(String, u64)> = s
+            .of_job(job)
+            .expect("of job")
+            .into_iter()
+            .map(|r| (r.key, r.version))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (format!("decision/{job}"), 2),
+                (format!("job/{job}"), 1),
+                (format!("task/{job}/t0/1/guest"), 3),
+            ]
+        );
+        assert_eq!(s.of_job(other).expect("of job").len(), 50);
+        assert_eq!(
+            s.without_job()
+                .expect("rest")
+                .into_iter()
+                .map(|r| r.key)
+                .collect::<Vec<_>>(),
+            vec!["not-a-job-key".to_owned()]
+        );
+        // A store written before the index: the index is built when it is opened.
+        let by_job: Tree<Indexed> = store.tree(TreeName::RecordsByJob).expect("tree");
+        for item in by_job.scan_prefix([]) {
+            let (k, _) = item.expect("scan");
+            by_job.remove(&k).expect("remove");
+        }
+        assert!(s.of_job(job).expect("of job").is_empty());
+        let reopened = RecordStore::open(&store).expect("records");
+        assert_eq!(reopened.of_job(job).expect("of job").len(), 3);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum TreeName {
     Models,
     /// Replicated records from every party (Network).
     Records,
+    /// Index of the job-scoped records by job (Network, beside `Records`).
+    RecordsByJob,
     /// Partners added or removed at run time (Network).
     Partners,
     /// Data-channel messages waiting for their task (Executor).
@@ -59,6 +61,7 @@ impl TreeName {
             TreeName::Metrics => "metrics",
             TreeName::Models => "models",
             TreeName::Records => "records",
+            TreeName::RecordsByJob => "records_by_job",
             TreeName::Partners => "partners",
             TreeName::Mailbox => "mailbox",
             TreeName::Tables => "tables",

@@ -591,3 +591,71 @@ fn forged_and_tampered_records_are_refused_and_counted_against_the_sender() {
     assert!(rtt > 0.0, "{rtt}");
     alive(&mut d[1], b);
 }
+
+/// Anti-entropy by job sums is partner-driven: Mallory asks with no sums (everything), with a
+/// made-up sum for a job it is not in, with an inverted range and with an oversized page.
+/// It only ever gets records it may see, a malformed page is refused, and bank-a stays up.
+#[test]
+fn sums_from_a_partner_yield_only_what_it_may_see_and_bad_pages_are_refused() {
+    use consort_protocol::peer::{DIGEST_PAGE_ENTRIES, JobSum, PeerRequestBody};
+    let (fed, mut d, m) = with_mallory(&["bank-a", "insurer-b"], &[]);
+    let a = &fed.parties[0];
+    let file = fed.job_file(
+        "two.yaml",
+        "name: two\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  t: {component: noop}\n",
+    );
+    let id = submit(a, &file);
+    assert_eq!(ended(a, &id)["status"], "success");
+    // A record Mallory may see, so that an answer is not empty by accident.
+    let public = m.signed("note/mallory", vec![1; 4], &[]);
+    m.push("bank-a", vec![public]).unwrap();
+    wait_for("bank-a holds mallory's note", T, || {
+        a.cli(&["--json", "record", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["origin"] == MALLORY)
+            .then_some(())
+    });
+    let ask = |sums: Vec<JobSum>, after: Option<&str>, until: Option<&str>| {
+        m.request(
+            "bank-a",
+            PeerRequestBody::Sums {
+                sums,
+                after: after.map(str::to_owned),
+                until: until.map(str::to_owned),
+            },
+        )
+        .unwrap()
+    };
+    let keys = |resp: PeerResponse| match resp {
+        PeerResponse::Records { records, .. } => records
+            .into_iter()
+            .map(|r| (r.origin.to_string(), r.key))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // Everything it may see: its own note, nothing of the job.
+    let all = keys(ask(Vec::new(), None, None));
+    assert!(all.iter().any(|(_, k)| k == "note/mallory"), "{all:?}");
+    assert!(!all.iter().any(|(_, k)| k.contains(&id)), "{all:?}");
+    // A sum for the job it is not in changes nothing.
+    let probe = vec![JobSum {
+        job: id.clone(),
+        hash: 1,
+    }];
+    let probed = keys(ask(probe, None, None));
+    assert!(!probed.iter().any(|(_, k)| k.contains(&id)), "{probed:?}");
+    // An inverted range is empty, not a crash.
+    assert!(keys(ask(Vec::new(), Some("z"), Some("a"))).is_empty());
+    // An oversized page is refused.
+    let big: Vec<JobSum> = (0..=DIGEST_PAGE_ENTRIES)
+        .map(|i| JobSum {
+            job: format!("j{i:020x}"),
+            hash: 1,
+        })
+        .collect();
+    assert!(matches!(ask(big, None, None), PeerResponse::Error { .. }));
+    alive(&mut d[0], a);
+}

@@ -8,7 +8,7 @@
 use consort_protocol::PartyName;
 use consort_protocol::jobs::is_job_key;
 use consort_protocol::peer::{
-    CATCH_UP_ANSWER_BYTES, DIGEST_PAGE_ENTRIES, DigestEntry, PeerRequest, PeerRequestBody,
+    CATCH_UP_ANSWER_BYTES, DIGEST_PAGE_ENTRIES, DigestEntry, JobSum, PeerRequest, PeerRequestBody,
     PeerResponse, Record,
 };
 use consort_storage::{Applied, RecordStore};
@@ -63,6 +63,18 @@ impl EventLoop {
     /// stores it if it is newer. `Err` says why it was refused.
     pub(crate) fn apply_record(&mut self, record: Record) -> Result<(), String> {
         check_record(&record, &self.party)?;
+        let held = match self.records.get(record.origin.as_str(), &record.key) {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(error = %e, "cannot read a record");
+                return Ok(());
+            }
+        };
+        // What we hold already costs nothing more (no signature check): catch-up may send a
+        // job's records again.
+        if held.as_ref().is_some_and(|h| h.version >= record.version) {
+            return Ok(());
+        }
         let origin_peer = if record.origin == self.party {
             self.key.public().to_peer_id()
         } else {
@@ -71,16 +83,6 @@ impl EventLoop {
                 .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
         };
         check_signature(&record, &origin_peer)?;
-        let held = match self.records.get(record.origin.as_str(), &record.key) {
-            Ok(held) => held,
-            Err(e) => {
-                warn!(error = %e, "cannot read a record");
-                return Ok(());
-            }
-        };
-        if held.as_ref().is_some_and(|h| h.version >= record.version) {
-            return Ok(());
-        }
         let (count, bytes) = self.usage.get(&record.origin).copied().unwrap_or((0, 0));
         let held_bytes = held.as_ref().map_or(0, |h| h.value.len() as u64);
         let new_count = count + u64::from(held.is_none());
@@ -96,6 +98,7 @@ impl EventLoop {
             Ok(Applied::Stored) => {
                 self.usage
                     .insert(record.origin.clone(), (new_count, new_bytes));
+                self.sums.account(held.as_ref(), &record);
                 debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
                 self.emit(NetworkEvent::RecordUpdated(record));
                 Ok(())
@@ -112,8 +115,88 @@ impl EventLoop {
     /// page by page, each answered with what we lack.
     pub(crate) fn catch_up(&mut self, peer: PeerId) {
         if self.catching_up.insert(peer) {
-            self.prepare_page(peer, None);
+            self.send_sums(peer, None);
         }
+    }
+
+    /// Sends our per-job sums after job `after` for `peer` (kept in memory: no store read).
+    fn send_sums(&mut self, peer: PeerId, after: Option<String>) {
+        let Some(party) = self.partners.party_of(&peer).cloned() else {
+            self.catching_up.remove(&peer);
+            return;
+        };
+        let (sums, until) = self
+            .sums
+            .page(&party, after.as_deref(), DIGEST_PAGE_ENTRIES);
+        let req = PeerRequest {
+            from: self.party.clone(),
+            body: PeerRequestBody::Sums {
+                sums,
+                after,
+                until: until.clone(),
+            },
+        };
+        let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+        self.pending.insert(id, Pending::Sums { peer, until });
+    }
+
+    /// A partner's answer to our sums: the records of the jobs that differed. A partner that
+    /// does not know sums (an older build), or an answer cut at its budget, falls back to
+    /// the digest by record.
+    pub(crate) fn on_sums_response(
+        &mut self,
+        peer: PeerId,
+        until: Option<String>,
+        response: PeerResponse,
+    ) {
+        match response {
+            PeerResponse::Records { records, truncated } => {
+                self.apply_from(peer, records);
+                match (truncated, until) {
+                    (true, _) => self.prepare_page(peer, None),
+                    (false, Some(until)) => self.send_sums(peer, Some(until)),
+                    (false, None) => {
+                        self.catching_up.remove(&peer);
+                    }
+                }
+            }
+            _ => self.prepare_page(peer, None),
+        }
+    }
+
+    /// A partner's sums: answer, off the network thread, with the records it may see of the
+    /// jobs where ours differ.
+    pub(crate) fn answer_sums(
+        &mut self,
+        party: PartyName,
+        sums: Vec<JobSum>,
+        after: Option<String>,
+        until: Option<String>,
+        id: u64,
+    ) {
+        if sums.len() > DIGEST_PAGE_ENTRIES {
+            let response = PeerResponse::Error {
+                message: format!("a sums page holds at most {DIGEST_PAGE_ENTRIES} entries"),
+            };
+            return self.on_done(Done::Answer { id, response });
+        }
+        // In memory, bounded by our own jobs in the range.
+        let jobs = self
+            .sums
+            .differing(&party, &sums, after.as_deref(), until.as_deref());
+        drop(sums);
+        if jobs.is_empty() {
+            let response = PeerResponse::Records {
+                records: Vec::new(),
+                truncated: false,
+            };
+            return self.on_done(Done::Answer { id, response });
+        }
+        let (records, done) = (self.records.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let response = answer_jobs(&records, &party, &jobs, CATCH_UP_ANSWER_BYTES);
+            let _ = done.blocking_send(Done::Answer { id, response });
+        });
     }
 
     /// Computes our digest page after `after` for `peer` on a blocking thread.
@@ -230,6 +313,47 @@ impl EventLoop {
             let response = answer(&records, &party, &entries, after, until);
             let _ = done.blocking_send(Done::Answer { id, response });
         });
+    }
+}
+
+/// The records of `jobs` (by the job index; the empty name: records of no job) that `party`
+/// may see, up to `budget` bytes of values.
+fn answer_jobs(
+    records: &RecordStore,
+    party: &PartyName,
+    jobs: &[String],
+    budget: usize,
+) -> PeerResponse {
+    let mut out = Vec::new();
+    let mut used = 0usize;
+    for job in jobs {
+        let held = if job.is_empty() {
+            records.without_job()
+        } else {
+            records.of_job(job)
+        };
+        let held = match held {
+            Ok(h) => h,
+            Err(e) => {
+                return PeerResponse::Error {
+                    message: format!("cannot read records: {e}"),
+                };
+            }
+        };
+        for r in held.into_iter().filter(|r| r.visible_to(party)) {
+            if used + r.value.len() > budget && !out.is_empty() {
+                return PeerResponse::Records {
+                    records: out,
+                    truncated: true,
+                };
+            }
+            used += r.value.len();
+            out.push(r);
+        }
+    }
+    PeerResponse::Records {
+        records: out,
+        truncated: false,
     }
 }
 

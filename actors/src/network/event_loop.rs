@@ -60,7 +60,17 @@ pub(crate) enum Pending {
         peer: PeerId,
         page: Option<PageRange>,
     },
+    /// A batch of our records pushed to this peer; the next batch waits for its answer.
+    Push { peer: PeerId },
+    /// Records from this peer for the jobs whose sums differed in the page ending at `until`.
+    Sums { peer: PeerId, until: Option<String> },
 }
+
+/// Records waiting for a partner while a push to it is in flight, at most (older ones are
+/// dropped: the partner's catch-up brings them).
+const OUTBOX_MAX: usize = 10_000;
+/// Bytes of record values in one push, at most (one record always goes).
+const PUSH_BATCH_BYTES: usize = 256 * 1024;
 
 /// Checks that `record` carries a valid signature by the key behind `origin_peer`.
 pub(crate) fn check_signature(record: &Record, origin_peer: &PeerId) -> Result<(), String> {
@@ -100,6 +110,13 @@ pub(crate) struct EventLoop {
     pub usage: HashMap<PartyName, (u64, u64)>,
     /// Most records, and bytes of values, one partner may have us hold.
     pub quota: (u64, u64),
+    /// Our records waiting to be pushed, per partner: one push in flight per partner, the
+    /// records written meanwhile go together in the next one (in order).
+    pub outbox: HashMap<PeerId, std::collections::VecDeque<Record>>,
+    /// Partners with a push in flight.
+    pub pushing: HashSet<PeerId>,
+    /// Per-job sums of the records held, per party that may see them (anti-entropy).
+    pub(crate) sums: super::sums::Sums,
 }
 
 impl EventLoop {
@@ -283,6 +300,10 @@ impl EventLoop {
                         }
                     }
                 }
+                if num_established == 0 {
+                    // Catch-up brings what was waiting once the partner is back.
+                    self.outbox.remove(&peer_id);
+                }
                 if let Some(party) = lost {
                     self.emit(NetworkEvent::PartnerDisconnected(party));
                 }
@@ -359,6 +380,10 @@ impl EventLoop {
                         Some(Pending::CatchUp { peer, page }) => {
                             self.on_catch_up_response(peer, page, response)
                         }
+                        Some(Pending::Push { peer }) => self.send_outbox(peer),
+                        Some(Pending::Sums { peer, until }) => {
+                            self.on_sums_response(peer, until, response)
+                        }
                         None => {}
                     },
                 }
@@ -374,9 +399,11 @@ impl EventLoop {
                     Some(Pending::Reply(tx)) => {
                         let _ = tx.send(Err(NetError::Request(error.to_string())));
                     }
-                    Some(Pending::CatchUp { page: Some(_), .. }) => {
+                    Some(Pending::CatchUp { page: Some(_), .. }) | Some(Pending::Sums { .. }) => {
                         self.catching_up.remove(&peer);
                     }
+                    // What failed comes by catch-up; what waits goes on.
+                    Some(Pending::Push { peer }) => self.send_outbox(peer),
                     _ => {}
                 }
             }
@@ -543,19 +570,49 @@ impl EventLoop {
         }
     }
 
-    /// Sends `record` to each of `peers` directly.
+    /// Sends `record` to each of `peers` directly: at once if no push to that peer is in
+    /// flight, else with the next batch.
     fn push(&mut self, record: &Record, peers: Vec<PeerId>) {
         for peer in peers {
-            let req = PeerRequest {
-                from: self.party.clone(),
-                body: PeerRequestBody::Push {
-                    records: vec![record.clone()],
-                },
-            };
-            let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
-            self.pending
-                .insert(id, Pending::CatchUp { peer, page: None });
+            let queue = self.outbox.entry(peer).or_default();
+            if queue.len() >= OUTBOX_MAX {
+                queue.pop_front();
+            }
+            queue.push_back(record.clone());
+            if !self.pushing.contains(&peer) {
+                self.send_outbox(peer);
+            }
         }
+    }
+
+    /// Sends the next batch of `peer`'s outbox, if any.
+    pub(crate) fn send_outbox(&mut self, peer: PeerId) {
+        self.pushing.remove(&peer);
+        let Some(queue) = self.outbox.get_mut(&peer) else {
+            return;
+        };
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(r) = queue.front() {
+            if !records.is_empty() && bytes + r.value.len() > PUSH_BATCH_BYTES {
+                break;
+            }
+            bytes += r.value.len();
+            records.extend(queue.pop_front());
+        }
+        if queue.is_empty() {
+            self.outbox.remove(&peer);
+        }
+        if records.is_empty() {
+            return;
+        }
+        let req = PeerRequest {
+            from: self.party.clone(),
+            body: PeerRequestBody::Push { records },
+        };
+        let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
+        self.pending.insert(id, Pending::Push { peer });
+        self.pushing.insert(peer);
     }
 
     fn put_record(
@@ -565,10 +622,16 @@ impl EventLoop {
         audience: Vec<PartyName>,
     ) -> Result<Record, NetError> {
         let now = now_ms();
-        let version = self
+        let held = self
             .records
-            .next_version(self.party.as_str(), &key, now)
+            .get(self.party.as_str(), &key)
             .map_err(|e| NetError::Storage(e.to_string()))?;
+        // Above both the held version and the clock: monotonic across restarts and clock steps.
+        let version = held
+            .as_ref()
+            .map_or(0, |h| h.version)
+            .saturating_add(1)
+            .max(now);
         let mut record = Record {
             origin: self.party.clone(),
             key,
@@ -586,6 +649,7 @@ impl EventLoop {
         self.records
             .apply(&record)
             .map_err(|e| NetError::Storage(e.to_string()))?;
+        self.sums.account(held.as_ref(), &record);
         // Our own state is what partners rely on: on disk before anyone hears of it.
         self.records
             .flush()
@@ -642,6 +706,12 @@ impl EventLoop {
                     let id = self.next_app_id;
                     self.inbound_app.insert(id, channel);
                     return self.answer_digest(request.from, entries, after, until, id);
+                }
+                PeerRequestBody::Sums { sums, after, until } => {
+                    self.next_app_id += 1;
+                    let id = self.next_app_id;
+                    self.inbound_app.insert(id, channel);
+                    return self.answer_sums(request.from, sums, after, until, id);
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
                 PeerRequestBody::Push { records } => {

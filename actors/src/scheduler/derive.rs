@@ -93,6 +93,9 @@ pub struct JobView {
     pub reruns: BTreeMap<PartyName, RerunRecord>,
     /// The parties the initiator addressed the job record to.
     pub audience: Vec<PartyName>,
+    /// The version of every record folded in, by origin and key: a record only replaces an
+    /// older one, so the order records arrive in (events, loads, resyncs) does not matter.
+    pub versions: BTreeMap<(PartyName, String), u64>,
 }
 
 impl JobView {
@@ -106,6 +109,7 @@ impl JobView {
             stops: BTreeMap::new(),
             reruns: BTreeMap::new(),
             audience: Vec::new(),
+            versions: BTreeMap::new(),
         }
     }
 
@@ -410,6 +414,48 @@ mod tests {
     fn accept_all(v: &mut JobView) {
         v.decisions.insert(p("a"), Decision::Accepted);
         v.decisions.insert(p("b"), Decision::Accepted);
+    }
+
+    #[test]
+    fn a_task_whose_parts_are_all_canceled_shows_canceled_not_waiting() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        // `one` failed at a, so b's part was canceled: `two` never started anywhere.
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Failed);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Canceled);
+        assert_eq!(v.status(), JobStatus::Failed);
+        let info = super::super::view::job_info(&v, true);
+        let status = |t: &str| {
+            info.tasks
+                .iter()
+                .find(|x| x.name == t)
+                .map(|x| x.status.clone())
+                .expect("task")
+        };
+        assert_eq!(status("one"), "failed");
+        assert_eq!(status("two"), "canceled");
+    }
+
+    #[test]
+    fn a_run_at_an_unreachable_party_shows_unreachable_since_then() {
+        let mut v = view(0);
+        accept_all(&mut v);
+        set(&mut v, "one", 1, Role::Guest, "a", RunState::Running);
+        set(&mut v, "one", 1, Role::Host, "b", RunState::Running);
+        // 2026-11-30 12:00:00 UTC
+        let away = BTreeMap::from([(p("b"), Some(1_796_040_000_000))]);
+        let info = super::super::view::job_info_with(&v, true, &away);
+        let one = info.tasks.iter().find(|t| t.name == "one").expect("task");
+        assert_eq!(one.status, "running");
+        assert_eq!(one.parties["a"].state, "running");
+        assert_eq!(one.parties["b"].state, "unreachable");
+        assert_eq!(
+            one.parties["b"].error.as_deref(),
+            Some("unreachable since 2026-11-30 12:00:00 UTC (last state: running)")
+        );
+        // Reachable again: its last state.
+        let info = super::super::view::job_info(&v, true);
+        assert_eq!(info.tasks[0].parties["b"].state, "running");
     }
 
     #[test]

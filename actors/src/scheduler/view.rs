@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use consort_protocol::jobs::{Decision, RunState};
-use consort_protocol::{JobInfo, PartyRunInfo, TaskInfo};
+use consort_protocol::{JobInfo, PartyName, PartyRunInfo, TaskInfo};
 
 use super::derive::{JobStatus, JobView, TaskOutcome};
 
@@ -52,8 +52,41 @@ fn reason(view: &JobView, status: JobStatus) -> Option<String> {
     }
 }
 
+/// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The CLI's view of a job (`with_tasks` false for listings).
 pub fn job_info(view: &JobView, with_tasks: bool) -> JobInfo {
+    job_info_with(view, with_tasks, &BTreeMap::new())
+}
+
+/// Like [`job_info`], knowing which partners are unreachable now (and since when, Unix ms, if
+/// they were ever heard from): a run such a party last reported running shows `unreachable`
+/// instead of its last state, which nobody can vouch for.
+pub fn job_info_with(
+    view: &JobView,
+    with_tasks: bool,
+    away: &BTreeMap<PartyName, Option<u64>>,
+) -> JobInfo {
     let status = view.status();
     let mut parties = BTreeMap::new();
     let mut name = String::new();
@@ -75,7 +108,7 @@ pub fn job_info(view: &JobView, with_tasks: bool) -> JobInfo {
                         }
                         _ => RunState::Waiting,
                     });
-                    let info = PartyRunInfo {
+                    let mut info = PartyRunInfo {
                         state: state.as_str().to_owned(),
                         attempt,
                         started_at: rec.and_then(|r| r.started_at_ms),
@@ -86,6 +119,18 @@ pub fn job_info(view: &JobView, with_tasks: bool) -> JobInfo {
                         }),
                         error: rec.and_then(|r| r.error.clone()),
                     };
+                    if state == RunState::Running
+                        && let Some(since) = away.get(&run.party)
+                    {
+                        info.state = "unreachable".to_owned();
+                        info.elapsed_s = None;
+                        info.error = Some(match since {
+                            Some(t) => {
+                                format!("unreachable since {} (last state: running)", utc(*t))
+                            }
+                            None => "unreachable (last state: running)".to_owned(),
+                        });
+                    }
                     // A party with two roles shows its least advanced run.
                     let entry = per_party
                         .entry(run.party.to_string())
@@ -97,8 +142,20 @@ pub fn job_info(view: &JobView, with_tasks: bool) -> JobInfo {
                 let task_status = match view.outcome(&t.name) {
                     TaskOutcome::Success => "success",
                     TaskOutcome::Failed { .. } => "failed",
-                    TaskOutcome::InProgress if per_party.values().any(|r| r.state == "running") => {
+                    TaskOutcome::InProgress
+                        if per_party
+                            .values()
+                            .any(|r| r.state == "running" || r.state == "unreachable") =>
+                    {
                         "running"
+                    }
+                    // Nothing is left to run: every part was canceled (or never started in a
+                    // job that is over).
+                    TaskOutcome::InProgress
+                        if !per_party.is_empty()
+                            && per_party.values().all(|r| r.state == "canceled") =>
+                    {
+                        "canceled"
                     }
                     TaskOutcome::InProgress if status == JobStatus::Canceled => "canceled",
                     TaskOutcome::InProgress => "waiting",
@@ -129,7 +186,7 @@ fn rank(state: &str) -> u8 {
         "failed" => 0,
         "canceled" => 1,
         "waiting" => 2,
-        "running" => 3,
+        "running" | "unreachable" => 3,
         _ => 4,
     }
 }

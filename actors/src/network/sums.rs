@@ -1,0 +1,202 @@
+//! Per-job summaries of the records each partner may see, kept up to date as records are
+//! stored: anti-entropy with a partner then costs one hash per job in sync, and records move
+//! only for the jobs that differ — the cost follows the difference, not the store's size.
+
+use std::collections::{BTreeMap, HashMap};
+
+use consort_protocol::PartyName;
+use consort_protocol::jobs::RecordKey;
+use consort_protocol::peer::{JobSum, Record, record_hash};
+
+/// The job a record is summed under (empty: no job).
+pub(crate) fn bucket(key: &str) -> String {
+    RecordKey::parse(key)
+        .map(|k| k.job().as_str().to_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// Records visible to every partner (no audience).
+    all: u64,
+    /// Records addressed to some parties, per party.
+    by: HashMap<PartyName, u64>,
+}
+
+/// XOR sums of held records, per job and per party that may see them.
+#[derive(Debug, Default)]
+pub(crate) struct Sums {
+    jobs: BTreeMap<String, Entry>,
+}
+
+impl Sums {
+    /// Adds a held version, or takes it out (XOR: the same operation).
+    fn toggle(&mut self, r: &Record) {
+        let h = record_hash(r.origin.as_str(), &r.key, r.version);
+        let e = self.jobs.entry(bucket(&r.key)).or_default();
+        if r.audience.is_empty() {
+            e.all ^= h;
+        } else {
+            for p in &r.audience {
+                *e.by.entry(p.clone()).or_default() ^= h;
+            }
+        }
+    }
+
+    /// `new` replaced `old` (if any) in the store.
+    pub(crate) fn account(&mut self, old: Option<&Record>, new: &Record) {
+        if let Some(old) = old {
+            self.toggle(old);
+        }
+        self.toggle(new);
+    }
+
+    fn sum_for(e: &Entry, party: &PartyName) -> u64 {
+        e.all ^ e.by.get(party).copied().unwrap_or(0)
+    }
+
+    /// Our sums for `party` of the jobs after `after`, at most `limit` of them, and the job the
+    /// page ends at (`None`: the page runs to the last job).
+    pub(crate) fn page(
+        &self,
+        party: &PartyName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<JobSum>, Option<String>) {
+        let mut out = Vec::new();
+        let range = match after {
+            Some(a) => self
+                .jobs
+                .range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => self.jobs.range::<str, _>(..),
+        };
+        for (job, e) in range {
+            let hash = Self::sum_for(e, party);
+            if hash == 0 {
+                continue;
+            }
+            if out.len() == limit {
+                let until = out.last().map(|s: &JobSum| s.job.clone());
+                return (out, until);
+            }
+            out.push(JobSum {
+                job: job.clone(),
+                hash,
+            });
+        }
+        (out, None)
+    }
+
+    /// The jobs in `(after, until]` where what we hold that `party` may see differs from
+    /// `theirs` (its sums for that range): the jobs whose records it should get from us.
+    pub(crate) fn differing(
+        &self,
+        party: &PartyName,
+        theirs: &[JobSum],
+        after: Option<&str>,
+        until: Option<&str>,
+    ) -> Vec<String> {
+        // A range from a partner: an inverted one is empty (BTreeMap::range would panic).
+        if let (Some(a), Some(u)) = (after, until)
+            && a >= u
+        {
+            return Vec::new();
+        }
+        let theirs: HashMap<&str, u64> = theirs.iter().map(|s| (s.job.as_str(), s.hash)).collect();
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Unbounded,
+        };
+        let upper = match until {
+            Some(u) => std::ops::Bound::Included(u),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.jobs
+            .range::<str, _>((lower, upper))
+            .filter_map(|(job, e)| {
+                let mine = Self::sum_for(e, party);
+                (mine != 0 && theirs.get(job.as_str()) != Some(&mine)).then(|| job.clone())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(origin: &str, key: &str, version: u64, audience: &[&str]) -> Record {
+        Record {
+            origin: PartyName::new(origin).expect("name"),
+            key: key.into(),
+            version,
+            written_at_ms: 0,
+            value: vec![],
+            audience: audience
+                .iter()
+                .map(|p| PartyName::new(p).expect("name"))
+                .collect(),
+            signature: vec![],
+        }
+    }
+
+    #[test]
+    fn sums_agree_when_in_sync_and_name_only_the_jobs_that_differ() {
+        let (a, b, c) = (
+            PartyName::new("a").expect("name"),
+            PartyName::new("b").expect("name"),
+            PartyName::new("c").expect("name"),
+        );
+        let j1 = "task/j00000000000000000001/t/1/guest";
+        let (mut at_a, mut at_b) = (Sums::default(), Sums::default());
+        // Both hold version 2 of a record of job j1 for {a, b}, reached by different paths.
+        let v1 = rec("a", j1, 1, &["a", "b"]);
+        let v2 = rec("a", j1, 2, &["a", "b"]);
+        at_a.account(None, &v1);
+        at_a.account(Some(&v1), &v2);
+        at_b.account(None, &v2);
+        // a also holds a record b may not see: it does not count for b.
+        at_a.account(
+            None,
+            &rec("c", "task/j00000000000000000009/t/1/host", 5, &["a", "c"]),
+        );
+        let (page, until) = at_b.page(&a, None, 10);
+        assert_eq!(until, None);
+        assert!(at_a.differing(&b, &page, None, None).is_empty());
+        // c's copy for c differs (b knows nothing of job j9): only j9 is named.
+        let (page_b_for_c, _) = at_b.page(&c, None, 10);
+        assert_eq!(
+            at_a.differing(&c, &page_b_for_c, None, None),
+            vec![bucket("task/j00000000000000000009/t/1/host")]
+        );
+        // A newer version at a makes j1 differ for b.
+        let v3 = rec("a", j1, 3, &["a", "b"]);
+        at_a.account(Some(&v2), &v3);
+        assert_eq!(at_a.differing(&b, &page, None, None), vec![bucket(j1)]);
+    }
+
+    #[test]
+    fn a_partners_inverted_or_empty_range_names_nothing_and_does_not_panic() {
+        let mut s = Sums::default();
+        s.account(None, &rec("a", "decision/j00000000000000000005", 1, &[]));
+        let p = PartyName::new("b").expect("name");
+        assert!(s.differing(&p, &[], Some("z"), Some("a")).is_empty());
+        assert!(s.differing(&p, &[], Some("k"), Some("k")).is_empty());
+        assert_eq!(s.differing(&p, &[], None, None).len(), 1);
+    }
+
+    #[test]
+    fn pages_end_where_the_next_begins() {
+        let mut s = Sums::default();
+        for i in 0..5 {
+            s.account(None, &rec("a", &format!("decision/j{i:020x}"), 1, &[]));
+        }
+        let p = PartyName::new("b").expect("name");
+        let (first, until) = s.page(&p, None, 2);
+        assert_eq!(first.len(), 2);
+        let (second, until2) = s.page(&p, until.as_deref(), 2);
+        assert_eq!(second.len(), 2);
+        let (third, until3) = s.page(&p, until2.as_deref(), 2);
+        assert_eq!((third.len(), until3), (1, None));
+    }
+}

@@ -1,0 +1,233 @@
+//! Records that scale: N release daemons on loopback, all mutual partners, a chain of 10 noop
+//! tasks run by every party, submitted at party 0; submit → success at every party, for the
+//! first and the last of `--jobs` consecutive jobs. Then the idle CPU of the N connected
+//! daemons, and the catch-up of a daemon that was down while `--jobs` jobs ran without it.
+//!
+//! Run: `cargo bench -p consort-tests --bench scale -- 3 10 20 50 [--jobs 100]`. Prints a
+//! Markdown table (one row per federation size).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use consort_protocol::frame::{decode_body, encode_frame};
+use consort_protocol::{
+    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, JobInfo, Request, Response,
+    ServerMessage,
+};
+use consort_tests::Federation;
+
+struct Conn {
+    s: UnixStream,
+    id: u64,
+}
+
+impl Conn {
+    fn open(path: &std::path::Path) -> Self {
+        let mut s = UnixStream::connect(path).unwrap();
+        let hello = ClientMessage::Hello {
+            protocol: CONTROL_PROTOCOL.into(),
+            version: CONTROL_PROTOCOL_VERSION,
+            client: "bench".into(),
+        };
+        s.write_all(&encode_frame(&hello, 1 << 26).unwrap())
+            .unwrap();
+        let mut c = Self { s, id: 0 };
+        assert!(matches!(c.read(), ServerMessage::Welcome { .. }));
+        c
+    }
+
+    fn read(&mut self) -> ServerMessage {
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        decode_body(&body).unwrap()
+    }
+
+    fn call(&mut self, request: Request) -> Option<Response> {
+        self.id += 1;
+        let msg = ClientMessage::Request {
+            id: self.id,
+            request,
+        };
+        self.s
+            .write_all(&encode_frame(&msg, 1 << 26).unwrap())
+            .unwrap();
+        match self.read() {
+            ServerMessage::Response { response, .. } => Some(response),
+            ServerMessage::Error { .. } => None,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn show(&mut self, job: &str) -> Option<JobInfo> {
+        match self.call(Request::JobShow { job: job.into() }) {
+            Some(Response::Job(info)) => Some(info),
+            _ => None,
+        }
+    }
+}
+
+/// A chain of 10 noop tasks run by every one of `parties` (the first is the guest).
+fn chain(parties: &[String]) -> String {
+    let hosts = parties[1..].join(", ");
+    let mut s = format!(
+        "name: chain\nparties: {{guest: [{}], host: [{hosts}]}}\ntasks:\n  t0: {{component: noop}}\n",
+        parties[0]
+    );
+    for i in 1..10 {
+        s.push_str(&format!(
+            "  t{i}: {{component: noop, depends_on: [t{}]}}\n",
+            i - 1
+        ));
+    }
+    s
+}
+
+/// Submits at `conns[0]` and polls every connection until all report success.
+fn run(conns: &mut [Conn], spec: &str) -> Duration {
+    let t = Instant::now();
+    let job = match conns[0].call(Request::JobSubmit { spec: spec.into() }) {
+        Some(Response::JobSubmitted { job_id }) => job_id,
+        other => panic!("{other:?}"),
+    };
+    let mut done = vec![false; conns.len()];
+    while done.iter().any(|d| !d) {
+        for (i, c) in conns.iter_mut().enumerate() {
+            if !done[i]
+                && let Some(info) = c.show(&job)
+            {
+                assert!(info.status != "failed", "{info:?}");
+                done[i] = info.status == "success";
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "job {job} did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    t.elapsed()
+}
+
+/// CPU seconds (user + system) used so far by `pid`.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+struct Row {
+    n: usize,
+    first: f64,
+    last: f64,
+    jobs: usize,
+    idle_pct: f64,
+    catch_up: f64,
+    baseline: f64,
+}
+
+fn measure(n: usize, jobs: usize) -> Row {
+    let names: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let fed = Federation::init(&refs);
+    fed.all_mutual();
+    let mut daemons = fed.start_connected();
+    let mut conns: Vec<Conn> = fed
+        .parties
+        .iter()
+        .map(|p| Conn::open(&p.socket()))
+        .collect();
+    let spec = chain(&names);
+    run(&mut conns, &spec); // warm-up: connections, gossip mesh
+    let mut times = Vec::new();
+    for i in 0..jobs {
+        let d = run(&mut conns, &spec).as_secs_f64();
+        eprintln!("{n} parties, job {}: {d:.3} s", i + 1);
+        times.push(d);
+    }
+    // Idle: every daemon connected, no job running.
+    std::thread::sleep(Duration::from_secs(2));
+    let pids: Vec<u32> = daemons.iter().map(|d| d.pid()).collect();
+    let before: f64 = pids.iter().map(|p| cpu_s(*p)).sum();
+    let window = Duration::from_secs(10);
+    std::thread::sleep(window);
+    let after: f64 = pids.iter().map(|p| cpu_s(*p)).sum();
+    let idle_pct = (after - before) / window.as_secs_f64() * 100.0;
+
+    // Catch-up: the last party is down while `jobs` jobs run among the others; then it comes
+    // back and a job of every party runs (its time, against the same job before, is the cost
+    // of catching up).
+    let last = n - 1;
+    drop(conns.pop());
+    daemons[last].kill9();
+    let others = chain(&names[..last]);
+    if last >= 2 {
+        for _ in 0..jobs {
+            run(&mut conns, &others);
+        }
+    }
+    let t = Instant::now();
+    daemons[last] = fed.parties[last].start();
+    conns.push(Conn::open(&fed.parties[last].socket()));
+    consort_tests::wait_for("partners connected", Duration::from_secs(120), || {
+        let peers = consort_tests::connected_peers(&fed.parties[last]);
+        (peers.iter().filter(|(_, c)| *c).count() == n - 1).then_some(())
+    });
+    run(&mut conns, &spec);
+    let catch_up = t.elapsed().as_secs_f64();
+    let baseline = *times.last().unwrap();
+    Row {
+        n,
+        first: times[0],
+        last: *times.last().unwrap(),
+        jobs,
+        idle_pct,
+        catch_up,
+        baseline,
+    }
+}
+
+fn main() {
+    let mut sizes = Vec::new();
+    let mut jobs = 100;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--jobs" => jobs = args.next().and_then(|j| j.parse().ok()).unwrap_or(jobs),
+            "--bench" => {}
+            other => {
+                if let Ok(n) = other.parse::<usize>() {
+                    assert!(n >= 2, "at least 2 parties");
+                    sizes.push(n);
+                }
+            }
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![3, 10];
+    }
+    let rows: Vec<Row> = sizes.iter().map(|&n| measure(n, jobs)).collect();
+    println!(
+        "| parties | first job | job {jobs} | job {jobs} / first | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.3} s | {:.3} s | {:.2} | {:.1} % | {:.2} s | {:.3} s |",
+            r.n,
+            r.first,
+            r.last,
+            r.last / r.first,
+            r.idle_pct,
+            r.catch_up,
+            r.baseline
+        );
+        let _ = r.jobs;
+    }
+}
