@@ -1,22 +1,19 @@
 //! The `consortd` daemon (the `consort` CLI is the `consort-cli` crate).
 //!
 //! Thin by design: parse arguments and configuration, wire the libraries together, serve the
-//! control socket. The binary in `src/bin` only calls [`daemon_cli::main`].
+//! control socket. The binary in `src/bin` only calls [`args::main`]. The folders say what
+//! they hold:
+//!
+//! - `boot/`: from the command line to running actors — arguments, configuration, identity,
+//!   `init`, logging, the data directory's layout, the network's start and the run loop;
+//! - `socket/`: the control socket — the server (framing, hello, dispatch) and one file per
+//!   subsystem that translates requests into actor messages and their replies into responses.
+//!
+//! An HTTP front (the board) will sit beside `socket/` as `http/`, translating the same way.
 
-pub mod config;
-pub mod daemon_cli;
-mod data;
-mod failure;
-pub mod identity;
-pub mod init;
-mod jobs;
-pub mod logging;
-mod models;
-pub mod network;
-pub mod paths;
-mod peers;
-pub mod run;
-mod security;
-pub(crate) mod server;
+mod boot;
+mod socket;
 
+pub use boot::{args, config, identity, init, logging, network, paths, run};
 pub use run::daemon_main;
+pub(crate) use socket::{data, failure, jobs, models, peers, security, server};
