@@ -212,12 +212,12 @@ fn main() {
     if sizes.is_empty() {
         sizes = vec![3, 10];
     }
-    let rows: Vec<Row> = sizes.iter().map(|&n| measure(n, jobs)).collect();
     println!(
         "| parties | first job | job {jobs} | job {jobs} / first | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for r in rows {
+    // Each row as soon as it is measured: a long run still leaves the sizes it finished.
+    for r in sizes.iter().map(|&n| measure(n, jobs)) {
         println!(
             "| {} | {:.3} s | {:.3} s | {:.2} | {:.1} % | {:.2} s | {:.3} s |",
             r.n,
