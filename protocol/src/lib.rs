@@ -6,6 +6,7 @@
 //! so adding a field never breaks an older reader.
 
 pub mod call;
+pub mod clock;
 pub mod control;
 pub mod data;
 pub mod frame;

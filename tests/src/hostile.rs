@@ -183,12 +183,7 @@ impl Drop for Hostile {
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+pub use consort_protocol::clock::now_ms;
 
 /// Peak resident memory of process `pid` (VmHWM), in bytes.
 pub fn peak_rss(pid: u32) -> u64 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::{Params, Role};
@@ -23,12 +23,7 @@ use super::{ExecDeps, StartRun};
 /// How long `remote` keeps retrying delivery to a partner.
 const SEND_DEADLINE: Duration = Duration::from_secs(120);
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use consort_protocol::clock::now_ms;
 
 /// The executor's own directories of a run, next to its outputs' directory (`out/`), so that
 /// no output name can reach (or collide with) them.

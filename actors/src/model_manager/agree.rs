@@ -108,7 +108,7 @@ async fn agree(inner: Arc<Inner>, op: RefMove) -> Result<MoveReport, Failure> {
         participants(&models, &mid, &me2)
     })
     .await?;
-    let tx: u64 = rand_tx();
+    let tx: u64 = consort_protocol::clock::unique_u64();
     let prepare = ModelRpc::Prepare { tx, op: op.clone() };
     let answers = futures::future::join_all(others.iter().map(|p| ask(&inner, p, &prepare))).await;
     let mut problems = Vec::new();
@@ -274,16 +274,4 @@ async fn verify(inner: Arc<Inner>, rev: String) -> Result<VerifyReport, Failure>
         parties,
         differing,
     })
-}
-
-fn rand_tx() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }

@@ -2,7 +2,7 @@
 //! out over another; nothing else touches libp2p.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
 use consort_protocol::peer::{
@@ -24,12 +24,7 @@ use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
 use super::{Command, NetError, NetworkEvent, PartnerView};
 
 /// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use consort_protocol::clock::now_ms;
 
 /// Events held while the actors' channel is full, at most.
 const OVERFLOW_MAX: usize = 100_000;

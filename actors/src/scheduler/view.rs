@@ -7,12 +7,7 @@ use consort_protocol::{JobInfo, PartyName, PartyRunInfo, TaskInfo};
 
 use super::derive::{JobStatus, JobView, TaskOutcome};
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use consort_protocol::clock::now_ms;
 
 /// Why the job ended other than successfully, naming the party.
 fn reason(view: &JobView, status: JobStatus) -> Option<String> {

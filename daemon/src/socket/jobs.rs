@@ -27,19 +27,6 @@ fn mailbox_err(e: actix::MailboxError) -> ControlError {
     ControlError::new(ErrorCode::Internal, format!("scheduler unavailable: {e}"))
 }
 
-fn random_u32() -> u32 {
-    // Job ids need uniqueness, not secrecy: time-seeded hashing of a fresh RandomState.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u32
-}
-
 /// Answers one job request.
 pub(crate) async fn handle(
     state: &ServerState,
@@ -52,7 +39,7 @@ pub(crate) async fn handle(
             let job = scheduler
                 .send(Submit {
                     spec,
-                    random: random_u32(),
+                    random: consort_protocol::clock::unique_u64() as u32,
                 })
                 .await
                 .map_err(mailbox_err)?

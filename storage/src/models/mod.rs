@@ -92,12 +92,7 @@ fn valid_hash(h: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use consort_protocol::clock::now_ms;
 
 pub(crate) fn commit_key(id: &CommitId) -> String {
     format!("c/{id}")
