@@ -9,69 +9,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use consort_protocol::frame::{decode_body, encode_frame};
-use consort_protocol::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, JobInfo, Request, Response,
-    ServerMessage,
-};
-use consort_tests::Federation;
-
-struct Conn {
-    s: UnixStream,
-    id: u64,
-}
-
-impl Conn {
-    fn open(path: &std::path::Path) -> Self {
-        let mut s = UnixStream::connect(path).unwrap();
-        let hello = ClientMessage::Hello {
-            protocol: CONTROL_PROTOCOL.into(),
-            version: CONTROL_PROTOCOL_VERSION,
-            client: "bench".into(),
-        };
-        s.write_all(&encode_frame(&hello, 1 << 26).unwrap())
-            .unwrap();
-        let mut c = Self { s, id: 0 };
-        assert!(matches!(c.read(), ServerMessage::Welcome { .. }));
-        c
-    }
-
-    fn read(&mut self) -> ServerMessage {
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        decode_body(&body).unwrap()
-    }
-
-    fn call(&mut self, request: Request) -> Option<Response> {
-        self.id += 1;
-        let msg = ClientMessage::Request {
-            id: self.id,
-            request,
-        };
-        self.s
-            .write_all(&encode_frame(&msg, 1 << 26).unwrap())
-            .unwrap();
-        match self.read() {
-            ServerMessage::Response { response, .. } => Some(response),
-            // e.g. "no job here" while the job record is on its way
-            ServerMessage::Error { .. } => None,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn show(&mut self, job: &str) -> Option<JobInfo> {
-        match self.call(Request::JobShow { job: job.into() }) {
-            Some(Response::Job(info)) => Some(info),
-            _ => None,
-        }
-    }
-}
+use consort_protocol::{JobInfo, Request, Response};
+use consort_tests::{Federation, RawConn};
 
 fn chain(n: usize) -> String {
     let mut s = String::from(
@@ -88,7 +30,7 @@ fn chain(n: usize) -> String {
 
 /// Submits at party 0 and polls every party in `conns` (1 ms) until all report success. Pass
 /// only the job's parties: the others never hear of it.
-fn run(conns: &mut [Conn], spec: &str) -> (Duration, JobInfo) {
+fn run(conns: &mut [RawConn], spec: &str) -> (Duration, JobInfo) {
     let t = Instant::now();
     let job = match conns[0].call(Request::JobSubmit { spec: spec.into() }) {
         Some(Response::JobSubmitted { job_id }) => job_id,
@@ -123,10 +65,10 @@ fn main() {
     let fed = Federation::init(&["bank-a", "insurer-b", "clinic-c"]);
     fed.all_mutual();
     let _d = fed.start_connected();
-    let mut conns: Vec<Conn> = fed
+    let mut conns: Vec<RawConn> = fed
         .parties
         .iter()
-        .map(|p| Conn::open(&p.socket()))
+        .map(|p| RawConn::open(&p.socket()))
         .collect();
     let (ten, one) = (chain(10), chain(1));
     run(&mut conns, &ten); // warm-up

@@ -8,68 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use consort_protocol::frame::{decode_body, encode_frame};
-use consort_protocol::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, JobInfo, Request, Response,
-    ServerMessage,
-};
-use consort_tests::Federation;
-
-struct Conn {
-    s: UnixStream,
-    id: u64,
-}
-
-impl Conn {
-    fn open(path: &std::path::Path) -> Self {
-        let mut s = UnixStream::connect(path).unwrap();
-        let hello = ClientMessage::Hello {
-            protocol: CONTROL_PROTOCOL.into(),
-            version: CONTROL_PROTOCOL_VERSION,
-            client: "bench".into(),
-        };
-        s.write_all(&encode_frame(&hello, 1 << 26).unwrap())
-            .unwrap();
-        let mut c = Self { s, id: 0 };
-        assert!(matches!(c.read(), ServerMessage::Welcome { .. }));
-        c
-    }
-
-    fn read(&mut self) -> ServerMessage {
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        decode_body(&body).unwrap()
-    }
-
-    fn call(&mut self, request: Request) -> Option<Response> {
-        self.id += 1;
-        let msg = ClientMessage::Request {
-            id: self.id,
-            request,
-        };
-        self.s
-            .write_all(&encode_frame(&msg, 1 << 26).unwrap())
-            .unwrap();
-        match self.read() {
-            ServerMessage::Response { response, .. } => Some(response),
-            ServerMessage::Error { .. } => None,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn show(&mut self, job: &str) -> Option<JobInfo> {
-        match self.call(Request::JobShow { job: job.into() }) {
-            Some(Response::Job(info)) => Some(info),
-            _ => None,
-        }
-    }
-}
+use consort_protocol::{Request, Response};
+use consort_tests::{Federation, RawConn};
 
 /// A chain of 10 noop tasks run by every one of `parties` (the first is the guest).
 fn chain(parties: &[String]) -> String {
@@ -88,7 +30,7 @@ fn chain(parties: &[String]) -> String {
 }
 
 /// Submits at `conns[0]` and polls every connection until all report success.
-fn run(conns: &mut [Conn], spec: &str) -> Duration {
+fn run(conns: &mut [RawConn], spec: &str) -> Duration {
     let t = Instant::now();
     let job = match conns[0].call(Request::JobSubmit { spec: spec.into() }) {
         Some(Response::JobSubmitted { job_id }) => job_id,
@@ -138,10 +80,10 @@ fn measure(n: usize, jobs: usize) -> Row {
     let fed = Federation::init(&refs);
     fed.all_mutual();
     let mut daemons = fed.start_connected();
-    let mut conns: Vec<Conn> = fed
+    let mut conns: Vec<RawConn> = fed
         .parties
         .iter()
-        .map(|p| Conn::open(&p.socket()))
+        .map(|p| RawConn::open(&p.socket()))
         .collect();
     let spec = chain(&names);
     run(&mut conns, &spec); // warm-up: connections, gossip mesh
@@ -174,7 +116,7 @@ fn measure(n: usize, jobs: usize) -> Row {
     }
     let t = Instant::now();
     daemons[last] = fed.parties[last].start();
-    conns.push(Conn::open(&fed.parties[last].socket()));
+    conns.push(RawConn::open(&fed.parties[last].socket()));
     consort_tests::wait_for("partners connected", Duration::from_secs(120), || {
         let peers = consort_tests::connected_peers(&fed.parties[last]);
         (peers.iter().filter(|(_, c)| *c).count() == n - 1).then_some(())

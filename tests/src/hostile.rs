@@ -31,67 +31,13 @@ impl Hostile {
     /// Starts the node as party `name`, with `partners` (each with its listen address) as its
     /// partners. The partners must list it too ([`Hostile::partner_toml`]).
     pub fn start(name: &str, partners: &[(&Party, String)]) -> Self {
-        let key = Keypair::generate_ed25519();
-        let peer_id = key.public().to_peer_id().to_string();
-        let addr = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &Default::default()).unwrap();
-        let records = RecordStore::open(&store).unwrap();
-        let partners = partners
-            .iter()
-            .map(|(p, a)| Partner {
-                party: PartyName::new(&p.name).unwrap(),
-                peer_id: p.peer_id.parse().unwrap(),
-                addrs: vec![a.parse().unwrap()],
-                source: "config",
+        // Nobody asks the hostile node anything it answers: refuse.
+        let refuse: Answerer = Box::new(|_, _, _| {
+            Some(PeerResponse::Error {
+                message: "no".into(),
             })
-            .collect();
-        let config = NetworkConfig {
-            party: PartyName::new(name).unwrap(),
-            key: key.clone(),
-            listen: vec![addr.parse().unwrap()],
-            federation: "default".into(),
-            mdns: false,
-            kademlia: false,
-            max_message_bytes: 64 << 20,
-            request_timeout: Duration::from_secs(10),
-            redial_max: Duration::from_secs(1),
-            antientropy: Duration::from_secs(3600),
-            records_per_partner: network::MAX_RECORDS_PER_ORIGIN,
-            record_bytes_per_partner: network::MAX_BYTES_PER_ORIGIN,
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let Network {
-            client, mut events, ..
-        } = rt
-            .block_on(async { network::start(config, partners, records.clone()) })
-            .unwrap();
-        // Nobody asks the hostile node anything it answers: drain and refuse.
-        let responder = client.clone();
-        rt.spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let network::NetworkEvent::AppRequest { id, .. } = event {
-                    let no = PeerResponse::Error {
-                        message: "no".into(),
-                    };
-                    let _ = responder.respond(id, no).await;
-                }
-            }
         });
-        Self {
-            name: name.to_owned(),
-            peer_id,
-            addr,
-            key,
-            rt,
-            client,
-            records,
-            _dir: dir,
-        }
+        Self::start_answering(name, partners, refuse)
     }
 
     /// The `[[partners]]` entry a daemon needs to list this node.

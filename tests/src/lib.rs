@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
@@ -339,7 +340,6 @@ impl Federation {
 
     /// Appends raw TOML to party `i`'s config.
     pub fn append_config(&self, i: usize, text: &str) {
-        use std::io::Write;
         let path = self.parties[i].dir.join("consort.toml");
         let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         f.write_all(text.as_bytes()).unwrap();
@@ -621,4 +621,69 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A raw control-socket connection (hello done), for benchmarks that must not pay a `consort`
+/// process per request.
+pub struct RawConn {
+    s: std::os::unix::net::UnixStream,
+    id: u64,
+}
+
+impl RawConn {
+    /// Connects and says hello.
+    pub fn open(path: &std::path::Path) -> Self {
+        let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+        let hello = consort_protocol::ClientMessage::Hello {
+            protocol: consort_protocol::CONTROL_PROTOCOL.into(),
+            version: consort_protocol::CONTROL_PROTOCOL_VERSION,
+            client: "bench".into(),
+        };
+        s.write_all(&consort_protocol::frame::encode_frame(&hello, 1 << 26).unwrap())
+            .unwrap();
+        let mut c = Self { s, id: 0 };
+        assert!(matches!(
+            c.read(),
+            consort_protocol::ServerMessage::Welcome { .. }
+        ));
+        c
+    }
+
+    /// Reads one frame.
+    pub fn read(&mut self) -> consort_protocol::ServerMessage {
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        consort_protocol::frame::decode_body(&body).unwrap()
+    }
+
+    /// One request; `None` when the daemon answered with an error.
+    pub fn call(
+        &mut self,
+        request: consort_protocol::Request,
+    ) -> Option<consort_protocol::Response> {
+        self.id += 1;
+        let msg = consort_protocol::ClientMessage::Request {
+            id: self.id,
+            request,
+        };
+        self.s
+            .write_all(&consort_protocol::frame::encode_frame(&msg, 1 << 26).unwrap())
+            .unwrap();
+        match self.read() {
+            consort_protocol::ServerMessage::Response { response, .. } => Some(response),
+            // e.g. "no job here" while the job record is on its way
+            consort_protocol::ServerMessage::Error { .. } => None,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `job show`, `None` while the job is unknown here.
+    pub fn show(&mut self, job: &str) -> Option<consort_protocol::JobInfo> {
+        match self.call(consort_protocol::Request::JobShow { job: job.into() }) {
+            Some(consort_protocol::Response::Job(info)) => Some(info),
+            _ => None,
+        }
+    }
 }

@@ -1,15 +1,31 @@
 //! Control-socket requests about model history and agreement, translated into ModelManager
 //! messages (the ModelManager coordinates tag, branch and rollback across the participants).
 
+use actix::{Addr, Handler, Message};
 use consort_actors::model_manager::{
     Agree, ModelDelete, ModelDiff, ModelExport, ModelImport, ModelLog, ModelReflog, Verify,
 };
 use consort_actors::model_rpc::RefMove;
+use consort_actors::{Failure, ModelManager};
 use consort_protocol::{ControlError, ErrorCode, Request, Response};
 
 use crate::failure::{control_error, mailbox_error};
 use crate::jobs::absolute;
 use crate::server::ServerState;
+
+/// Sends `msg` to the ModelManager; its answer, or the error as the control protocol says it.
+async fn ask<M, T>(manager: &Addr<ModelManager>, msg: M) -> Result<T, ControlError>
+where
+    M: Message<Result = Result<T, Failure>> + Send + 'static,
+    T: Send + 'static,
+    ModelManager: Handler<M>,
+{
+    manager
+        .send(msg)
+        .await
+        .map_err(|e| mailbox_error("model manager", e))?
+        .map_err(control_error)
+}
 
 /// Answers model history and agreement requests.
 pub(crate) async fn handle(
@@ -18,63 +34,36 @@ pub(crate) async fn handle(
 ) -> Result<Response, ControlError> {
     let manager = &state.actors.model_manager;
     let who = state.status.party.clone();
-    let failed = |e| mailbox_error("model manager", e);
     Ok(match request {
         Request::ModelLog { model, branch, all } => Response::ModelLog {
-            entries: manager
-                .send(ModelLog { model, branch, all })
-                .await
-                .map_err(failed)?
-                .map_err(control_error)?,
+            entries: ask(manager, ModelLog { model, branch, all }).await?,
         },
         Request::ModelReflog { model, reference } => Response::ModelReflog {
-            entries: manager
-                .send(ModelReflog { model, reference })
-                .await
-                .map_err(failed)?
-                .map_err(control_error)?,
+            entries: ask(manager, ModelReflog { model, reference }).await?,
         },
-        Request::ModelDiff { a, b } => Response::ModelDiff(
-            manager
-                .send(ModelDiff { a, b })
-                .await
-                .map_err(failed)?
-                .map_err(control_error)?,
-        ),
+        Request::ModelDiff { a, b } => Response::ModelDiff(ask(manager, ModelDiff { a, b }).await?),
         Request::ModelExport { rev, path } => {
             let path = absolute(path)?;
-            Response::ModelExported(
-                manager
-                    .send(ModelExport { rev, path })
-                    .await
-                    .map_err(failed)?
-                    .map_err(control_error)?,
-            )
+            Response::ModelExported(ask(manager, ModelExport { rev, path }).await?)
         }
         Request::ModelImport { path } => {
             let path = absolute(path)?;
-            Response::ModelImported(
-                manager
-                    .send(ModelImport { path })
-                    .await
-                    .map_err(failed)?
-                    .map_err(control_error)?,
-            )
+            Response::ModelImported(ask(manager, ModelImport { path }).await?)
         }
         Request::ModelDelete {
             model,
             version,
             force,
         } => Response::ModelDeleted(
-            manager
-                .send(ModelDelete {
+            ask(
+                manager,
+                ModelDelete {
                     model,
                     version,
                     force,
-                })
-                .await
-                .map_err(failed)?
-                .map_err(control_error)?,
+                },
+            )
+            .await?,
         ),
         Request::ModelTag { rev, name, message } => {
             let model_id = rev.split('@').next().unwrap_or_default().to_owned();
@@ -85,13 +74,7 @@ pub(crate) async fn handle(
                 message,
                 who,
             };
-            Response::ModelMoved(
-                manager
-                    .send(Agree(op))
-                    .await
-                    .map_err(failed)?
-                    .map_err(control_error)?,
-            )
+            Response::ModelMoved(ask(manager, Agree(op)).await?)
         }
         Request::ModelBranch { model, name, from } => {
             let op = RefMove::Branch {
@@ -100,13 +83,7 @@ pub(crate) async fn handle(
                 from,
                 who,
             };
-            Response::ModelMoved(
-                manager
-                    .send(Agree(op))
-                    .await
-                    .map_err(failed)?
-                    .map_err(control_error)?,
-            )
+            Response::ModelMoved(ask(manager, Agree(op)).await?)
         }
         Request::ModelRollback { model, to, branch } => {
             let op = RefMove::Rollback {
@@ -115,21 +92,11 @@ pub(crate) async fn handle(
                 to,
                 who,
             };
-            Response::ModelMoved(
-                manager
-                    .send(Agree(op))
-                    .await
-                    .map_err(failed)?
-                    .map_err(control_error)?,
-            )
+            Response::ModelMoved(ask(manager, Agree(op)).await?)
         }
-        Request::ModelVerify { rev } => Response::ModelVerified(
-            manager
-                .send(Verify { rev })
-                .await
-                .map_err(failed)?
-                .map_err(control_error)?,
-        ),
+        Request::ModelVerify { rev } => {
+            Response::ModelVerified(ask(manager, Verify { rev }).await?)
+        }
         _ => {
             return Err(ControlError::new(
                 ErrorCode::Internal,
