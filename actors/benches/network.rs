@@ -202,8 +202,8 @@ fn main() {
             nodes[0].net.client.put_record(format!("k{i}"), vec![1; 64], Vec::new()).await.unwrap();
             for node in nodes[1..].iter_mut() {
                 loop {
-                    if let Some(NetworkEvent::RecordUpdated(r)) = node.net.events.recv().await
-                        && r.key == format!("k{i}")
+                    if let Some(NetworkEvent::RecordsUpdated(rs)) = node.net.events.recv().await
+                        && rs.iter().any(|r| r.key == format!("k{i}"))
                     {
                         break;
                     }

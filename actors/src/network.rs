@@ -94,8 +94,9 @@ pub enum NetworkEvent {
     PartnerConnected(PartyName),
     /// The last connection to a partner closed.
     PartnerDisconnected(PartyName),
-    /// A replicated record was stored (new or newer), from gossip or catch-up.
-    RecordUpdated(Record),
+    /// Replicated records were stored (new or newer), from gossip, a push or catch-up: the
+    /// records of one message, in one event.
+    RecordsUpdated(Vec<Record>),
     /// A partner's request for a subsystem; answer with [`NetworkClient::respond`].
     AppRequest {
         /// Reply handle.
@@ -176,6 +177,8 @@ pub(crate) enum Command {
         key: String,
         value: Vec<u8>,
         audience: Vec<PartyName>,
+        hub: Option<PartyName>,
+        lazy: bool,
         reply: Reply<Result<Record, NetError>>,
     },
     Request {
@@ -246,6 +249,32 @@ impl NetworkClient {
             key,
             value,
             audience,
+            hub: None,
+            lazy: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Writes one of this party's records of a job whose initiator is `hub`: sent to the hub
+    /// alone while it is connected, which relays it to the rest of `audience` (one message
+    /// per party per step instead of one per pair of parties); to every party otherwise.
+    /// A `lazy` record is stored at once but sent only after a moment, and not at all if a
+    /// newer version of it is written meanwhile (a run's start, when the run is short).
+    pub async fn put_job_record(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        audience: Vec<PartyName>,
+        hub: PartyName,
+        lazy: bool,
+    ) -> Result<Record, NetError> {
+        self.call(|reply| Command::PutRecord {
+            key,
+            value,
+            audience,
+            hub: Some(hub),
+            lazy,
             reply,
         })
         .await?
@@ -478,10 +507,14 @@ async fn build(
         done_tx,
         done_rx,
         catching_up: HashSet::new(),
+        settling: HashSet::new(),
+        settle_cursor: 0,
         usage,
         quota: (config.records_per_partner, config.record_bytes_per_partner),
         outbox: HashMap::new(),
         pushing: HashSet::new(),
+        deferred: Default::default(),
+        keys: HashMap::new(),
         sums,
     };
     for partner in partners {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::network::{NetworkClient, NetworkEvent};
-use crate::scheduler::RecordChanged;
+use crate::scheduler::RecordsChanged;
 
 pub use channel::ChannelInbox;
 
@@ -54,7 +54,7 @@ impl Routes {
 /// answers); the Swarm runs on its own thread.
 pub struct NetworkActor {
     client: NetworkClient,
-    scheduler: Recipient<RecordChanged>,
+    scheduler: Recipient<RecordsChanged>,
     routes: Routes,
     /// Partners added or removed at run time.
     overrides: PartnerOverrides,
@@ -80,7 +80,7 @@ impl NetworkActor {
     /// Starts the actor, draining `events`.
     pub fn start_with(
         deps: NetworkDeps,
-        scheduler: Recipient<RecordChanged>,
+        scheduler: Recipient<RecordsChanged>,
         routes: Routes,
         events: mpsc::Receiver<NetworkEvent>,
     ) -> actix::Addr<Self> {
@@ -140,14 +140,14 @@ impl StreamHandler<NetworkEvent> for NetworkActor {
                     .into_actor(self),
                 );
             }
-            NetworkEvent::RecordUpdated(r) => {
-                debug!(origin = %r.origin, key = %r.key, version = r.version, "record updated");
+            NetworkEvent::RecordsUpdated(r) => {
+                debug!(records = r.len(), "records updated");
                 // Never drop: the record is already stored, so no catch-up would bring it again.
                 // Waiting for mailbox room gives back-pressure instead.
                 let scheduler = self.scheduler.clone();
                 ctx.spawn(
                     async move {
-                        if scheduler.send(RecordChanged(r)).await.is_err() {
+                        if scheduler.send(RecordsChanged(r)).await.is_err() {
                             warn!("the scheduler is gone; a record update was not processed");
                         }
                     }

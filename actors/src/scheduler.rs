@@ -76,6 +76,12 @@ pub struct SchedulerDeps {
     pub commit_models: Recipient<CommitJob>,
 }
 
+/// How a job record of ours travels: by way of the job's hub (its initiator), lazily or not.
+struct Route {
+    hub: PartyName,
+    lazy: bool,
+}
+
 /// Who first proposed a job id here. A job id belongs to that initiator for good: a later
 /// `job/<id>` record from anybody else is refused, also after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +117,8 @@ pub struct Scheduler {
     /// Records a resync found before their event: `(origin, key, version)` → when. An event
     /// still on its way clears its entry; one that never comes is reported as lost.
     found_early: std::collections::HashMap<(PartyName, String, u64), std::time::Instant>,
+    /// `job watch` askers: job, the revision they saw, and whom to wake once it changes.
+    watchers: Vec<(JobId, Wanted, tokio::sync::oneshot::Sender<()>)>,
 }
 
 impl Scheduler {
@@ -131,6 +139,7 @@ impl Scheduler {
             to_load: Vec::new(),
             resyncing: false,
             found_early: Default::default(),
+            watchers: Vec::new(),
         }
     }
 
@@ -152,6 +161,7 @@ impl Scheduler {
             to_load: Vec::new(),
             resyncing: false,
             found_early: Default::default(),
+            watchers: Vec::new(),
         }
     }
 }
@@ -320,10 +330,11 @@ impl Scheduler {
                         Ok(records) => {
                             for r in &records {
                                 let theirs = act.deps.as_ref().is_some_and(|d| d.me != r.origin);
-                                if act.apply(r).is_some()
-                                    && theirs
-                                    && act.found_early.len() < 10_000
-                                {
+                                // Only a record that changed the view had not come by event.
+                                let before = act.views.get(&job).map(|v| v.revision);
+                                act.apply(r);
+                                let changed = act.views.get(&job).map(|v| v.revision) != before;
+                                if changed && theirs && act.found_early.len() < 10_000 {
                                     act.found_early.insert(
                                         (r.origin.clone(), r.key.clone(), r.version),
                                         std::time::Instant::now(),
@@ -409,6 +420,7 @@ impl Scheduler {
             }
         }
         view.versions.insert(slot, version);
+        view.revision += 1;
         Some(job)
     }
 
@@ -483,12 +495,28 @@ impl Scheduler {
     /// signed, stored and gossiped by the network.
     /// The record goes to the job's participants only.
     fn write(&mut self, ctx: &mut Context<Self>, job: &JobId, key: String, value: Vec<u8>) {
-        let audience = self
-            .views
-            .get(job)
-            .map(JobView::audience)
-            .unwrap_or_default();
-        self.write_to(ctx, key, value, audience);
+        self.write_lazy(ctx, job, key, value, false);
+    }
+
+    /// [`Self::write`], sent only after a moment if `lazy` (and not at all if a newer
+    /// version follows by then). Partners get it by way of the job's initiator, its hub.
+    fn write_lazy(
+        &mut self,
+        ctx: &mut Context<Self>,
+        job: &JobId,
+        key: String,
+        value: Vec<u8>,
+        lazy: bool,
+    ) {
+        let Some(view) = self.views.get(job) else {
+            return self.write_to(ctx, key, value, Vec::new(), None);
+        };
+        let audience = view.audience();
+        let route = Route {
+            hub: view.job.initiator.clone(),
+            lazy,
+        };
+        self.write_to(ctx, key, value, audience, Some(route));
     }
 
     fn write_to(
@@ -497,6 +525,7 @@ impl Scheduler {
         key: String,
         value: Vec<u8>,
         audience: Vec<PartyName>,
+        route: Option<Route>,
     ) {
         let Some(deps) = &self.deps else { return };
         let me = deps.me.clone();
@@ -513,7 +542,14 @@ impl Scheduler {
         self.fold(&local, true);
         ctx.spawn(
             async move {
-                if let Err(e) = net.put_record(key.clone(), value, audience).await {
+                let written = match route {
+                    Some(Route { hub, lazy }) => {
+                        net.put_job_record(key.clone(), value, audience, hub, lazy)
+                            .await
+                    }
+                    None => net.put_record(key.clone(), value, audience).await,
+                };
+                if let Err(e) = written {
                     warn!(%key, error = %e, "cannot write a record");
                 }
             }
@@ -555,11 +591,14 @@ impl Scheduler {
             ended_at_ms: state.is_final().then(now_ms),
             error,
         };
-        self.write(
+        // A run's start need not reach partners at once: if the run ends soon, its end
+        // replaces it unsent.
+        self.write_lazy(
             ctx,
             job,
             task_key(job, &key.task, key.attempt, key.role),
             encode(&rec),
+            state == RunState::Running,
         );
     }
 
@@ -746,8 +785,19 @@ impl Scheduler {
         None
     }
 
-    /// Decides what this party does next for `job`.
+    /// Decides what this party does next for `job`, then wakes whoever watches it.
     fn tick(&mut self, ctx: &mut Context<Self>, job: &JobId) {
+        self.step(ctx, job);
+        if !self.watchers.is_empty() {
+            let views = &self.views;
+            self.watchers.retain_mut(|(j, wanted, tx)| {
+                !tx.is_closed() && (j != job || views.get(j).is_some_and(|v| !wanted.met(v)))
+            });
+            // Dropping a watcher's sender is what wakes it.
+        }
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>, job: &JobId) {
         self.load_new(ctx);
         let Some(deps) = &self.deps else { return };
         let me = deps.me.clone();
@@ -917,34 +967,44 @@ impl Handler<StoreStats> for Scheduler {
     }
 }
 
-/// A replicated record changed (from the network).
+/// Replicated records changed (from the network; those of one message together).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordChanged(pub Record);
+pub struct RecordsChanged(pub Vec<Record>);
 
-/// Folds the record in and acts on its job.
-impl Handler<RecordChanged> for Scheduler {
+/// Folds the records in, then acts once on each job they concern.
+impl Handler<RecordsChanged> for Scheduler {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordChanged, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RecordsChanged, ctx: &mut Context<Self>) {
+        let mut jobs = BTreeSet::new();
+        for r in &msg.0 {
+            jobs.extend(self.record_changed(ctx, r));
+        }
+        for job in jobs {
+            self.tick(ctx, &job);
+        }
+    }
+}
+
+impl Scheduler {
+    /// Folds one record from the network in; the job it changed.
+    fn record_changed(&mut self, ctx: &mut Context<Self>, r: &Record) -> Option<JobId> {
         if !self.found_early.is_empty() {
-            let r = &msg.0;
             self.found_early
                 .remove(&(r.origin.clone(), r.key.clone(), r.version));
         }
-        let Some(job) = self.apply(&msg.0) else {
-            return;
-        };
+        let job = self.apply(r)?;
         // A partner handed back one of our own runs as running, which this process is not
         // running: it was cut short by a crash before it reached our disk.
         if let Some(deps) = &self.deps
-            && msg.0.origin == deps.me
+            && r.origin == deps.me
             && let Some(RecordKey::Task {
                 task,
                 attempt,
                 role,
                 ..
-            }) = RecordKey::parse(&msg.0.key)
+            }) = RecordKey::parse(&r.key)
         {
             let key = RunKey {
                 task,
@@ -961,7 +1021,7 @@ impl Handler<RecordChanged> for Scheduler {
                 self.fail_cut_short(ctx, &job, &key);
             }
         }
-        self.tick(ctx, &job);
+        Some(job)
     }
 }
 
@@ -1087,7 +1147,8 @@ impl Scheduler {
         };
         info!(job = %job_id, name = %plan.name, "job submitted");
         let audience = plan.participants().into_iter().collect();
-        self.write_to(ctx, job_key(&job_id), encode(&rec), audience);
+        // The initiator is its own job's hub: this goes to every party directly.
+        self.write_to(ctx, job_key(&job_id), encode(&rec), audience, None);
         self.tick(ctx, &job_id);
         Ok(job_id)
     }
@@ -1246,6 +1307,77 @@ impl Handler<Show> for Scheduler {
     type Result = ResponseActFuture<Self, Result<JobInfo, JobError>>;
 
     fn handle(&mut self, msg: Show, _ctx: &mut Context<Self>) -> Self::Result {
+        self.show(msg.0)
+    }
+}
+
+/// The job once its view differs from `revision`, or as it is after `timeout`.
+#[derive(Message)]
+#[rtype(result = "Result<JobInfo, JobError>")]
+pub struct Watch {
+    /// Job id.
+    pub job: String,
+    /// The revision the asker saw.
+    pub revision: u64,
+    /// Wait for the job's end rather than for any change.
+    pub until_end: bool,
+    /// How long to wait for a change.
+    pub timeout: Duration,
+}
+
+/// What a `job watch` asker waits for.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// The revision it saw.
+    revision: u64,
+    /// Only the job's end.
+    until_end: bool,
+}
+
+impl Wanted {
+    fn met(&self, view: &JobView) -> bool {
+        if self.until_end {
+            view.status().is_final()
+        } else {
+            view.revision != self.revision
+        }
+    }
+}
+
+/// Most `job watch` askers waiting at once; more are answered at once.
+const MAX_WATCHERS: usize = 1024;
+
+impl Handler<Watch> for Scheduler {
+    type Result = ResponseActFuture<Self, Result<JobInfo, JobError>>;
+
+    fn handle(&mut self, msg: Watch, _ctx: &mut Context<Self>) -> Self::Result {
+        let wanted = Wanted {
+            revision: msg.revision,
+            until_end: msg.until_end,
+        };
+        let unchanged = JobId::parse(&msg.job)
+            .filter(|id| self.views.get(id).is_some_and(|v| !wanted.met(v)))
+            .filter(|_| self.watchers.len() < MAX_WATCHERS);
+        let Some(id) = unchanged else {
+            return self.show(msg.job);
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.watchers.retain(|(_, _, tx)| !tx.is_closed());
+        self.watchers.push((id, wanted, tx));
+        let job = msg.job;
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(msg.timeout, rx).await;
+            }
+            .into_actor(self)
+            .then(move |(), act, _ctx| act.show(job)),
+        )
+    }
+}
+
+impl Scheduler {
+    /// The job's info, with partners' reachability asked of the network first.
+    fn show(&self, job: String) -> ResponseActFuture<Self, Result<JobInfo, JobError>> {
         let net = self.deps.as_ref().map(|d| d.net.clone());
         Box::pin(
             async move {
@@ -1256,11 +1388,11 @@ impl Handler<Show> for Scheduler {
             }
             .into_actor(self)
             .map(move |peers, act, _ctx| {
-                let job = JobId::parse(&msg.0).ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                let id = JobId::parse(&job).ok_or_else(|| JobError::NotFound(job.clone()))?;
                 let view = act
                     .views
-                    .get(&job)
-                    .ok_or_else(|| JobError::NotFound(msg.0.clone()))?;
+                    .get(&id)
+                    .ok_or_else(|| JobError::NotFound(job.clone()))?;
                 let away = peers
                     .into_iter()
                     .filter(|p| !p.connected)

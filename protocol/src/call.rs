@@ -112,6 +112,17 @@ calls! {
         /// Job id.
         job: String,
     } -> JobInfo { Response::Job(info) => info }
+    /// The job once it differs from `revision` (or after `timeout_ms`, at most 60 s).
+    JobWatch {
+        /// Job id.
+        job: String,
+        /// The revision last seen (0: none).
+        revision: u64,
+        /// How long to wait for a change, in ms.
+        timeout_ms: u64,
+        /// Wait for the job's end rather than for any change.
+        until_end: bool,
+    } -> JobInfo { Response::Job(info) => info }
     /// Every job known here, newest first.
     JobList {} -> Vec<JobInfo> { Response::Jobs { jobs } => jobs }
     /// Cancel a job at every party. Replies what was done.

@@ -94,6 +94,20 @@ pub enum Request {
         /// Job id.
         job: String,
     },
+    /// The job as soon as it differs from the `revision` the asker has seen (or at once if it
+    /// does already), else as it is after `timeout_ms` (at most 60 000): a long poll, so
+    /// waiting for a job costs no polling.
+    JobWatch {
+        /// Job id.
+        job: String,
+        /// The [`JobInfo::revision`] last seen (0: none).
+        revision: u64,
+        /// How long to wait for a change, in ms.
+        timeout_ms: u64,
+        /// Wait for the job's end rather than for any change.
+        #[serde(default)]
+        until_end: bool,
+    },
     /// Every job known here, newest first.
     JobList,
     /// Cancel a job at every party.
@@ -558,6 +572,10 @@ pub struct JobInfo {
     pub reason: Option<String>,
     /// Tasks in dependency order (empty in listings).
     pub tasks: Vec<TaskInfo>,
+    /// Changes whenever the daemon's view of the job does (what [`Request::JobWatch`]
+    /// compares); only meaningful to the daemon that answered.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// One task of a job, with its state at each party.

@@ -150,7 +150,8 @@ pub enum PeerResponse {
 pub struct JobSum {
     /// Job id (empty: records of no job).
     pub job: String,
-    /// XOR of [`record_hash`] over the records.
+    /// XOR of [`record_hash`] over the records; 0: the job is changing at the sender right
+    /// now (its records are on their way by push), so leave it out of this round.
     pub hash: u64,
 }
 

@@ -679,6 +679,38 @@ impl RawConn {
         }
     }
 
+    /// Follows `job` with `job watch` (no polling once the job is known here) until it ends;
+    /// panics after `limit`.
+    pub fn watch_until_final(&mut self, job: &str, limit: Duration) -> consort_protocol::JobInfo {
+        let t = std::time::Instant::now();
+        let mut revision = 0;
+        loop {
+            assert!(
+                t.elapsed() < limit,
+                "job {job} did not end within {limit:?}"
+            );
+            let request = consort_protocol::Request::JobWatch {
+                job: job.into(),
+                revision,
+                timeout_ms: 5_000,
+                until_end: true,
+            };
+            match self.call(request) {
+                Some(consort_protocol::Response::Job(info)) => {
+                    if matches!(
+                        info.status.as_str(),
+                        "success" | "failed" | "canceled" | "rejected"
+                    ) {
+                        return info;
+                    }
+                    revision = info.revision;
+                }
+                // The job record is still on its way here.
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
     /// `job show`, `None` while the job is unknown here.
     pub fn show(&mut self, job: &str) -> Option<consort_protocol::JobInfo> {
         match self.call(consort_protocol::Request::JobShow { job: job.into() }) {

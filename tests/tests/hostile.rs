@@ -659,3 +659,87 @@ fn sums_from_a_partner_yield_only_what_it_may_see_and_bad_pages_are_refused() {
     assert!(matches!(ask(big, None, None), PeerResponse::Error { .. }));
     alive(&mut d[0], a);
 }
+
+/// A job's initiator is the hub of its records: it relays a participant's records of that job
+/// to the job's other parties (one message per party per step instead of one per pair). A
+/// participant cannot use it to reach anybody else: Mallory pushes bank-a a record of
+/// bank-a's job addressed to clinic-c too, who is not in the job, and pushes insurer-b (not
+/// the initiator) a record of that job. Anti-entropy is off, so only pushes and relays move
+/// records; pushes to one party go in order, so once a later, legitimate relay has reached a
+/// party, an earlier one would have too.
+#[test]
+fn a_jobs_initiator_relays_its_records_to_that_jobs_parties_only() {
+    let (fed, mut d, m) = with_mallory_and(&["bank-a", "insurer-b", "clinic-c"], &[], |fed| {
+        for i in 0..3 {
+            fed.edit_config(i, "antientropy_s = 3", "antientropy_s = 3600");
+        }
+    });
+    let (a, b, c) = (&fed.parties[0], &fed.parties[1], &fed.parties[2]);
+    let job = |at: &Party, name: &str, hosts: &str| {
+        let spec = format!(
+            "name: {name}\nparties: {{guest: [{}], host: [{hosts}]}}\ntasks:\n  t: {{component: noop}}\n",
+            at.name
+        );
+        submit(at, &fed.job_file(&format!("{name}.yaml"), &spec))
+    };
+    let one = job(a, "one", &format!("insurer-b, {MALLORY}"));
+    let two = job(a, "two", &format!("clinic-c, {MALLORY}"));
+    let three = job(b, "three", &format!("bank-a, {MALLORY}"));
+    let held_from = |p: &Party, origin: &str, key: &str| {
+        p.cli(&["--json", "record", "get", origin, key]).code == Some(0)
+    };
+    let held = |p: &Party, key: &str| held_from(p, MALLORY, key);
+    // A hub relays for the jobs whose record it holds as their initiator.
+    for (hub, id) in [(a, &one), (a, &two), (b, &three)] {
+        wait_for("the job record in the initiator's store", T, || {
+            held_from(hub, &hub.name, &format!("job/{id}")).then_some(())
+        });
+    }
+
+    // To the hub alone, addressed to clinic-c as well as to the job's parties.
+    let aud_one = [MALLORY, "bank-a", "insurer-b", "clinic-c"];
+    let note = |key: String, aud: &[&str]| m.signed(&key, b"x".to_vec(), aud);
+    m.push("bank-a", vec![note(format!("decision/{one}"), &aud_one)])
+        .unwrap();
+    // To a party that is not the job's initiator.
+    m.push("insurer-b", vec![note(format!("stop/{one}"), &aud_one)])
+        .unwrap();
+    // Then legitimate relays to clinic-c (by bank-a) and to bank-a (by insurer-b).
+    m.push(
+        "bank-a",
+        vec![note(
+            format!("decision/{two}"),
+            &[MALLORY, "bank-a", "clinic-c"],
+        )],
+    )
+    .unwrap();
+    m.push(
+        "insurer-b",
+        vec![note(
+            format!("decision/{three}"),
+            &[MALLORY, "bank-a", "insurer-b"],
+        )],
+    )
+    .unwrap();
+
+    wait_for("relayed by bank-a to insurer-b", T, || {
+        held(b, &format!("decision/{one}")).then_some(())
+    });
+    wait_for("relayed by bank-a to clinic-c", T, || {
+        held(c, &format!("decision/{two}")).then_some(())
+    });
+    wait_for("relayed by insurer-b to bank-a", T, || {
+        held(a, &format!("decision/{three}")).then_some(())
+    });
+    assert!(
+        !held(c, &format!("decision/{one}")),
+        "bank-a relayed a record of job one to clinic-c, who is not in it"
+    );
+    assert!(
+        !held(a, &format!("stop/{one}")),
+        "insurer-b relayed a record of a job it did not initiate"
+    );
+    for (i, p) in [a, b, c].into_iter().enumerate() {
+        alive(&mut d[i], p);
+    }
+}

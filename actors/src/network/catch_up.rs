@@ -16,7 +16,7 @@ use libp2p::PeerId;
 use tracing::{debug, warn};
 
 use super::NetworkEvent;
-use super::event_loop::{EventLoop, Pending, check_signature};
+use super::event_loop::{EventLoop, Pending, check_signature_with, public_key_of};
 
 /// Most records one partner (as origin) may have us hold, by default.
 pub const MAX_RECORDS_PER_ORIGIN: u64 = 100_000;
@@ -60,20 +60,21 @@ pub(crate) fn check_record(record: &Record, me: &PartyName) -> Result<(), String
 
 impl EventLoop {
     /// Checks a record's bounds, audience, origin, signature and the origin's quota, then
-    /// stores it if it is newer. `Err` says why it was refused.
-    pub(crate) fn apply_record(&mut self, record: Record) -> Result<(), String> {
+    /// stores it if it is newer: `Ok(Some(record))` when it was stored (the caller tells the
+    /// actors, in one batch), `Ok(None)` when it was not newer. `Err` says why it was refused.
+    pub(crate) fn apply_record(&mut self, record: Record) -> Result<Option<Record>, String> {
         check_record(&record, &self.party)?;
         let held = match self.records.get(record.origin.as_str(), &record.key) {
             Ok(held) => held,
             Err(e) => {
                 warn!(error = %e, "cannot read a record");
-                return Ok(());
+                return Ok(None);
             }
         };
         // What we hold already costs nothing more (no signature check): catch-up may send a
         // job's records again.
         if held.as_ref().is_some_and(|h| h.version >= record.version) {
-            return Ok(());
+            return Ok(None);
         }
         let origin_peer = if record.origin == self.party {
             self.key.public().to_peer_id()
@@ -82,7 +83,18 @@ impl EventLoop {
                 .peer_of(record.origin.as_str())
                 .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
         };
-        check_signature(&record, &origin_peer)?;
+        let key = match self.keys.get(&origin_peer) {
+            Some(key) => key.clone(),
+            None => {
+                let key = public_key_of(&origin_peer).ok_or("origin key is not ed25519")?;
+                if self.keys.len() >= 4096 {
+                    self.keys.clear();
+                }
+                self.keys.insert(origin_peer, key.clone());
+                key
+            }
+        };
+        check_signature_with(&record, &key)?;
         let (count, bytes) = self.usage.get(&record.origin).copied().unwrap_or((0, 0));
         let held_bytes = held.as_ref().map_or(0, |h| h.value.len() as u64);
         let new_count = count + u64::from(held.is_none());
@@ -100,13 +112,12 @@ impl EventLoop {
                     .insert(record.origin.clone(), (new_count, new_bytes));
                 self.sums.account(held.as_ref(), &record);
                 debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
-                self.emit(NetworkEvent::RecordUpdated(record));
-                Ok(())
+                Ok(Some(record))
             }
-            Ok(Applied::Stale) => Ok(()),
+            Ok(Applied::Stale) => Ok(None),
             Err(e) => {
                 warn!(error = %e, "cannot store a record");
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -114,7 +125,18 @@ impl EventLoop {
     /// Starts anti-entropy with one partner (unless one is already under way): our digest,
     /// page by page, each answered with what we lack.
     pub(crate) fn catch_up(&mut self, peer: PeerId) {
+        // A full round: jobs changing right now are compared too.
+        self.settling.remove(&peer);
         if self.catching_up.insert(peer) {
+            self.send_sums(peer, None);
+        }
+    }
+
+    /// The periodic safety net with one partner: like [`Self::catch_up`], but jobs that
+    /// changed here within the last period are left out (their records are on their way).
+    pub(crate) fn settle_with(&mut self, peer: PeerId) {
+        if self.catching_up.insert(peer) {
+            self.settling.insert(peer);
             self.send_sums(peer, None);
         }
     }
@@ -125,9 +147,10 @@ impl EventLoop {
             self.catching_up.remove(&peer);
             return;
         };
+        let settle = self.settling.contains(&peer).then_some(self.antientropy);
         let (sums, until) = self
             .sums
-            .page(&party, after.as_deref(), DIGEST_PAGE_ENTRIES);
+            .page(&party, after.as_deref(), DIGEST_PAGE_ENTRIES, settle);
         let req = PeerRequest {
             from: self.party.clone(),
             body: PeerRequestBody::Sums {
@@ -278,18 +301,22 @@ impl EventLoop {
         }
     }
 
-    /// Applies records a partner sent (pushed, or an answer to our digest).
-    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>) {
-        let mut stored = 0usize;
+    /// Applies records a partner sent (pushed, or an answer to our digest) and tells the
+    /// actors about the new ones in one event. Returns the new ones.
+    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>) -> Vec<Record> {
+        let mut stored = Vec::new();
         for record in records {
             match self.apply_record(record) {
-                Ok(()) => stored += 1,
+                Ok(Some(record)) => stored.push(record),
+                Ok(None) => {}
                 Err(why) => self.reject_from(&peer, &why),
             }
         }
-        if stored > 0 {
-            debug!(%peer, stored, "records applied");
+        if !stored.is_empty() {
+            debug!(%peer, stored = stored.len(), "records applied");
+            self.emit(NetworkEvent::RecordsUpdated(stored.clone()));
         }
+        stored
     }
 
     /// A partner's digest page: answer, off the network thread, with the records of that

@@ -64,12 +64,22 @@ pub(crate) enum Pending {
 /// Records waiting for a partner while a push to it is in flight, at most (older ones are
 /// dropped: the partner's catch-up brings them).
 const OUTBOX_MAX: usize = 10_000;
+/// Partners compared with in one period of the anti-entropy safety net.
+const SETTLE_PER_PERIOD: usize = 8;
+/// How long a lazily written record waits before it is sent (unless superseded).
+const LAZY_DELAY: Duration = Duration::from_millis(25);
 /// Bytes of record values in one push, at most (one record always goes).
 const PUSH_BATCH_BYTES: usize = 256 * 1024;
 
 /// Checks that `record` carries a valid signature by the key behind `origin_peer`.
+#[cfg(test)]
 pub(crate) fn check_signature(record: &Record, origin_peer: &PeerId) -> Result<(), String> {
     let key = public_key_of(origin_peer).ok_or("origin key is not ed25519")?;
+    check_signature_with(record, &key)
+}
+
+/// Checks that `record` carries a valid signature by `key`.
+pub(crate) fn check_signature_with(record: &Record, key: &PublicKey) -> Result<(), String> {
     if key.verify(&record.signing_bytes(), &record.signature) {
         Ok(())
     } else {
@@ -101,6 +111,10 @@ pub(crate) struct EventLoop {
     pub done_rx: mpsc::Receiver<Done>,
     /// Partners with a catch-up under way (one at a time each).
     pub catching_up: HashSet<PeerId>,
+    /// Of those, the ones in a periodic (settling) round.
+    pub settling: HashSet<PeerId>,
+    /// Where the periodic rounds go on from (partners in turn, a few per period).
+    pub settle_cursor: usize,
     /// Records held and bytes of values, per origin (quotas).
     pub usage: HashMap<PartyName, (u64, u64)>,
     /// Most records, and bytes of values, one partner may have us hold.
@@ -110,6 +124,11 @@ pub(crate) struct EventLoop {
     pub outbox: HashMap<PeerId, std::collections::VecDeque<Record>>,
     /// Partners with a push in flight.
     pub pushing: HashSet<PeerId>,
+    /// Public keys decoded from PeerIds (decoding costs half a signature check).
+    pub keys: HashMap<PeerId, PublicKey>,
+    /// Our records whose sending waits a little (oldest first): a run's start, dropped if its
+    /// end comes first, so a short run costs partners one record instead of two.
+    pub deferred: std::collections::VecDeque<(tokio::time::Instant, Record, Option<PartyName>)>,
     /// Per-job sums of the records held, per party that may see them (anti-entropy).
     pub(crate) sums: super::sums::Sums,
 }
@@ -120,6 +139,7 @@ impl EventLoop {
         let mut antientropy = tokio::time::interval(self.antientropy);
         antientropy.tick().await;
         loop {
+            let (next_deferred, any_deferred) = (self.next_deferred(), !self.deferred.is_empty());
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -132,6 +152,9 @@ impl EventLoop {
                     self.redial_due();
                 }
                 _ = antientropy.tick() => self.catch_up_all(),
+                _ = tokio::time::sleep_until(next_deferred), if any_deferred => {
+                    self.publish_due();
+                }
             }
         }
         debug!("network event loop stopped");
@@ -517,7 +540,12 @@ impl EventLoop {
             return Ignore;
         }
         match self.apply_record(envelope.record) {
-            Ok(()) => Accept,
+            Ok(stored) => {
+                if let Some(record) = stored {
+                    self.emit(NetworkEvent::RecordsUpdated(vec![record]));
+                }
+                Accept
+            }
             Err(why) => {
                 self.reject_from(via, &why);
                 Reject
@@ -525,17 +553,18 @@ impl EventLoop {
         }
     }
 
-    fn publish(&mut self, record: &Record) {
+    fn publish(&mut self, record: &Record, hub: Option<&PartyName>) {
         if !record.audience.is_empty() {
             // A record for some parties only never goes on the federation's topic: it is
-            // handed to those of them that are connected; the others get it by catch-up.
-            let peers: Vec<PeerId> = record
-                .audience
-                .iter()
-                .filter(|p| **p != self.party)
-                .filter_map(|p| self.partners.peer_of(p.as_str()))
-                .filter(|peer| self.partners.get(peer).is_some_and(|s| s.connections > 0))
-                .collect();
+            // handed to the job's hub, which relays it, or, with no hub connected, to those
+            // of them that are connected; the others get it by catch-up.
+            if let Some(hub) = hub.filter(|h| **h != self.party && record.audience.contains(h))
+                && let Some(peer) = self.partners.peer_of(hub.as_str())
+                && self.partners.get(&peer).is_some_and(|s| s.connections > 0)
+            {
+                return self.push(record, vec![peer]);
+            }
+            let peers = self.connected_audience(record, &[]);
             return self.push(record, peers);
         }
         let envelope = GossipEnvelope {
@@ -565,15 +594,65 @@ impl EventLoop {
         }
     }
 
+    /// The connected partners in `record`'s audience, but for us and `except`.
+    fn connected_audience(&self, record: &Record, except: &[&PartyName]) -> Vec<PeerId> {
+        record
+            .audience
+            .iter()
+            .filter(|p| **p != self.party && !except.contains(p))
+            .filter_map(|p| self.partners.peer_of(p.as_str()))
+            .filter(|peer| self.partners.get(peer).is_some_and(|s| s.connections > 0))
+            .collect()
+    }
+
+    /// Relays records of jobs this party initiated, pushed to it by their origin, to the
+    /// job's other parties (this party is the hub of its jobs' records). Only records just
+    /// stored (verified and newer) travel on, and only to parties both the origin signed them
+    /// for and this party addressed the job to: a participant cannot use the hub to reach
+    /// anybody outside the job.
+    pub(crate) fn relay(&mut self, from: &PeerId, stored: &[Record]) {
+        let Some(sender) = self.partners.party_of(from).cloned() else {
+            return;
+        };
+        for record in stored.iter().filter(|r| r.origin == sender) {
+            let Some(key) = consort_protocol::jobs::RecordKey::parse(&record.key) else {
+                continue;
+            };
+            let job_key = consort_protocol::jobs::job_key(key.job());
+            let Ok(Some(job)) = self.records.get(self.party.as_str(), &job_key) else {
+                continue;
+            };
+            let peers: Vec<PeerId> = self
+                .connected_audience(record, &[&sender])
+                .into_iter()
+                .filter(|peer| {
+                    self.partners
+                        .party_of(peer)
+                        .is_some_and(|p| job.audience.contains(p))
+                })
+                .collect();
+            self.push(record, peers);
+        }
+    }
+
     /// Sends `record` to each of `peers` directly: at once if no push to that peer is in
-    /// flight, else with the next batch.
+    /// flight, else with the next batch, where it replaces an older version of itself.
     fn push(&mut self, record: &Record, peers: Vec<PeerId>) {
         for peer in peers {
             let queue = self.outbox.entry(peer).or_default();
-            if queue.len() >= OUTBOX_MAX {
-                queue.pop_front();
+            if let Some(queued) = queue
+                .iter_mut()
+                .find(|q| q.key == record.key && q.origin == record.origin)
+            {
+                if queued.version < record.version {
+                    *queued = record.clone();
+                }
+            } else {
+                if queue.len() >= OUTBOX_MAX {
+                    queue.pop_front();
+                }
+                queue.push_back(record.clone());
             }
-            queue.push_back(record.clone());
             if !self.pushing.contains(&peer) {
                 self.send_outbox(peer);
             }
@@ -610,11 +689,31 @@ impl EventLoop {
         self.pushing.insert(peer);
     }
 
+    /// When the oldest deferred record is due.
+    fn next_deferred(&self) -> tokio::time::Instant {
+        self.deferred.front().map_or_else(
+            || tokio::time::Instant::now() + Duration::from_secs(3600),
+            |(at, _, _)| *at,
+        )
+    }
+
+    /// Sends the deferred records that are due.
+    fn publish_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        while self.deferred.front().is_some_and(|(at, _, _)| *at <= now) {
+            if let Some((_, record, hub)) = self.deferred.pop_front() {
+                self.publish(&record, hub.as_ref());
+            }
+        }
+    }
+
     fn put_record(
         &mut self,
         key: String,
         value: Vec<u8>,
         audience: Vec<PartyName>,
+        hub: Option<PartyName>,
+        lazy: bool,
     ) -> Result<Record, NetError> {
         let now = now_ms();
         let held = self
@@ -649,8 +748,14 @@ impl EventLoop {
         self.records
             .flush()
             .map_err(|e| NetError::Storage(e.to_string()))?;
-        self.publish(&record);
-
+        // A newer version supersedes one still waiting to be sent.
+        self.deferred.retain(|(_, r, _)| r.key != record.key);
+        if lazy && self.deferred.len() < OUTBOX_MAX {
+            let at = tokio::time::Instant::now() + LAZY_DELAY;
+            self.deferred.push_back((at, record.clone(), hub));
+        } else {
+            self.publish(&record, hub.as_ref());
+        }
         Ok(record)
     }
 
@@ -662,10 +767,19 @@ impl EventLoop {
             .filter(|s| s.connected())
             .map(|s| s.partner.peer_id)
             .collect();
-        debug!(partners = peers.len(), "periodic catch-up");
-        for peer in peers {
-            self.catch_up(peer);
+        // A few partners per period, in turn: the cost per daemon stays flat as the
+        // federation grows, and a record a partner missed is held by most of the others,
+        // so the first of them it compares with brings it.
+        if peers.is_empty() {
+            return;
         }
+        let n = peers.len().min(SETTLE_PER_PERIOD);
+        debug!(partners = n, of = peers.len(), "periodic catch-up");
+        for i in 0..n {
+            let peer = peers[(self.settle_cursor + i) % peers.len()];
+            self.settle_with(peer);
+        }
+        self.settle_cursor = (self.settle_cursor + n) % peers.len();
     }
 
     // ---- inbound requests -------------------------------------------------------------------
@@ -710,7 +824,8 @@ impl EventLoop {
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
                 PeerRequestBody::Push { records } => {
-                    self.apply_from(peer, records);
+                    let stored = self.apply_from(peer, records);
+                    self.relay(&peer, &stored);
                     PeerResponse::Records {
                         records: Vec::new(),
                         truncated: false,
@@ -768,9 +883,11 @@ impl EventLoop {
                 key,
                 value,
                 audience,
+                hub,
+                lazy,
                 reply,
             } => {
-                let _ = reply.send(self.put_record(key, value, audience));
+                let _ = reply.send(self.put_record(key, value, audience, hub, lazy));
             }
             Command::Request { party, body, reply } => {
                 let Some(peer) = self.partners.peer_of(&party) else {

@@ -3,6 +3,7 @@
 //! only for the jobs that differ — the cost follows the difference, not the store's size.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
 use consort_protocol::jobs::RecordKey;
@@ -21,6 +22,8 @@ struct Entry {
     all: u64,
     /// Records addressed to some parties, per party.
     by: HashMap<PartyName, u64>,
+    /// When a record of the job was last stored here.
+    changed: Option<Instant>,
 }
 
 /// XOR sums of held records, per job and per party that may see them.
@@ -49,6 +52,9 @@ impl Sums {
             self.toggle(old);
         }
         self.toggle(new);
+        if let Some(e) = self.jobs.get_mut(&bucket(&new.key)) {
+            e.changed = Some(Instant::now());
+        }
     }
 
     fn sum_for(e: &Entry, party: &PartyName) -> u64 {
@@ -56,12 +62,16 @@ impl Sums {
     }
 
     /// Our sums for `party` of the jobs after `after`, at most `limit` of them, and the job the
-    /// page ends at (`None`: the page runs to the last job).
+    /// page ends at (`None`: the page runs to the last job). With `settle`, a job changed
+    /// here more recently than that is sent as 0, "changing now, leave it out": a running
+    /// job's records are on their way by push, and comparing them mid-flight would only ship
+    /// the whole job back and forth.
     pub(crate) fn page(
         &self,
         party: &PartyName,
         after: Option<&str>,
         limit: usize,
+        settle: Option<Duration>,
     ) -> (Vec<JobSum>, Option<String>) {
         let mut out = Vec::new();
         let range = match after {
@@ -79,9 +89,10 @@ impl Sums {
                 let until = out.last().map(|s: &JobSum| s.job.clone());
                 return (out, until);
             }
+            let changing = settle.is_some_and(|d| e.changed.is_some_and(|at| at.elapsed() < d));
             out.push(JobSum {
                 job: job.clone(),
-                hash,
+                hash: if changing { 0 } else { hash },
             });
         }
         (out, None)
@@ -115,7 +126,9 @@ impl Sums {
             .range::<str, _>((lower, upper))
             .filter_map(|(job, e)| {
                 let mine = Self::sum_for(e, party);
-                (mine != 0 && theirs.get(job.as_str()) != Some(&mine)).then(|| job.clone())
+                let changing = theirs.get(job.as_str()) == Some(&0);
+                (mine != 0 && !changing && theirs.get(job.as_str()) != Some(&mine))
+                    .then(|| job.clone())
             })
             .collect()
     }
@@ -160,11 +173,11 @@ mod tests {
             None,
             &rec("c", "task/j00000000000000000009/t/1/host", 5, &["a", "c"]),
         );
-        let (page, until) = at_b.page(&a, None, 10);
+        let (page, until) = at_b.page(&a, None, 10, None);
         assert_eq!(until, None);
         assert!(at_a.differing(&b, &page, None, None).is_empty());
         // c's copy for c differs (b knows nothing of job j9): only j9 is named.
-        let (page_b_for_c, _) = at_b.page(&c, None, 10);
+        let (page_b_for_c, _) = at_b.page(&c, None, 10, None);
         assert_eq!(
             at_a.differing(&c, &page_b_for_c, None, None),
             vec![bucket("task/j00000000000000000009/t/1/host")]
@@ -173,6 +186,29 @@ mod tests {
         let v3 = rec("a", j1, 3, &["a", "b"]);
         at_a.account(Some(&v2), &v3);
         assert_eq!(at_a.differing(&b, &page, None, None), vec![bucket(j1)]);
+    }
+
+    #[test]
+    fn a_job_changing_at_the_asker_is_left_out_of_a_settling_round_only() {
+        let (a, b) = (
+            PartyName::new("a").expect("name"),
+            PartyName::new("b").expect("name"),
+        );
+        let j = "task/j00000000000000000001/t/1/guest";
+        let (mut at_a, mut at_b) = (Sums::default(), Sums::default());
+        at_a.account(None, &rec("a", j, 1, &["a", "b"]));
+        at_b.account(None, &rec("a", j, 2, &["a", "b"]));
+        // a just stored its version: in a settling round it says "changing", b ships nothing.
+        let (page, _) = at_a.page(&b, None, 10, Some(Duration::from_secs(60)));
+        assert_eq!(page[0].hash, 0);
+        assert!(at_b.differing(&a, &page, None, None).is_empty());
+        // A full round (a partner back from away) compares it, and b has a newer version.
+        let (page, _) = at_a.page(&b, None, 10, None);
+        assert_ne!(page[0].hash, 0);
+        assert_eq!(at_b.differing(&a, &page, None, None), vec![bucket(j)]);
+        // Once settled, a settling round compares it too.
+        let (page, _) = at_a.page(&b, None, 10, Some(Duration::ZERO));
+        assert_eq!(at_b.differing(&a, &page, None, None), vec![bucket(j)]);
     }
 
     #[test]
@@ -192,11 +228,11 @@ mod tests {
             s.account(None, &rec("a", &format!("decision/j{i:020x}"), 1, &[]));
         }
         let p = PartyName::new("b").expect("name");
-        let (first, until) = s.page(&p, None, 2);
+        let (first, until) = s.page(&p, None, 2, None);
         assert_eq!(first.len(), 2);
-        let (second, until2) = s.page(&p, until.as_deref(), 2);
+        let (second, until2) = s.page(&p, until.as_deref(), 2, None);
         assert_eq!(second.len(), 2);
-        let (third, until3) = s.page(&p, until2.as_deref(), 2);
+        let (third, until3) = s.page(&p, until2.as_deref(), 2, None);
         assert_eq!((third.len(), until3), (1, None));
     }
 }

@@ -96,6 +96,8 @@ pub struct JobView {
     /// The version of every record folded in, by origin and key: a record only replaces an
     /// older one, so the order records arrive in (events, loads, resyncs) does not matter.
     pub versions: BTreeMap<(PartyName, String), u64>,
+    /// Counts the records folded in: changes whenever the view does.
+    pub revision: u64,
 }
 
 impl JobView {
@@ -110,6 +112,7 @@ impl JobView {
             reruns: BTreeMap::new(),
             audience: Vec::new(),
             versions: BTreeMap::new(),
+            revision: 1,
         }
     }
 
@@ -179,30 +182,43 @@ impl JobView {
         self.plan.as_ref().map(|p| p.conf.auto_retries).unwrap_or(0)
     }
 
+    /// The recorded runs of `task` (keys are ordered by task first, and attempts start at
+    /// 1: attempt 0 sorts before all of them).
+    fn runs_of<'a>(
+        &'a self,
+        task: &'a str,
+    ) -> impl Iterator<Item = (&'a RunKey, &'a TaskStateRecord)> + 'a {
+        let from = RunKey {
+            task: task.to_owned(),
+            attempt: 0,
+            role: Role::Guest,
+            party: self.job.initiator.clone(),
+        };
+        self.runs
+            .range(from..)
+            .take_while(move |(k, _)| k.task == task)
+    }
+
     fn highest_attempt(&self, task: &str) -> u32 {
         let base = self.base_attempt(task);
-        self.runs
-            .keys()
-            .filter(|k| k.task == task && k.attempt >= base)
-            .map(|k| k.attempt)
+        self.runs_of(task)
+            .map(|(k, _)| k.attempt)
+            .filter(|a| *a >= base)
             .max()
             .unwrap_or(base)
     }
 
     fn first_failure(&self, task: &str, attempt: u32) -> Option<(PartyName, String)> {
-        self.runs
-            .iter()
-            .filter(|(k, r)| k.task == task && k.attempt == attempt && r.state == RunState::Failed)
+        self.runs_of(task)
+            .filter(|(k, r)| k.attempt == attempt && r.state == RunState::Failed)
             .map(|(k, r)| (k.party.clone(), r.error.clone().unwrap_or_default()))
             .next()
     }
 
     /// The highest attempt of `task` ever recorded (0 if none).
     pub fn last_attempt(&self, task: &str) -> u32 {
-        self.runs
-            .keys()
-            .filter(|k| k.task == task)
-            .map(|k| k.attempt)
+        self.runs_of(task)
+            .map(|(k, _)| k.attempt)
             .max()
             .unwrap_or(0)
     }
@@ -259,10 +275,12 @@ impl JobView {
         if let Some((party, error)) = self.first_failure(task, a) {
             return TaskOutcome::Failed { party, error };
         }
-        let all_done = planned.runs.iter().all(|r| {
-            self.run(task, a, r.role, &r.party)
-                .is_some_and(|s| s.state == RunState::Success)
-        });
+        // Only runs the plan has are recorded, once each: counting them is enough.
+        let succeeded = self
+            .runs_of(task)
+            .filter(|(k, r)| k.attempt == a && r.state == RunState::Success)
+            .count();
+        let all_done = succeeded == planned.runs.len();
         if all_done {
             TaskOutcome::Success
         } else {

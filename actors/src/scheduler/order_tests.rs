@@ -11,7 +11,7 @@ use consort_protocol::jobs::{
 use consort_protocol::peer::Record;
 use consort_storage::{RecordStore, Store, Tables};
 
-use super::{Policy, RecordChanged, Scheduler, SchedulerDeps, Show};
+use super::{Policy, RecordsChanged, Scheduler, SchedulerDeps, Show};
 use crate::executor::Executor;
 use crate::model_manager::{CommitJob, ResolveInput};
 use crate::network::{Command, NetworkClient};
@@ -78,6 +78,7 @@ fn fake_network() -> NetworkClient {
                     value,
                     audience,
                     reply,
+                    ..
                 } => {
                     let r = Record {
                         origin: p("a"),
@@ -162,19 +163,19 @@ async fn an_older_version_arriving_late_does_not_replace_a_newer_one() {
     );
     records.apply(&rejected).expect("store");
     scheduler
-        .send(RecordChanged(rejected.clone()))
+        .send(RecordsChanged(vec![rejected.clone()]))
         .await
         .expect("mailbox");
     records.apply(&job_rec).expect("store");
     scheduler
-        .send(RecordChanged(job_rec))
+        .send(RecordsChanged(vec![job_rec]))
         .await
         .expect("mailbox");
     // The held rejection is read by the job index when the job record comes.
     assert_eq!(status(&scheduler, &job, "rejected").await, "rejected");
     // A late copy of the older version changes nothing (handled once `send` returns).
     scheduler
-        .send(RecordChanged(accepted))
+        .send(RecordsChanged(vec![accepted]))
         .await
         .expect("mailbox");
     let now = scheduler

@@ -173,6 +173,7 @@ pub fn job_info_with(
         submitted_at_ms: view.job.submitted_at_ms,
         reason: reason(view, status),
         tasks,
+        revision: view.revision,
     }
 }
 

@@ -50,7 +50,8 @@ fn outcome(info: &JobInfo, json_out: bool) -> Result<(), Failure> {
     }
 }
 
-/// Polls the job until it ends (or `timeout`), printing task changes when `progress`.
+/// Follows the job until it ends (or `timeout`), printing task changes when `progress`. The
+/// daemon answers each watch when the job changed, so this does not poll.
 async fn wait(
     client: &mut Client,
     id: &str,
@@ -60,8 +61,21 @@ async fn wait(
 ) -> Result<(), Failure> {
     let deadline = timeout.map(|s| Instant::now() + Duration::from_secs(s));
     let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut revision = 0;
     loop {
-        let info = show(client, id).await?;
+        let left = deadline.map_or(WATCH_MS, |d| {
+            (d.saturating_duration_since(Instant::now()).as_millis() as u64).min(WATCH_MS)
+        });
+        let info = client
+            .call(call::JobWatch {
+                job: id.to_owned(),
+                revision,
+                timeout_ms: left,
+                // Without progress to print, only the end matters.
+                until_end: !progress || json_out,
+            })
+            .await?;
+        revision = info.revision;
         if progress && !json_out {
             for t in &info.tasks {
                 if seen.get(&t.name) != Some(&t.status) {
@@ -84,9 +98,11 @@ async fn wait(
                 2,
             ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Longest single watch: the daemon answers at least this often, so a dead daemon is noticed.
+const WATCH_MS: u64 = 30_000;
 
 fn print_job(info: &JobInfo) {
     println!(

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit};
+use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit, Watch};
 use consort_actors::tracker::{JobLog, Metrics};
 use consort_components::{Endpoint, Target, TaskContext, TaskError};
 use consort_protocol::job::Role;
@@ -51,6 +51,24 @@ pub(crate) async fn handle(
         Request::JobShow { job } => {
             let info = scheduler
                 .send(Show(job))
+                .await
+                .map_err(mailbox_err)?
+                .map_err(job_err)?;
+            Ok(Response::Job(info))
+        }
+        Request::JobWatch {
+            job,
+            revision,
+            timeout_ms,
+            until_end,
+        } => {
+            let info = scheduler
+                .send(Watch {
+                    job,
+                    revision,
+                    until_end,
+                    timeout: std::time::Duration::from_millis(timeout_ms.min(60_000)),
+                })
                 .await
                 .map_err(mailbox_err)?
                 .map_err(job_err)?;

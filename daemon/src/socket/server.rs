@@ -216,6 +216,7 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::RecordList => crate::peers::handle(state, request).await,
         Request::JobSubmit { .. }
         | Request::JobShow { .. }
+        | Request::JobWatch { .. }
         | Request::JobList
         | Request::JobStop { .. }
         | Request::JobRerun { .. }
