@@ -1,7 +1,12 @@
 //! The Executor: runs this party's part of tasks. Built-in components run on their own threads
 //! (never on an actor's thread) with a [`ChannelCtx`](context::ChannelCtx) backed by the data
 //! channel, the mailbox and the tracking store. It reports every end to the Scheduler.
+//!
+//! Messages: [`StartRun`], [`CancelRun`], [`CleanUp`], [`CleanUpJob`] (from the Scheduler),
+//! [`ReadOutput`] (a task's output, for `job output`), [`TaskCall`] (a running script
+//! operator's calls into its task, by task token), [`StoreStats`].
 
+mod calls;
 mod context;
 mod outputs;
 mod script;
@@ -24,6 +29,7 @@ use crate::network::NetworkClient;
 use crate::scheduler::derive::RunKey;
 use crate::stats::{self, StoreStats};
 
+pub use calls::{Received, TaskAnswer, TaskAsk, TaskCall};
 pub use context::{OwnDir, output_path, own_dir, run_dir, waiting_marker};
 pub use outputs::{Output, ReadOutput};
 pub use script::{OperatorSpec, TaskTokens};

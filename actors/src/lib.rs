@@ -66,8 +66,6 @@ pub struct JobDeps {
     pub operators: std::collections::BTreeMap<String, executor::OperatorSpec>,
     /// The control socket (for script operators).
     pub socket: PathBuf,
-    /// Tokens of running script tasks (shared with the socket server).
-    pub tokens: executor::TaskTokens,
     /// Parties allowed to read this party's task logs.
     pub share_logs_with: Vec<String>,
     /// This party's tables.
@@ -107,7 +105,7 @@ impl Actors {
                 work_dir: deps.work_dir.clone(),
                 operators: deps.operators,
                 socket: deps.socket,
-                tokens: deps.tokens,
+                tokens: executor::TaskTokens::default(),
                 tables: deps.tables.clone(),
                 table_policy: deps.policy.tables.clone(),
             },

@@ -97,8 +97,11 @@ impl consort_storage::Record for JobClaim {
 /// The job authority of this party.
 pub struct Scheduler {
     store: Store,
-    /// Job id → its initiator (the `jobs` tree).
+    /// Job id → its initiator (the `jobs` tree), written off this thread.
     claims: Option<Tree<JobClaim>>,
+    /// The claims held, read at start-up with the records and kept up to date here: deciding
+    /// whether a job id is free needs no store read on this thread.
+    claimed: std::collections::HashMap<JobId, PartyName>,
     deps: Option<SchedulerDeps>,
     views: BTreeMap<JobId, JobView>,
     running: BTreeSet<(JobId, RunKey)>,
@@ -130,6 +133,7 @@ impl Scheduler {
         Self {
             store,
             claims: None,
+            claimed: Default::default(),
             deps: None,
             views: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -152,6 +156,7 @@ impl Scheduler {
         Self {
             store,
             claims,
+            claimed: Default::default(),
             deps: Some(deps),
             views: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -197,14 +202,34 @@ impl Actor for Scheduler {
         let Some(deps) = &self.deps else { return };
         // The store is read on a blocking thread; no message is handled until it is folded in.
         let records = deps.records.clone();
+        let claims = self.claims.clone();
         ctx.wait(
-            async move { tokio::task::spawn_blocking(move || records.all()).await }
-                .into_actor(self)
-                .map(|all, act, ctx| match all {
-                    Ok(Ok(all)) => act.load_all(all, ctx),
-                    Ok(Err(e)) => warn!(error = %e, "cannot load records"),
-                    Err(e) => warn!(error = %e, "cannot load records"),
-                }),
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let claimed = claims.map(|t| {
+                        t.scan_prefix("")
+                            .filter_map(|c| {
+                                let (k, c) = c.ok()?;
+                                let id = JobId::parse(std::str::from_utf8(&k).ok()?)?;
+                                Some((id, c.initiator))
+                            })
+                            .collect()
+                    });
+                    (records.all(), claimed)
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(|loaded, act, ctx| match loaded {
+                Ok((all, claimed)) => {
+                    act.claimed = claimed.unwrap_or_default();
+                    match all {
+                        Ok(all) => act.load_all(all, ctx),
+                        Err(e) => warn!(error = %e, "cannot load records"),
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot load records"),
+            }),
         );
     }
 }
@@ -461,32 +486,34 @@ impl Scheduler {
         Some(id.clone())
     }
 
-    /// Binds `job` to `initiator` for good, unless another initiator holds it already.
-    fn claim(&self, job: &JobId, initiator: &PartyName) -> bool {
-        let Some(claims) = &self.claims else {
-            return true;
-        };
-        match claims.get(job.as_str()) {
-            Ok(Some(c)) if &c.initiator == initiator => true,
-            Ok(Some(c)) => {
-                warn!(%job, initiator = %c.initiator, claimant = %initiator, "a partner tried to take over a job id; ignored");
+    /// Binds `job` to `initiator` for good, unless another initiator holds it already. The
+    /// claim is stored (and flushed) on a blocking thread.
+    fn claim(&mut self, job: &JobId, initiator: &PartyName) -> bool {
+        match self.claimed.get(job) {
+            Some(held) if held == initiator => true,
+            Some(held) => {
+                warn!(%job, initiator = %held, claimant = %initiator, "a partner tried to take over a job id; ignored");
                 false
             }
-            Ok(None) => {
-                let claim = JobClaim {
-                    initiator: initiator.clone(),
-                };
-                if let Err(e) = claims
-                    .put(job.as_str(), &claim)
-                    .and_then(|()| claims.flush())
-                {
-                    warn!(%job, error = %e, "cannot store a job claim");
+            None => {
+                self.claimed.insert(job.clone(), initiator.clone());
+                if let Some(claims) = self.claims.clone() {
+                    let (job, claim) = (
+                        job.clone(),
+                        JobClaim {
+                            initiator: initiator.clone(),
+                        },
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = claims
+                            .put(job.as_str(), &claim)
+                            .and_then(|()| claims.flush())
+                        {
+                            warn!(%job, error = %e, "cannot store a job claim");
+                        }
+                    });
                 }
                 true
-            }
-            Err(e) => {
-                warn!(%job, error = %e, "cannot read a job claim");
-                false
             }
         }
     }

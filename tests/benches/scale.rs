@@ -66,6 +66,7 @@ struct Row {
     idle_pct: f64,
     catch_up: f64,
     baseline: f64,
+    lost: usize,
 }
 
 fn measure(n: usize, jobs: usize) -> Row {
@@ -117,6 +118,16 @@ fn measure(n: usize, jobs: usize) -> Row {
     });
     run(&mut conns, &spec);
     let catch_up = t.elapsed().as_secs_f64();
+    // Record events that never reached a scheduler (its safety resync brought the record) or
+    // that the network dropped: each would have stalled a job until that resync.
+    let lost = daemons
+        .iter()
+        .map(|d| {
+            let log = d.log();
+            log.matches("never reached the scheduler").count()
+                + log.matches("network events dropped").count()
+        })
+        .sum();
     let baseline = *times.last().unwrap();
     Row {
         n,
@@ -126,6 +137,7 @@ fn measure(n: usize, jobs: usize) -> Row {
         idle_pct,
         catch_up,
         baseline,
+        lost,
     }
 }
 
@@ -149,20 +161,21 @@ fn main() {
         sizes = vec![3, 10];
     }
     println!(
-        "| parties | first job | job {jobs} | job {jobs} / first | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before |"
+        "| parties | first job | job {jobs} | job {jobs} / first | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before | record events lost |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // Each row as soon as it is measured: a long run still leaves the sizes it finished.
     for r in sizes.iter().map(|&n| measure(n, jobs)) {
         println!(
-            "| {} | {:.3} s | {:.3} s | {:.2} | {:.1} % | {:.2} s | {:.3} s |",
+            "| {} | {:.3} s | {:.3} s | {:.2} | {:.1} % | {:.2} s | {:.3} s | {} |",
             r.n,
             r.first,
             r.last,
             r.last / r.first,
             r.idle_pct,
             r.catch_up,
-            r.baseline
+            r.baseline,
+            r.lost
         );
         let _ = r.jobs;
     }

@@ -642,3 +642,60 @@ fn a_stopped_job_reruns_reusing_what_succeeded() {
         out.stderr
     );
 }
+
+/// `job watch` is a long poll: answered at once when the asker's revision is out of date, at
+/// the job's end when that is what it waits for, and, when nothing changes, only at its
+/// timeout (with the same revision). `job wait` is built on it.
+#[test]
+fn job_watch_answers_at_a_change_or_the_end_and_otherwise_waits() {
+    use consort_protocol::{JobInfo, Request, Response};
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    let _d = fed.start_connected();
+    let a = &fed.parties[0];
+    let file = fed.job_file(
+        "nap.yaml",
+        "name: nap\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  first: {component: noop}\n  nap: {component: sleep, roles: [host], depends_on: [first], params: {seconds: 1}}\n  last: {component: noop, depends_on: [nap]}\n",
+    );
+    let id = submit(a, &file);
+    let mut conn = consort_tests::RawConn::open(&a.socket());
+    let mut watch = |revision: u64, timeout_ms: u64, until_end: bool| -> (JobInfo, Duration) {
+        let t = Instant::now();
+        let request = Request::JobWatch {
+            job: id.clone(),
+            revision,
+            timeout_ms,
+            until_end,
+        };
+        match conn.call(request) {
+            Some(Response::Job(info)) => (info, t.elapsed()),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Out of date (0: never seen): at once, long before the timeout.
+    let (first, took) = watch(0, 30_000, false);
+    assert_ne!(first.revision, 0);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        !["success", "failed"].contains(&first.status.as_str()),
+        "{first:?}"
+    );
+    // Until the end: one answer, the final state.
+    let (end, _) = watch(first.revision, 60_000, true);
+    assert_eq!(end.status, "success", "{end:?}");
+    assert_ne!(end.revision, first.revision);
+    // Nothing changes any more: the answer comes at the timeout, with the same revision.
+    let (same, took) = watch(end.revision, 400, false);
+    assert_eq!(same.revision, end.revision);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    // An unknown job is an error, not a wait.
+    assert!(
+        conn.call(Request::JobWatch {
+            job: "j00000000000000000000".into(),
+            revision: 0,
+            timeout_ms: 60_000,
+            until_end: true,
+        })
+        .is_none()
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use consort_actors::executor::{OperatorSpec, TaskTokens};
+use consort_actors::executor::OperatorSpec;
 use consort_actors::network;
 use consort_actors::scheduler::Policy;
 use consort_actors::{Actors, JobDeps};
@@ -166,7 +166,6 @@ async fn serve(
     let tracking = Tracking::open(store)?;
     let tables = Tables::open(store, &settings.data_dir.join("tables"))?;
     let models = Models::open(store, &settings.data_dir.join("models"))?;
-    let tokens = TaskTokens::default();
     let deps = JobDeps {
         me: config.party.clone(),
         net: shared.client.clone(),
@@ -191,7 +190,6 @@ async fn serve(
             })
             .collect(),
         socket: settings.socket.clone(),
-        tokens: tokens.clone(),
         share_logs_with: config.policy.share_logs_with.clone(),
         tables: tables.clone(),
         models,
@@ -208,7 +206,6 @@ async fn serve(
         actors,
         shutdown: shutdown.clone(),
         max_frame_bytes: settings.config.max_frame_bytes,
-        tokens,
     });
     info!(
         socket = %settings.socket.display(),

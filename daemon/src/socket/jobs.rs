@@ -1,11 +1,10 @@
 //! Control-socket requests about jobs, answered by the Scheduler and the Tracker.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use consort_actors::executor::{TaskAnswer, TaskAsk, TaskCall};
 use consort_actors::scheduler::{Approve, JobError, List, Rerun, Show, Stop, Submit, Watch};
 use consort_actors::tracker::{JobLog, Metrics};
-use consort_components::{Endpoint, Target, TaskContext, TaskError};
-use consort_protocol::job::Role;
 use consort_protocol::{
     ControlError, ErrorCode, LogLineInfo, MetricInfo, Request, Response, TaskPart,
 };
@@ -165,182 +164,99 @@ pub(crate) async fn handle(
     }
 }
 
-/// Resolves `ROLE`, `PARTY` or `ROLE@PARTY` among the task's endpoints.
-fn parse_target(ctx: &dyn TaskContext, s: &str) -> Result<Target, ControlError> {
-    let bad = |m: String| ControlError::new(ErrorCode::InvalidArgument, m);
-    if let Some(role) = Role::parse(s) {
-        return Ok(Target::Role(role));
-    }
-    let matches: Vec<Endpoint> = match s.split_once('@') {
-        Some((role, party)) => ctx
-            .endpoints()
-            .iter()
-            .filter(|e| e.role.as_str() == role && e.party.as_str() == party)
-            .cloned()
-            .collect(),
-        None => ctx
-            .endpoints()
-            .iter()
-            .filter(|e| e.party.as_str() == s)
-            .cloned()
-            .collect(),
-    };
-    match matches.as_slice() {
-        [one] => Ok(Target::One(one.clone())),
-        [] => Err(bad(format!(
-            "'{s}' does not run this task (use ROLE, PARTY or ROLE@PARTY)"
-        ))),
-        _ => Err(bad(format!(
-            "{s} runs this task in several roles; name one as ROLE@{s}"
-        ))),
-    }
-}
-
-/// Answers a script operator's call, identified by its task token.
+/// Answers a script operator's call, identified by its task token: translated into a
+/// [`TaskCall`] for the Executor, which owns the running tasks.
 pub(crate) async fn handle_task(
     state: &ServerState,
     request: Request,
 ) -> Result<Response, ControlError> {
-    let token = match &request {
-        Request::TaskRemote { token, .. }
-        | Request::TaskGet { token, .. }
-        | Request::TaskMetric { token, .. }
-        | Request::TaskLog { token, .. }
-        | Request::TaskMetricMeta { token, .. } => token.clone(),
-        _ => return Err(ControlError::new(ErrorCode::Internal, "not a task request")),
-    };
-    let ctx = state
-        .tokens
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&token)
-        .cloned()
-        .ok_or_else(|| {
-            ControlError::new(
-                ErrorCode::NotFound,
-                "unknown or expired task token (CONSORT_TASK_TOKEN)",
-            )
-        })?;
-    let task_err = |e: TaskError| ControlError::new(ErrorCode::Internal, e.to_string());
-    // The calls block (network, mailbox waits): run them off the actor thread.
-    let blocking = |f: Box<dyn FnOnce() -> Result<Response, ControlError> + Send>| async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ControlError::new(ErrorCode::Internal, format!("task call failed: {e}")))?
-    };
-    match request {
+    let (token, ask) = match request {
         Request::TaskRemote {
+            token,
             to,
             tag,
             data,
             path,
-            ..
         } => {
-            let target = parse_target(ctx.as_ref(), &to)?;
             let path = path.map(absolute).transpose()?;
-            blocking(Box::new(move || {
-                let len = match &path {
-                    Some(p) => {
-                        ctx.remote_file(&target, &tag, p).map_err(task_err)?;
-                        std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-                    }
-                    None => {
-                        ctx.remote(&target, &tag, &data).map_err(task_err)?;
-                        data.len() as u64
-                    }
-                };
-                Ok(Response::Done {
-                    message: format!("sent {len} bytes as '{tag}' to {to}"),
-                })
-            }))
-            .await
+            (
+                token,
+                TaskAsk::Remote {
+                    to,
+                    tag,
+                    data,
+                    path,
+                },
+            )
         }
         Request::TaskGet {
-            from, tag, into, ..
+            token,
+            from,
+            tag,
+            into,
         } => {
-            let target = parse_target(ctx.as_ref(), &from)?;
             let into = into.map(absolute).transpose()?;
-            blocking(Box::new(move || {
-                let Some(into) = into else {
-                    let parts = ctx
-                        .get(&target, &tag)
-                        .map_err(task_err)?
-                        .into_iter()
-                        .map(|(e, data)| TaskPart {
-                            from: e.to_string(),
-                            data,
-                            path: None,
-                        })
-                        .collect();
-                    return Ok(Response::TaskData { parts });
-                };
-                let dir = into.parent().map(Path::to_owned).unwrap_or_default();
-                let files = ctx.get_file(&target, &tag, &dir).map_err(task_err)?;
-                let several = files.len() > 1;
-                let mut parts = Vec::new();
-                for (e, file) in files {
-                    let dest = if several {
-                        let mut p = into.as_os_str().to_owned();
-                        p.push(format!(".{e}"));
-                        PathBuf::from(p)
-                    } else {
-                        into.clone()
-                    };
-                    std::fs::rename(&file, &dest).map_err(|err| {
-                        ControlError::new(
-                            ErrorCode::Internal,
-                            format!("cannot write {}: {err}", dest.display()),
-                        )
-                    })?;
-                    parts.push(TaskPart {
-                        from: e.to_string(),
-                        data: Vec::new(),
-                        path: Some(dest.display().to_string()),
-                    });
-                }
-                Ok(Response::TaskData { parts })
-            }))
-            .await
+            (token, TaskAsk::Get { from, tag, into })
         }
         Request::TaskMetric {
+            token,
             namespace,
             name,
             x,
             y,
-            ..
-        } => {
-            ctx.log_metric(&namespace, &name, &[(x, y)])
-                .map_err(task_err)?;
-            Ok(Response::Done {
-                message: format!("{namespace}/{name} += ({x}, {y})"),
-            })
-        }
+        } => (
+            token,
+            TaskAsk::Metric {
+                namespace,
+                name,
+                x,
+                y,
+            },
+        ),
         Request::TaskMetricMeta {
+            token,
             namespace,
             name,
             meta,
-            ..
         } => {
-            let meta: serde_json::Value = serde_json::from_str(&meta).map_err(|e| {
+            let meta = serde_json::from_str(&meta).map_err(|e| {
                 ControlError::new(
                     ErrorCode::InvalidArgument,
                     format!("metadata is not JSON: {e}"),
                 )
             })?;
-            ctx.set_metric_meta(&namespace, &name, meta)
-                .map_err(task_err)?;
-            Ok(Response::Done {
-                message: format!("{namespace}/{name} metadata set"),
-            })
+            (
+                token,
+                TaskAsk::MetricMeta {
+                    namespace,
+                    name,
+                    meta,
+                },
+            )
         }
-        Request::TaskLog { text, .. } => {
-            ctx.log(&text);
-            Ok(Response::Done {
-                message: "logged".into(),
-            })
-        }
-        _ => Err(ControlError::new(ErrorCode::Internal, "not a task request")),
-    }
+        Request::TaskLog { token, text } => (token, TaskAsk::Log { text }),
+        _ => return Err(ControlError::new(ErrorCode::Internal, "not a task request")),
+    };
+    let answer = state
+        .actors
+        .executor
+        .send(TaskCall { token, ask })
+        .await
+        .map_err(|e| mailbox_error("executor", e))?
+        .map_err(control_error)?;
+    Ok(match answer {
+        TaskAnswer::Done(message) => Response::Done { message },
+        TaskAnswer::Received(parts) => Response::TaskData {
+            parts: parts
+                .into_iter()
+                .map(|r| TaskPart {
+                    from: r.from,
+                    data: r.data,
+                    path: r.path.map(|p| p.display().to_string()),
+                })
+                .collect(),
+        },
+    })
 }
 
 /// A path from a client (CLI, script operator): it must be absolute (the daemon's working

@@ -43,8 +43,6 @@ pub(crate) struct ServerState {
     pub shutdown: CancellationToken,
     /// Frame limit.
     pub max_frame_bytes: usize,
-    /// Tokens of running script tasks.
-    pub tokens: consort_actors::executor::TaskTokens,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
