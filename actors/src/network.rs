@@ -515,6 +515,7 @@ async fn build(
         pushing: HashSet::new(),
         deferred: Default::default(),
         keys: HashMap::new(),
+        flush_at: None,
         sums,
     };
     for partner in partners {

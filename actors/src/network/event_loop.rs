@@ -64,6 +64,11 @@ pub(crate) enum Pending {
 /// Records waiting for a partner while a push to it is in flight, at most (older ones are
 /// dropped: the partner's catch-up brings them).
 const OUTBOX_MAX: usize = 10_000;
+/// How long a hub gathers relayed records before sending them (jobs of more parties than
+/// [`RELAY_BATCH_FROM`]).
+const RELAY_BATCH: Duration = Duration::from_millis(2);
+/// Jobs of more parties than this have their relays gathered.
+const RELAY_BATCH_FROM: usize = 4;
 /// Partners compared with in one period of the anti-entropy safety net.
 const SETTLE_PER_PERIOD: usize = 8;
 /// How long a lazily written record waits before it is sent (unless superseded).
@@ -124,6 +129,8 @@ pub(crate) struct EventLoop {
     pub outbox: HashMap<PeerId, std::collections::VecDeque<Record>>,
     /// Partners with a push in flight.
     pub pushing: HashSet<PeerId>,
+    /// When the gathered relays go out.
+    pub flush_at: Option<tokio::time::Instant>,
     /// Public keys decoded from PeerIds (decoding costs half a signature check).
     pub keys: HashMap<PeerId, PublicKey>,
     /// Our records whose sending waits a little (oldest first): a run's start, dropped if its
@@ -140,6 +147,10 @@ impl EventLoop {
         antientropy.tick().await;
         loop {
             let (next_deferred, any_deferred) = (self.next_deferred(), !self.deferred.is_empty());
+            let (flush_at, any_flush) = (
+                self.flush_at.unwrap_or(next_deferred),
+                self.flush_at.is_some(),
+            );
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -154,6 +165,9 @@ impl EventLoop {
                 _ = antientropy.tick() => self.catch_up_all(),
                 _ = tokio::time::sleep_until(next_deferred), if any_deferred => {
                     self.publish_due();
+                }
+                _ = tokio::time::sleep_until(flush_at), if any_flush => {
+                    self.flush_outboxes();
                 }
             }
         }
@@ -631,14 +645,53 @@ impl EventLoop {
                         .is_some_and(|p| job.audience.contains(p))
                 })
                 .collect();
-            self.push(record, peers);
+            // In a large job the step's records reach the hub within a moment of each
+            // other: relaying them together saves a message per record per party.
+            if job.audience.len() > RELAY_BATCH_FROM {
+                self.push_soon(record, peers);
+            } else {
+                self.push(record, peers);
+            }
         }
     }
 
     /// Sends `record` to each of `peers` directly: at once if no push to that peer is in
     /// flight, else with the next batch, where it replaces an older version of itself.
     fn push(&mut self, record: &Record, peers: Vec<PeerId>) {
+        self.enqueue(record, &peers);
         for peer in peers {
+            if !self.pushing.contains(&peer) {
+                self.send_outbox(peer);
+            }
+        }
+    }
+
+    /// Like [`Self::push`], but the sending waits [`RELAY_BATCH`] so that the records of one
+    /// step that reach the hub together leave it together.
+    fn push_soon(&mut self, record: &Record, peers: Vec<PeerId>) {
+        self.enqueue(record, &peers);
+        if self.flush_at.is_none() {
+            self.flush_at = Some(tokio::time::Instant::now() + RELAY_BATCH);
+        }
+    }
+
+    /// Sends every outbox that has records and no push in flight.
+    fn flush_outboxes(&mut self) {
+        self.flush_at = None;
+        let idle: Vec<PeerId> = self
+            .outbox
+            .keys()
+            .filter(|p| !self.pushing.contains(p))
+            .copied()
+            .collect();
+        for peer in idle {
+            self.send_outbox(peer);
+        }
+    }
+
+    /// Queues `record` for each of `peers`, replacing an older queued version of itself.
+    fn enqueue(&mut self, record: &Record, peers: &[PeerId]) {
+        for &peer in peers {
             let queue = self.outbox.entry(peer).or_default();
             if let Some(queued) = queue
                 .iter_mut()
@@ -652,9 +705,6 @@ impl EventLoop {
                     queue.pop_front();
                 }
                 queue.push_back(record.clone());
-            }
-            if !self.pushing.contains(&peer) {
-                self.send_outbox(peer);
             }
         }
     }
