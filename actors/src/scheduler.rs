@@ -708,15 +708,18 @@ impl Scheduler {
                     let Some(table) = run.params.get("table").and_then(|v| v.as_str()) else {
                         continue;
                     };
-                    match deps.tables.meta(table) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => {
+                    match models.tables.get(table) {
+                        Some(Ok(true)) => {}
+                        Some(Ok(false)) => {
                             return Err(format!(
                                 "{me} has no table '{table}' (task {})",
                                 task.name
                             ));
                         }
-                        Err(e) => return Err(format!("{me} cannot read table '{table}': {e}")),
+                        Some(Err(e)) => {
+                            return Err(format!("{me} cannot read table '{table}': {e}"));
+                        }
+                        None => return Err(format!("{me}: table '{table}' not checked")),
                     }
                     let refused =
                         crate::executor::tables_refused(&deps.policy.tables, table, others.iter());
@@ -729,6 +732,7 @@ impl Scheduler {
                 }
                 if task.model.is_some() {
                     models
+                        .models
                         .get(&(task.name.clone(), run.role))
                         .cloned()
                         .unwrap_or_else(|| Err(format!("{me}: model input not checked")))?;
@@ -791,10 +795,10 @@ impl Scheduler {
         let deps = self.deps.as_ref()?;
         let wanted = match self.views.get(job).map(|v| &v.plan) {
             Some(Ok(plan)) => model_checks::wanted(plan, &deps.me),
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         if wanted.is_empty() {
-            return Some(ModelChecks::new());
+            return Some(ModelChecks::default());
         }
         match self.model_checks.get(job) {
             Some(Some(_)) => return self.model_checks.remove(job).flatten(),
@@ -802,13 +806,15 @@ impl Scheduler {
             None => {}
         }
         self.model_checks.insert(job.clone(), None);
-        let (models, job) = (deps.model_inputs.clone(), job.clone());
-        ctx.spawn(model_checks::check(models, wanted).into_actor(self).map(
-            move |checks, act, ctx| {
-                act.model_checks.insert(job.clone(), Some(checks));
-                act.tick(ctx, &job);
-            },
-        ));
+        let (models, tables, job) = (deps.model_inputs.clone(), deps.tables.clone(), job.clone());
+        ctx.spawn(
+            model_checks::check(models, tables, wanted)
+                .into_actor(self)
+                .map(move |checks, act, ctx| {
+                    act.model_checks.insert(job.clone(), Some(checks));
+                    act.tick(ctx, &job);
+                }),
+        );
         None
     }
 
@@ -1103,7 +1109,11 @@ impl Handler<Submit> for Scheduler {
         let Some(deps) = &self.deps else {
             return Box::pin(actix::fut::ready(Err(JobError::Unavailable)));
         };
-        let (net, models) = (deps.net.clone(), deps.model_inputs.clone());
+        let (net, models, tables) = (
+            deps.net.clone(),
+            deps.model_inputs.clone(),
+            deps.tables.clone(),
+        );
         // The job's model inputs here, for this party's own policy (a job file that does not
         // validate is refused by `submit` before they matter).
         let wanted = JobSpec::parse(&msg.spec)
@@ -1114,7 +1124,7 @@ impl Handler<Submit> for Scheduler {
         Box::pin(
             async move {
                 let peers = net.peers().await;
-                (peers, model_checks::check(models, wanted).await)
+                (peers, model_checks::check(models, tables, wanted).await)
             }
             .into_actor(self)
             .map(move |(peers, checks), act, ctx| {
