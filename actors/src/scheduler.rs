@@ -36,7 +36,7 @@ use crate::model_manager::{CommitJob, ResolveInput};
 use crate::network::NetworkClient;
 use crate::stats::{self, StoreStats};
 use derive::{JobView, RunKey};
-use model_checks::ModelChecks;
+use model_checks::DataChecks;
 
 /// What this party accepts (`[policy]` and `[operators]` of consort.toml).
 #[derive(Debug, Clone, Default)]
@@ -109,7 +109,7 @@ pub struct Scheduler {
     committed: BTreeSet<JobId>,
     /// Proposals waiting for the ModelManager's answer about their model inputs (`None`), or
     /// with it (decided at the next tick).
-    model_checks: BTreeMap<JobId, Option<ModelChecks>>,
+    model_checks: BTreeMap<JobId, Option<DataChecks>>,
     /// Finished jobs whose leftover mailbox entries were dropped in this process.
     cleaned: BTreeSet<JobId>,
     /// Jobs whose view was just created: their records already in the store (those that
@@ -629,7 +629,7 @@ impl Scheduler {
         );
     }
 
-    fn decide(&self, view: &JobView, models: &ModelChecks) -> Decision {
+    fn decide(&self, view: &JobView, models: &DataChecks) -> Decision {
         match &view.plan {
             Ok(plan) => self.decide_plan(view.job.initiator.as_str(), plan, models),
             Err(e) => Decision::Rejected {
@@ -639,7 +639,7 @@ impl Scheduler {
     }
 
     /// This party's answer to `plan` proposed by `initiator`, by its policy.
-    fn decide_plan(&self, initiator: &str, plan: &JobPlan, models: &ModelChecks) -> Decision {
+    fn decide_plan(&self, initiator: &str, plan: &JobPlan, models: &DataChecks) -> Decision {
         let Some(deps) = &self.deps else {
             return Decision::Rejected {
                 reason: "not configured".into(),
@@ -692,7 +692,7 @@ impl Scheduler {
     /// The tables and models a job would use here exist, and the policy lets the job's other
     /// parties take part in a job that reads these tables. `models`: the ModelManager's
     /// answers about the job's model inputs.
-    fn check_data(&self, plan: &JobPlan, models: &ModelChecks) -> Result<(), String> {
+    fn check_data(&self, plan: &JobPlan, models: &DataChecks) -> Result<(), String> {
         let Some(deps) = &self.deps else {
             return Ok(());
         };
@@ -791,14 +791,14 @@ impl Scheduler {
 
     /// The ModelManager's answers about `job`'s model inputs, once they are in. The first call
     /// asks (and answers `None`); the answer arrives as another tick.
-    fn model_checks(&mut self, ctx: &mut Context<Self>, job: &JobId) -> Option<ModelChecks> {
+    fn model_checks(&mut self, ctx: &mut Context<Self>, job: &JobId) -> Option<DataChecks> {
         let deps = self.deps.as_ref()?;
         let wanted = match self.views.get(job).map(|v| &v.plan) {
             Some(Ok(plan)) => model_checks::wanted(plan, &deps.me),
             _ => Default::default(),
         };
         if wanted.is_empty() {
-            return Some(ModelChecks::default());
+            return Some(DataChecks::default());
         }
         match self.model_checks.get(job) {
             Some(Some(_)) => return self.model_checks.remove(job).flatten(),
@@ -1145,7 +1145,7 @@ impl Scheduler {
         ctx: &mut Context<Self>,
         msg: Submit,
         partners: &BTreeSet<PartyName>,
-        models: &ModelChecks,
+        models: &DataChecks,
     ) -> Result<JobId, JobError> {
         let me = self.deps.as_ref().ok_or(JobError::Unavailable)?.me.clone();
         let spec = JobSpec::parse(&msg.spec).map_err(|e| JobError::Invalid(vec![e.0]))?;

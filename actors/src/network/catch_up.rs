@@ -174,7 +174,7 @@ impl EventLoop {
     ) {
         match response {
             PeerResponse::Records { records, truncated } => {
-                self.apply_from(peer, records);
+                self.apply_from(peer, records, false);
                 match (truncated, until) {
                     (true, _) => self.prepare_page(peer, None),
                     (false, Some(until)) => self.send_sums(peer, Some(until)),
@@ -289,7 +289,7 @@ impl EventLoop {
             PeerResponse::Records { records, truncated } => (records, truncated),
             _ => (Vec::new(), false),
         };
-        self.apply_from(peer, records);
+        self.apply_from(peer, records, false);
         let Some((after, until)) = page else { return };
         match (truncated, until) {
             // The answer was cut: ask for the same range again (what came is now held).
@@ -301,9 +301,10 @@ impl EventLoop {
         }
     }
 
-    /// Applies records a partner sent (pushed, or an answer to our digest) and tells the
-    /// actors about the new ones in one event. Returns the new ones.
-    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>) -> Vec<Record> {
+    /// Applies records a partner sent (pushed, or an answer to our digest), relays the new
+    /// ones if they came by push (see [`EventLoop::relay`]), and tells the actors about them
+    /// in one event.
+    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>, pushed: bool) {
         let mut stored = Vec::new();
         for record in records {
             match self.apply_record(record) {
@@ -312,11 +313,14 @@ impl EventLoop {
                 Err(why) => self.reject_from(&peer, &why),
             }
         }
-        if !stored.is_empty() {
-            debug!(%peer, stored = stored.len(), "records applied");
-            self.emit(NetworkEvent::RecordsUpdated(stored.clone()));
+        if stored.is_empty() {
+            return;
         }
-        stored
+        debug!(%peer, stored = stored.len(), "records applied");
+        if pushed {
+            self.relay(&peer, &stored);
+        }
+        self.emit(NetworkEvent::RecordsUpdated(stored));
     }
 
     /// A partner's digest page: answer, off the network thread, with the records of that

@@ -874,8 +874,7 @@ impl EventLoop {
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
                 PeerRequestBody::Push { records } => {
-                    let stored = self.apply_from(peer, records);
-                    self.relay(&peer, &stored);
+                    self.apply_from(peer, records, true);
                     PeerResponse::Records {
                         records: Vec::new(),
                         truncated: false,

@@ -33,10 +33,9 @@ pub(crate) struct Sums {
 }
 
 impl Sums {
-    /// Adds a held version, or takes it out (XOR: the same operation).
-    fn toggle(&mut self, r: &Record) {
+    /// Adds a held version to `e`, or takes it out (XOR: the same operation).
+    fn toggle(e: &mut Entry, r: &Record) {
         let h = record_hash(r.origin.as_str(), &r.key, r.version);
-        let e = self.jobs.entry(bucket(&r.key)).or_default();
         if r.audience.is_empty() {
             e.all ^= h;
         } else {
@@ -48,13 +47,13 @@ impl Sums {
 
     /// `new` replaced `old` (if any) in the store.
     pub(crate) fn account(&mut self, old: Option<&Record>, new: &Record) {
+        let e = self.jobs.entry(bucket(&new.key)).or_default();
+        // A record keeps its key, hence its job, across versions.
         if let Some(old) = old {
-            self.toggle(old);
+            Self::toggle(e, old);
         }
-        self.toggle(new);
-        if let Some(e) = self.jobs.get_mut(&bucket(&new.key)) {
-            e.changed = Some(Instant::now());
-        }
+        Self::toggle(e, new);
+        e.changed = Some(Instant::now());
     }
 
     fn sum_for(e: &Entry, party: &PartyName) -> u64 {

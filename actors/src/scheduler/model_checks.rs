@@ -16,7 +16,7 @@ use crate::model_manager::ResolveInput;
 
 /// The answers about a job's data here.
 #[derive(Debug, Default)]
-pub(crate) struct ModelChecks {
+pub(crate) struct DataChecks {
     /// (task, role of this party) → may the job use the task's model here (or why not).
     pub models: BTreeMap<(String, Role), Result<(), String>>,
     /// Table → whether it exists here (or why it could not be read).
@@ -68,8 +68,8 @@ pub(crate) async fn check(
     models: Recipient<ResolveInput>,
     tables: Tables,
     wanted: Wanted,
-) -> ModelChecks {
-    let mut checks = ModelChecks::default();
+) -> DataChecks {
+    let mut checks = DataChecks::default();
     for input in wanted.models {
         let key = (input.task.clone(), input.role);
         let answer = resolve(&models, input).await.map(|_| ());
