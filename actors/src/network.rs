@@ -6,11 +6,13 @@
 //! reply; events come out over another bounded channel. Actors never poll the swarm, and a busy
 //! actor never stalls the network (events are dropped and counted rather than blocking it).
 
+mod admit;
 mod behaviour;
 mod catch_up;
 mod codec;
 mod event_loop;
 mod partners;
+mod relay;
 mod sums;
 
 use std::collections::{HashMap, HashSet};
@@ -515,7 +517,8 @@ async fn build(
         pushing: HashSet::new(),
         deferred: Default::default(),
         keys: HashMap::new(),
-        flush_at: None,
+        released: Default::default(),
+        gathering: Default::default(),
         sums,
     };
     for partner in partners {

@@ -31,6 +31,17 @@ impl PartyName {
 
     /// Validates `s` as a party name.
     pub fn new(s: &str) -> Result<Self, InvalidName> {
+        Self::check(s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Validates `s` as a party name, keeping the string.
+    pub fn from_string(s: String) -> Result<Self, InvalidName> {
+        Self::check(&s)?;
+        Ok(Self(s))
+    }
+
+    fn check(s: &str) -> Result<(), InvalidName> {
         let bad = |reason| InvalidName {
             kind: "party name",
             value: s.chars().take(80).collect(),
@@ -50,7 +61,7 @@ impl PartyName {
         if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             return Err(bad("only a-z, 0-9 and '-' are allowed"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(())
     }
 
     /// The name as a string slice.
@@ -75,7 +86,7 @@ impl FromStr for PartyName {
 impl<'de> Deserialize<'de> for PartyName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
+        Self::from_string(s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -80,8 +80,8 @@ pub enum PeerRequestBody {
     },
     /// Records pushed directly when gossip could not carry them (each is verified).
     Push {
-        /// The records.
-        records: Vec<Record>,
+        /// The records, packed.
+        records: PackedRecords,
     },
     /// Opaque bytes echoed back (throughput measurement and diagnostics).
     Echo {
@@ -100,6 +100,46 @@ pub enum PeerRequestBody {
     /// Any kind this build does not know.
     #[serde(other)]
     Unknown,
+}
+
+/// Records as a MessagePack array in bytes: each record is encoded once by its sender (a hub
+/// sends the same records to many parties), and a receiver decodes them straight into
+/// records (no buffering through the request's tagged enum).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PackedRecords(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl PackedRecords {
+    /// Packs records encoded by [`Record::encode`].
+    pub fn pack<'a>(encoded: impl ExactSizeIterator<Item = &'a [u8]>) -> Self {
+        let n = encoded.len();
+        let mut out = Vec::new();
+        // MessagePack array header (fixarray, array 16, array 32).
+        if n < 16 {
+            out.push(0x90 | n as u8);
+        } else if let Ok(n) = u16::try_from(n) {
+            out.push(0xdc);
+            out.extend_from_slice(&n.to_be_bytes());
+        } else {
+            out.push(0xdd);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        for e in encoded {
+            out.extend_from_slice(e);
+        }
+        Self(out)
+    }
+
+    /// Packs `records`.
+    pub fn of(records: &[Record]) -> Self {
+        let encoded: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        Self::pack(encoded.iter().map(Vec::as_slice))
+    }
+
+    /// The records.
+    pub fn unpack(&self) -> Result<Vec<Record>, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(&self.0)
+    }
 }
 
 /// Answers to peer requests.
@@ -212,6 +252,12 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record as it travels in [`PackedRecords`].
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of strings, integers and byte vectors always encodes.
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
     /// The bytes the origin signs: every field but the signature, in a fixed encoding.
     pub fn signing_bytes(&self) -> Vec<u8> {
         #[derive(Serialize)]
@@ -321,6 +367,37 @@ mod tests {
         .expect("encode");
         let req: PeerRequest = rmp_serde::from_slice(&bytes).expect("decode");
         assert_eq!(req.body, PeerRequestBody::Unknown);
+    }
+
+    #[test]
+    fn packed_records_unpack_to_the_records_at_every_array_header_size() {
+        for n in [0usize, 1, 15, 16, 300] {
+            let records: Vec<Record> = (0..n)
+                .map(|i| Record {
+                    origin: PartyName::new("a").expect("name"),
+                    key: format!("k{i}"),
+                    version: i as u64,
+                    written_at_ms: 7,
+                    value: vec![i as u8; 3],
+                    audience: vec![PartyName::new("b").expect("name")],
+                    signature: vec![1, 2],
+                })
+                .collect();
+            let packed = PackedRecords::of(&records);
+            let bytes = rmp_serde::to_vec_named(&PeerRequestBody::Push {
+                records: packed.clone(),
+            })
+            .expect("encode");
+            let body: PeerRequestBody = rmp_serde::from_slice(&bytes).expect("decode");
+            assert_eq!(
+                body,
+                PeerRequestBody::Push {
+                    records: packed.clone()
+                }
+            );
+            assert_eq!(packed.unpack().expect("unpack"), records);
+        }
+        assert!(PackedRecords(vec![0x91, 0xc1]).unpack().is_err());
     }
 
     #[test]

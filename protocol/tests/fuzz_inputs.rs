@@ -29,7 +29,7 @@ use consort_protocol::jobs::{
 };
 use consort_protocol::names;
 use consort_protocol::peer::{
-    DigestEntry, GossipEnvelope, PeerRequest, PeerRequestBody, PeerResponse, Record,
+    DigestEntry, GossipEnvelope, PackedRecords, PeerRequest, PeerRequestBody, PeerResponse, Record,
 };
 use consort_protocol::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, FrameCodec, PartyName, Request,
@@ -824,7 +824,7 @@ fn peer_samples() -> Vec<Vec<u8>> {
             until: None,
         })),
         named(&req(PeerRequestBody::Push {
-            records: vec![sample_record()],
+            records: PackedRecords::of(&[sample_record()]),
         })),
         named(&req(PeerRequestBody::Echo { data: vec![0; 8] })),
         named(&req(PeerRequestBody::App {
@@ -945,7 +945,11 @@ fn check_channel(m: &ChannelMessage) {
 fn decode_everything(bytes: &[u8]) {
     if let Some(req) = decode_round_trip::<PeerRequest>(bytes) {
         match &req.body {
-            PeerRequestBody::Push { records } => records.iter().for_each(check_record),
+            PeerRequestBody::Push { records } => {
+                if let Ok(records) = records.unpack() {
+                    records.iter().for_each(check_record);
+                }
+            }
             PeerRequestBody::App { body, .. } => decode_everything(body),
             _ => {}
         }

@@ -124,6 +124,15 @@ impl RecordStore {
         Ok(Applied::Stored)
     }
 
+    /// Stores `record` over whatever is held under its key, without reading it first: for
+    /// the store's single writer (the network event loop), which has compared versions.
+    pub fn store_newer(&self, record: &Record) -> Result<(), StorageError> {
+        // A `StoredRecord` is its record on disk: no copy of it is made to store it.
+        self.tree
+            .put_as(db_key(record.origin.as_str(), &record.key), record)?;
+        self.index(record)
+    }
+
     /// Every record held that belongs to no job (a full scan: such records are few, and this
     /// is read only when a partner's sum of them differs from ours).
     pub fn without_job(&self) -> Result<Vec<Record>, StorageError> {
@@ -282,6 +291,24 @@ mod tests {
             audience: vec![],
             signature: vec![],
         }
+    }
+
+    #[test]
+    fn a_record_stored_over_another_reads_back_as_stored_and_is_indexed() {
+        let store = Store::temporary().expect("open");
+        let a = RecordStore::open(&store).expect("records");
+        let mut r = rec("p", "task/j0123456789abcdef0123/t0/1/guest", 3);
+        r.audience = vec![PartyName::new("q").expect("name")];
+        r.signature = vec![7; 64];
+        a.apply(&rec("p", "task/j0123456789abcdef0123/t0/1/guest", 1))
+            .expect("apply");
+        a.store_newer(&r).expect("store");
+        assert_eq!(
+            a.get("p", "task/j0123456789abcdef0123/t0/1/guest")
+                .expect("get"),
+            Some(r.clone())
+        );
+        assert_eq!(a.of_job("j0123456789abcdef0123").expect("of job"), vec![r]);
     }
 
     #[test]

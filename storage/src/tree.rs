@@ -117,6 +117,27 @@ impl<V: Record> Tree<V> {
         Ok(())
     }
 
+    /// Stores `value`, which serializes exactly as a `V` does (a newtype's inner value), under
+    /// `key`: saves building a `V` from a borrowed value.
+    pub(crate) fn put_as<T: serde::Serialize>(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let bytes = rmp_serde::to_vec_named(&EnvelopeRef {
+            v: V::VERSION,
+            data: value,
+        })
+        .map_err(|e| StorageError::Encode {
+            kind: V::KIND,
+            reason: e.to_string(),
+        })?;
+        self.tree
+            .insert(key.as_ref(), bytes)
+            .map_err(self.db_err("insert"))?;
+        Ok(())
+    }
+
     /// Removes the record under `key`; returns it if there was one.
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<V>, StorageError> {
         match self.tree.remove(key).map_err(self.db_err("remove"))? {

@@ -3,7 +3,8 @@
 //! first and the last of `--jobs` consecutive jobs. Then the idle CPU of the N connected
 //! daemons, and the catch-up of a daemon that was down while `--jobs` jobs ran without it.
 //!
-//! Run: `cargo bench -p consort-tests --bench scale -- 3 10 20 50 [--jobs 100]`. Prints a
+//! Run: `cargo bench -p consort-tests --bench scale -- 3 10 20 50 [--jobs 100] [--keep-logs DIR]`
+//! (the daemons' logs copied to `DIR/<parties>/`). Prints a
 //! Markdown table (one row per federation size).
 
 #![allow(clippy::unwrap_used)]
@@ -64,12 +65,13 @@ struct Row {
     last: f64,
     jobs: usize,
     idle_pct: f64,
+    cpu_per_job: f64,
     catch_up: f64,
     baseline: f64,
     lost: usize,
 }
 
-fn measure(n: usize, jobs: usize) -> Row {
+fn measure(n: usize, jobs: usize, keep_logs: Option<&std::path::Path>) -> Row {
     let names: Vec<String> = (0..n).map(|i| format!("p{i:02}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let fed = Federation::init(&refs);
@@ -82,19 +84,22 @@ fn measure(n: usize, jobs: usize) -> Row {
         .collect();
     let spec = chain(&names);
     run(&mut conns, &spec); // warm-up: connections, gossip mesh
+    let pids: Vec<u32> = daemons.iter().map(|d| d.pid()).collect();
+    let cpu_all = || pids.iter().map(|p| cpu_s(*p)).sum::<f64>();
     let mut times = Vec::new();
+    let cpu_before = cpu_all();
     for i in 0..jobs {
         let d = run(&mut conns, &spec).as_secs_f64();
         eprintln!("{n} parties, job {}: {d:.3} s", i + 1);
         times.push(d);
     }
+    let cpu_per_job = (cpu_all() - cpu_before) / jobs as f64;
     // Idle: every daemon connected, no job running.
     std::thread::sleep(Duration::from_secs(2));
-    let pids: Vec<u32> = daemons.iter().map(|d| d.pid()).collect();
-    let before: f64 = pids.iter().map(|p| cpu_s(*p)).sum();
+    let before = cpu_all();
     let window = Duration::from_secs(10);
     std::thread::sleep(window);
-    let after: f64 = pids.iter().map(|p| cpu_s(*p)).sum();
+    let after = cpu_all();
     let idle_pct = (after - before) / window.as_secs_f64() * 100.0;
 
     // Catch-up: the last party is down while `jobs` jobs run among the others; then it comes
@@ -128,6 +133,13 @@ fn measure(n: usize, jobs: usize) -> Row {
                 + log.matches("network events dropped").count()
         })
         .sum();
+    if let Some(dir) = keep_logs {
+        let dir = dir.join(format!("{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, d) in daemons.iter().enumerate() {
+            std::fs::write(dir.join(format!("p{i:02}.log")), d.log()).unwrap();
+        }
+    }
     let baseline = *times.last().unwrap();
     Row {
         n,
@@ -135,6 +147,7 @@ fn measure(n: usize, jobs: usize) -> Row {
         last: *times.last().unwrap(),
         jobs,
         idle_pct,
+        cpu_per_job,
         catch_up,
         baseline,
         lost,
@@ -144,11 +157,13 @@ fn measure(n: usize, jobs: usize) -> Row {
 fn main() {
     let mut sizes = Vec::new();
     let mut jobs = 100;
+    let mut keep_logs = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--jobs" => jobs = args.next().and_then(|j| j.parse().ok()).unwrap_or(jobs),
             "--bench" => {}
+            "--keep-logs" => keep_logs = args.next().map(std::path::PathBuf::from),
             other => {
                 if let Ok(n) = other.parse::<usize>() {
                     assert!(n >= 2, "at least 2 parties");
@@ -161,17 +176,21 @@ fn main() {
         sizes = vec![3, 10];
     }
     println!(
-        "| parties | first job | job {jobs} | job {jobs} / first | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before | record events lost |"
+        "| parties | first job | job {jobs} | job {jobs} / first | CPU of all daemons per job | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before | record events lost |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // Each row as soon as it is measured: a long run still leaves the sizes it finished.
-    for r in sizes.iter().map(|&n| measure(n, jobs)) {
+    for r in sizes
+        .iter()
+        .map(|&n| measure(n, jobs, keep_logs.as_deref()))
+    {
         println!(
-            "| {} | {:.3} s | {:.3} s | {:.2} | {:.1} % | {:.2} s | {:.3} s | {} |",
+            "| {} | {:.3} s | {:.3} s | {:.2} | {:.2} s | {:.1} % | {:.2} s | {:.3} s | {} |",
             r.n,
             r.first,
             r.last,
             r.last / r.first,
+            r.cpu_per_job,
             r.idle_pct,
             r.catch_up,
             r.baseline,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use consort_actors::network::{self, Network, NetworkClient, NetworkConfig, Partner};
 use consort_protocol::PartyName;
 use consort_protocol::jobs::{JobId, JobRecord, RECORD_VERSION};
-use consort_protocol::peer::{PeerRequestBody, PeerResponse, Record};
+use consort_protocol::peer::{PackedRecords, PeerRequestBody, PeerResponse, Record};
 use consort_storage::{RecordStore, Store};
 use libp2p_identity::Keypair;
 
@@ -81,7 +81,12 @@ impl Hostile {
 
     /// Pushes `records` straight to `party`, as a partner's catch-up push.
     pub fn push(&self, party: &str, records: Vec<Record>) -> Result<PeerResponse, String> {
-        self.request(party, PeerRequestBody::Push { records })
+        self.request(
+            party,
+            PeerRequestBody::Push {
+                records: PackedRecords::of(&records),
+            },
+        )
     }
 
     /// Any request to `party`; the answer, or why none came.

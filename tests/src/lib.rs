@@ -188,7 +188,11 @@ impl Party {
         let child = cmd
             .args(["run", "--dir", self.dir_str()])
             .env_remove("CONSORT_DIR")
-            .env("RUST_LOG", "info")
+            // `CONSORT_TEST_LOG` (a `RUST_LOG` filter) lets a benchmark run be looked into.
+            .env(
+                "RUST_LOG",
+                std::env::var("CONSORT_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logfile)

@@ -6,17 +6,15 @@
 //! network.
 
 use consort_protocol::PartyName;
-use consort_protocol::jobs::is_job_key;
 use consort_protocol::peer::{
     CATCH_UP_ANSWER_BYTES, DIGEST_PAGE_ENTRIES, DigestEntry, JobSum, PeerRequest, PeerRequestBody,
     PeerResponse, Record,
 };
-use consort_storage::{Applied, RecordStore};
+use consort_storage::RecordStore;
 use libp2p::PeerId;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::NetworkEvent;
-use super::event_loop::{EventLoop, Pending, check_signature_with, public_key_of};
+use super::event_loop::{EventLoop, Pending};
 
 /// Most records one partner (as origin) may have us hold, by default.
 pub const MAX_RECORDS_PER_ORIGIN: u64 = 100_000;
@@ -39,89 +37,7 @@ pub(crate) enum Done {
     Answer { id: u64, response: PeerResponse },
 }
 
-/// Checks that need no store: bounds, audience, the key's rules. `origin_is_partner` tells
-/// whether the origin party is one of ours (or us).
-pub(crate) fn check_record(record: &Record, me: &PartyName) -> Result<(), String> {
-    record.check_bounds()?;
-    if !record.visible_to(me) {
-        return Err(format!(
-            "record '{}' of '{}' is not addressed to this party",
-            record.key, record.origin
-        ));
-    }
-    if is_job_key(&record.key) && record.audience.is_empty() {
-        return Err(format!(
-            "job record '{}' of '{}' names no participants",
-            record.key, record.origin
-        ));
-    }
-    Ok(())
-}
-
 impl EventLoop {
-    /// Checks a record's bounds, audience, origin, signature and the origin's quota, then
-    /// stores it if it is newer: `Ok(Some(record))` when it was stored (the caller tells the
-    /// actors, in one batch), `Ok(None)` when it was not newer. `Err` says why it was refused.
-    pub(crate) fn apply_record(&mut self, record: Record) -> Result<Option<Record>, String> {
-        check_record(&record, &self.party)?;
-        let held = match self.records.get(record.origin.as_str(), &record.key) {
-            Ok(held) => held,
-            Err(e) => {
-                warn!(error = %e, "cannot read a record");
-                return Ok(None);
-            }
-        };
-        // What we hold already costs nothing more (no signature check): catch-up may send a
-        // job's records again.
-        if held.as_ref().is_some_and(|h| h.version >= record.version) {
-            return Ok(None);
-        }
-        let origin_peer = if record.origin == self.party {
-            self.key.public().to_peer_id()
-        } else {
-            self.partners
-                .peer_of(record.origin.as_str())
-                .ok_or_else(|| format!("origin '{}' is not a partner", record.origin))?
-        };
-        let key = match self.keys.get(&origin_peer) {
-            Some(key) => key.clone(),
-            None => {
-                let key = public_key_of(&origin_peer).ok_or("origin key is not ed25519")?;
-                if self.keys.len() >= 4096 {
-                    self.keys.clear();
-                }
-                self.keys.insert(origin_peer, key.clone());
-                key
-            }
-        };
-        check_signature_with(&record, &key)?;
-        let (count, bytes) = self.usage.get(&record.origin).copied().unwrap_or((0, 0));
-        let held_bytes = held.as_ref().map_or(0, |h| h.value.len() as u64);
-        let new_count = count + u64::from(held.is_none());
-        let new_bytes = (bytes + record.value.len() as u64).saturating_sub(held_bytes);
-        let (max_count, max_bytes) = self.quota;
-        if record.origin != self.party && (new_count > max_count || new_bytes > max_bytes) {
-            return Err(format!(
-                "'{}' is over its record quota ({max_count} records, {max_bytes} bytes)",
-                record.origin
-            ));
-        }
-        match self.records.apply(&record) {
-            Ok(Applied::Stored) => {
-                self.usage
-                    .insert(record.origin.clone(), (new_count, new_bytes));
-                self.sums.account(held.as_ref(), &record);
-                debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
-                Ok(Some(record))
-            }
-            Ok(Applied::Stale) => Ok(None),
-            Err(e) => {
-                warn!(error = %e, "cannot store a record");
-                Ok(None)
-            }
-        }
-    }
-
     /// Starts anti-entropy with one partner (unless one is already under way): our digest,
     /// page by page, each answered with what we lack.
     pub(crate) fn catch_up(&mut self, peer: PeerId) {
@@ -299,28 +215,6 @@ impl EventLoop {
                 self.catching_up.remove(&peer);
             }
         }
-    }
-
-    /// Applies records a partner sent (pushed, or an answer to our digest), relays the new
-    /// ones if they came by push (see [`EventLoop::relay`]), and tells the actors about them
-    /// in one event.
-    pub(crate) fn apply_from(&mut self, peer: PeerId, records: Vec<Record>, pushed: bool) {
-        let mut stored = Vec::new();
-        for record in records {
-            match self.apply_record(record) {
-                Ok(Some(record)) => stored.push(record),
-                Ok(None) => {}
-                Err(why) => self.reject_from(&peer, &why),
-            }
-        }
-        if stored.is_empty() {
-            return;
-        }
-        debug!(%peer, stored = stored.len(), "records applied");
-        if pushed {
-            self.relay(&peer, &stored);
-        }
-        self.emit(NetworkEvent::RecordsUpdated(stored));
     }
 
     /// A partner's digest page: answer, off the network thread, with the records of that

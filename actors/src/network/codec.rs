@@ -47,16 +47,19 @@ async fn write_msg<T: Serialize, W: AsyncWrite + Unpin + Send>(
     msg: &T,
     max: usize,
 ) -> io::Result<()> {
-    let body =
-        rmp_serde::to_vec_named(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    if body.len() > max {
+    // The length prefix and the body in one buffer: one frame on the stream, not two.
+    let mut buf = vec![0u8; 4];
+    rmp_serde::encode::write_named(&mut buf, msg)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let len = buf.len() - 4;
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("message of {} bytes exceeds the limit of {max}", body.len()),
+            format!("message of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    io.write_all(&(body.len() as u32).to_be_bytes()).await?;
-    io.write_all(&body).await?;
+    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    io.write_all(&buf).await?;
     io.close().await
 }
 

@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::catch_up::{Done, PageRange};
 use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
+use super::relay::{Gathering, OUTBOX_MAX, Outbox};
 use super::{Command, NetError, NetworkEvent, PartnerView};
 
 /// Milliseconds since the Unix epoch.
@@ -61,31 +62,16 @@ pub(crate) enum Pending {
     Sums { peer: PeerId, until: Option<String> },
 }
 
-/// Records waiting for a partner while a push to it is in flight, at most (older ones are
-/// dropped: the partner's catch-up brings them).
-const OUTBOX_MAX: usize = 10_000;
-/// How long a hub gathers relayed records before sending them (jobs of more parties than
-/// [`RELAY_BATCH_FROM`]).
-const RELAY_BATCH: Duration = Duration::from_millis(2);
-/// Jobs of more parties than this have their relays gathered.
-const RELAY_BATCH_FROM: usize = 4;
 /// Partners compared with in one period of the anti-entropy safety net.
 const SETTLE_PER_PERIOD: usize = 8;
 /// How long a lazily written record waits before it is sent (unless superseded).
 const LAZY_DELAY: Duration = Duration::from_millis(25);
-/// Bytes of record values in one push, at most (one record always goes).
-const PUSH_BATCH_BYTES: usize = 256 * 1024;
 
 /// Checks that `record` carries a valid signature by the key behind `origin_peer`.
 #[cfg(test)]
 pub(crate) fn check_signature(record: &Record, origin_peer: &PeerId) -> Result<(), String> {
-    let key = public_key_of(origin_peer).ok_or("origin key is not ed25519")?;
-    check_signature_with(record, &key)
-}
-
-/// Checks that `record` carries a valid signature by `key`.
-pub(crate) fn check_signature_with(record: &Record, key: &PublicKey) -> Result<(), String> {
-    if key.verify(&record.signing_bytes(), &record.signature) {
+    let key = super::admit::verifying_key_of(origin_peer).ok_or("origin key is not ed25519")?;
+    if super::admit::signed_by(record, &key) {
         Ok(())
     } else {
         Err(format!("bad signature on a record of '{}'", record.origin))
@@ -126,13 +112,15 @@ pub(crate) struct EventLoop {
     pub quota: (u64, u64),
     /// Our records waiting to be pushed, per partner: one push in flight per partner, the
     /// records written meanwhile go together in the next one (in order).
-    pub outbox: HashMap<PeerId, std::collections::VecDeque<Record>>,
+    pub outbox: HashMap<PeerId, Outbox>,
     /// Partners with a push in flight.
     pub pushing: HashSet<PeerId>,
-    /// When the gathered relays go out.
-    pub flush_at: Option<tokio::time::Instant>,
+    /// Partners whose next batch goes as soon as their push in flight is answered.
+    pub released: HashSet<PeerId>,
+    /// Jobs whose relays are being gathered (this party is their hub).
+    pub gathering: HashMap<String, Gathering>,
     /// Public keys decoded from PeerIds (decoding costs half a signature check).
-    pub keys: HashMap<PeerId, PublicKey>,
+    pub keys: HashMap<PeerId, ed25519_dalek::VerifyingKey>,
     /// Our records whose sending waits a little (oldest first): a run's start, dropped if its
     /// end comes first, so a short run costs partners one record instead of two.
     pub deferred: std::collections::VecDeque<(tokio::time::Instant, Record, Option<PartyName>)>,
@@ -147,10 +135,10 @@ impl EventLoop {
         antientropy.tick().await;
         loop {
             let (next_deferred, any_deferred) = (self.next_deferred(), !self.deferred.is_empty());
-            let (flush_at, any_flush) = (
-                self.flush_at.unwrap_or(next_deferred),
-                self.flush_at.is_some(),
-            );
+            let (flush_at, any_flush) = match self.gathering_due() {
+                Some(at) => (at, true),
+                None => (next_deferred, false),
+            };
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -167,7 +155,7 @@ impl EventLoop {
                     self.publish_due();
                 }
                 _ = tokio::time::sleep_until(flush_at), if any_flush => {
-                    self.flush_outboxes();
+                    self.gathering_ended();
                 }
             }
         }
@@ -412,7 +400,7 @@ impl EventLoop {
                         Some(Pending::CatchUp { peer, page }) => {
                             self.on_catch_up_response(peer, page, response)
                         }
-                        Some(Pending::Push { peer }) => self.send_outbox(peer),
+                        Some(Pending::Push { peer }) => self.push_done(peer),
                         Some(Pending::Sums { peer, until }) => {
                             self.on_sums_response(peer, until, response)
                         }
@@ -435,7 +423,7 @@ impl EventLoop {
                         self.catching_up.remove(&peer);
                     }
                     // What failed comes by catch-up; what waits goes on.
-                    Some(Pending::Push { peer }) => self.send_outbox(peer),
+                    Some(Pending::Push { peer }) => self.push_done(peer),
                     _ => {}
                 }
             }
@@ -568,6 +556,9 @@ impl EventLoop {
     }
 
     fn publish(&mut self, record: &Record, hub: Option<&PartyName>) {
+        if hub == Some(&self.party) && self.send_as_hub(record) {
+            return;
+        }
         if !record.audience.is_empty() {
             // A record for some parties only never goes on the federation's topic: it is
             // handed to the job's hub, which relays it, or, with no hub connected, to those
@@ -609,7 +600,7 @@ impl EventLoop {
     }
 
     /// The connected partners in `record`'s audience, but for us and `except`.
-    fn connected_audience(&self, record: &Record, except: &[&PartyName]) -> Vec<PeerId> {
+    pub(crate) fn connected_audience(&self, record: &Record, except: &[&PartyName]) -> Vec<PeerId> {
         record
             .audience
             .iter()
@@ -617,126 +608,6 @@ impl EventLoop {
             .filter_map(|p| self.partners.peer_of(p.as_str()))
             .filter(|peer| self.partners.get(peer).is_some_and(|s| s.connections > 0))
             .collect()
-    }
-
-    /// Relays records of jobs this party initiated, pushed to it by their origin, to the
-    /// job's other parties (this party is the hub of its jobs' records). Only records just
-    /// stored (verified and newer) travel on, and only to parties both the origin signed them
-    /// for and this party addressed the job to: a participant cannot use the hub to reach
-    /// anybody outside the job.
-    pub(crate) fn relay(&mut self, from: &PeerId, stored: &[Record]) {
-        let Some(sender) = self.partners.party_of(from).cloned() else {
-            return;
-        };
-        for record in stored.iter().filter(|r| r.origin == sender) {
-            let Some(key) = consort_protocol::jobs::RecordKey::parse(&record.key) else {
-                continue;
-            };
-            let job_key = consort_protocol::jobs::job_key(key.job());
-            let Ok(Some(job)) = self.records.get(self.party.as_str(), &job_key) else {
-                continue;
-            };
-            let peers: Vec<PeerId> = self
-                .connected_audience(record, &[&sender])
-                .into_iter()
-                .filter(|peer| {
-                    self.partners
-                        .party_of(peer)
-                        .is_some_and(|p| job.audience.contains(p))
-                })
-                .collect();
-            // In a large job the step's records reach the hub within a moment of each
-            // other: relaying them together saves a message per record per party.
-            if job.audience.len() > RELAY_BATCH_FROM {
-                self.push_soon(record, peers);
-            } else {
-                self.push(record, peers);
-            }
-        }
-    }
-
-    /// Sends `record` to each of `peers` directly: at once if no push to that peer is in
-    /// flight, else with the next batch, where it replaces an older version of itself.
-    fn push(&mut self, record: &Record, peers: Vec<PeerId>) {
-        self.enqueue(record, &peers);
-        for peer in peers {
-            if !self.pushing.contains(&peer) {
-                self.send_outbox(peer);
-            }
-        }
-    }
-
-    /// Like [`Self::push`], but the sending waits [`RELAY_BATCH`] so that the records of one
-    /// step that reach the hub together leave it together.
-    fn push_soon(&mut self, record: &Record, peers: Vec<PeerId>) {
-        self.enqueue(record, &peers);
-        if self.flush_at.is_none() {
-            self.flush_at = Some(tokio::time::Instant::now() + RELAY_BATCH);
-        }
-    }
-
-    /// Sends every outbox that has records and no push in flight.
-    fn flush_outboxes(&mut self) {
-        self.flush_at = None;
-        let idle: Vec<PeerId> = self
-            .outbox
-            .keys()
-            .filter(|p| !self.pushing.contains(p))
-            .copied()
-            .collect();
-        for peer in idle {
-            self.send_outbox(peer);
-        }
-    }
-
-    /// Queues `record` for each of `peers`, replacing an older queued version of itself.
-    fn enqueue(&mut self, record: &Record, peers: &[PeerId]) {
-        for &peer in peers {
-            let queue = self.outbox.entry(peer).or_default();
-            if let Some(queued) = queue
-                .iter_mut()
-                .find(|q| q.key == record.key && q.origin == record.origin)
-            {
-                if queued.version < record.version {
-                    *queued = record.clone();
-                }
-            } else {
-                if queue.len() >= OUTBOX_MAX {
-                    queue.pop_front();
-                }
-                queue.push_back(record.clone());
-            }
-        }
-    }
-
-    /// Sends the next batch of `peer`'s outbox, if any.
-    pub(crate) fn send_outbox(&mut self, peer: PeerId) {
-        self.pushing.remove(&peer);
-        let Some(queue) = self.outbox.get_mut(&peer) else {
-            return;
-        };
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(r) = queue.front() {
-            if !records.is_empty() && bytes + r.value.len() > PUSH_BATCH_BYTES {
-                break;
-            }
-            bytes += r.value.len();
-            records.extend(queue.pop_front());
-        }
-        if queue.is_empty() {
-            self.outbox.remove(&peer);
-        }
-        if records.is_empty() {
-            return;
-        }
-        let req = PeerRequest {
-            from: self.party.clone(),
-            body: PeerRequestBody::Push { records },
-        };
-        let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
-        self.pending.insert(id, Pending::Push { peer });
-        self.pushing.insert(peer);
     }
 
     /// When the oldest deferred record is due.
@@ -785,13 +656,13 @@ impl EventLoop {
             audience,
             signature: Vec::new(),
         };
-        super::catch_up::check_record(&record, &self.party).map_err(NetError::Invalid)?;
+        super::admit::check_record(&record, &self.party).map_err(NetError::Invalid)?;
         record.signature = self
             .key
             .sign(&record.signing_bytes())
             .map_err(|e| NetError::Storage(format!("cannot sign: {e}")))?;
         self.records
-            .apply(&record)
+            .store_newer(&record)
             .map_err(|e| NetError::Storage(e.to_string()))?;
         self.sums.account(held.as_ref(), &record);
         // Our own state is what partners rely on: on disk before anyone hears of it.
@@ -873,13 +744,21 @@ impl EventLoop {
                     return self.answer_sums(request.from, sums, after, until, id);
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
-                PeerRequestBody::Push { records } => {
-                    self.apply_from(peer, records, true);
-                    PeerResponse::Records {
-                        records: Vec::new(),
-                        truncated: false,
+                PeerRequestBody::Push { records } => match records.unpack() {
+                    Ok(records) => {
+                        self.apply_from(peer, records, true);
+                        PeerResponse::Records {
+                            records: Vec::new(),
+                            truncated: false,
+                        }
                     }
-                }
+                    Err(e) => {
+                        self.reject_from(&peer, &format!("undecodable push: {e}"));
+                        PeerResponse::Error {
+                            message: "undecodable records".into(),
+                        }
+                    }
+                },
                 PeerRequestBody::App { topic, body } => {
                     self.next_app_id += 1;
                     let id = self.next_app_id;
