@@ -538,6 +538,7 @@ fn a_model_is_used_only_in_jobs_of_the_parties_that_trained_it() {
 
 /// A forged record (another partner's name, Mallory's signature) and a tampered one (Mallory's
 /// own, changed after signing) are refused by the network layer, whether pushed or relayed,
+/// alone or amid good records,
 /// and counted against Mallory in `peers --json`; the honest records stay as they were.
 #[test]
 fn forged_and_tampered_records_are_refused_and_counted_against_the_sender() {
@@ -567,9 +568,15 @@ fn forged_and_tampered_records_are_refused_and_counted_against_the_sender() {
     let forged = m.forged("bank-a", "greeting", b"evil".to_vec());
     let mut tampered = m.signed("note", b"signed".to_vec(), &[]);
     tampered.value = b"changed".to_vec();
-    let _ = m.push("insurer-b", vec![forged, tampered]);
+    // Amid a good record of Mallory's: the push's signatures are checked as one batch, which
+    // fails, and then one by one; the good record is kept, the two bad ones are not.
+    let amid = m.signed("amid", b"fine".to_vec(), &[]);
+    let _ = m.push("insurer-b", vec![forged, amid, tampered]);
     wait_for("two refusals counted against mallory", T, || {
         (rejected(MALLORY) >= 2).then_some(())
+    });
+    wait_for("mallory's good record of that push", T, || {
+        value_at_b(MALLORY, "amid")
     });
     // A genuine record of Mallory's goes through afterwards: the count is exact, not growing.
     m.push("insurer-b", vec![m.signed("genuine", b"ok".to_vec(), &[])])
