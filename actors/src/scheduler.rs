@@ -117,6 +117,9 @@ pub struct Scheduler {
     to_load: Vec<JobId>,
     /// A resync is under way (one at a time).
     resyncing: bool,
+    /// Jobs a resync found over, at the revision it found them so: the next resync does not
+    /// derive their status again unless their view changed (it grows with the jobs held).
+    over_at: std::collections::HashMap<JobId, u64>,
     /// Records a resync found before their event: `(origin, key, version)` → when. An event
     /// still on its way clears its entry; one that never comes is reported as lost.
     found_early: std::collections::HashMap<(PartyName, String, u64), std::time::Instant>,
@@ -142,6 +145,7 @@ impl Scheduler {
             cleaned: BTreeSet::new(),
             to_load: Vec::new(),
             resyncing: false,
+            over_at: Default::default(),
             found_early: Default::default(),
             watchers: Vec::new(),
         }
@@ -165,6 +169,7 @@ impl Scheduler {
             cleaned: BTreeSet::new(),
             to_load: Vec::new(),
             resyncing: false,
+            over_at: Default::default(),
             found_early: Default::default(),
             watchers: Vec::new(),
         }
@@ -321,12 +326,17 @@ impl Scheduler {
             }
             !lost
         });
-        let active: Vec<JobId> = self
-            .views
-            .iter()
-            .filter(|(_, v)| !v.status().is_final())
-            .map(|(j, _)| j.clone())
-            .collect();
+        let mut active = Vec::new();
+        for (job, view) in &self.views {
+            if self.over_at.get(job) == Some(&view.revision) {
+                continue;
+            }
+            if view.status().is_final() {
+                self.over_at.insert(job.clone(), view.revision);
+            } else {
+                active.push(job.clone());
+            }
+        }
         if active.is_empty() {
             return;
         }
@@ -479,6 +489,8 @@ impl Scheduler {
         }
         let mut view = JobView::new(rec, plan);
         view.audience = r.audience.clone();
+        // A new view counts its revisions from the start again.
+        self.over_at.remove(id);
         self.views.insert(id.clone(), view);
         // Records that arrived before the job record are in the store: read them off this
         // thread (by the job index) before the next tick.
