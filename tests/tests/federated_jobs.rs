@@ -699,3 +699,47 @@ fn job_watch_answers_at_a_change_or_the_end_and_otherwise_waits() {
         .is_none()
     );
 }
+
+/// Six parties, more than the hub gathers relays for: the initiator holds each step's records
+/// until every party's is in (or none came for a moment, as in the steps only some parties
+/// run), and the job still succeeds with the same state everywhere — every party's data
+/// exchanged with every other, steps at the guest alone and at the hosts alone included. The
+/// periodic anti-entropy is off (an hour), so every record of the job travels by push and relay.
+#[test]
+fn a_six_party_job_through_the_gathering_hub_succeeds_everywhere() {
+    let names = [
+        "bank-a",
+        "insurer-b",
+        "clinic-c",
+        "bank-d",
+        "insurer-e",
+        "clinic-f",
+    ];
+    let fed = Federation::init(&names);
+    fed.all_mutual();
+    for i in 0..names.len() {
+        fed.edit_config(i, "antientropy_s = 3", "antientropy_s = 3600");
+    }
+    let _d = fed.start_connected();
+    let a = &fed.parties[0];
+    let spec = format!(
+        "name: six\nparties:\n  guest: [{}]\n  host: [{}]\ntasks:\n  \
+         start: {{component: noop}}\n  \
+         guest_only: {{component: noop, roles: [guest], depends_on: [start]}}\n  \
+         hosts_only: {{component: noop, roles: [host], depends_on: [guest_only]}}\n  \
+         relay: {{component: relay, depends_on: [hosts_only]}}\n  \
+         end: {{component: noop, depends_on: [relay]}}\n",
+        names[0],
+        names[1..].join(", ")
+    );
+    let file = a.dir.join("six.yaml");
+    std::fs::write(&file, spec).unwrap();
+    let id = submit(a, file.to_str().unwrap());
+    for p in &fed.parties {
+        let v = wait_job_state(p, &id, &["success"], T);
+        let tasks = v["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 5, "{v}");
+        assert!(tasks.iter().all(|t| t["status"] == "success"), "{v}");
+        assert_eq!(v["initiator"], "bank-a");
+    }
+}
