@@ -519,6 +519,7 @@ async fn build(
         keys: HashMap::new(),
         released: Default::default(),
         gathering: Default::default(),
+        own_jobs: Default::default(),
         sums,
     };
     for partner in partners {

@@ -205,6 +205,7 @@ impl EventLoop {
                 self.usage
                     .insert(record.origin.clone(), (new_count, new_bytes));
                 self.sums.account(held.as_ref(), &record);
+                self.stored_own_job(&record);
                 debug!(origin = %record.origin, key = %record.key, version = record.version, "record stored");
                 Ok(Some(record))
             }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
+use consort_protocol::jobs::JobId;
 use consort_protocol::peer::{
     GossipEnvelope, IDENTIFY_PROTOCOL, PeerRequest, PeerRequestBody, PeerResponse, Record,
 };
@@ -119,6 +120,9 @@ pub(crate) struct EventLoop {
     pub released: HashSet<PeerId>,
     /// Jobs whose relays are being gathered (this party is their hub).
     pub gathering: HashMap<String, Gathering>,
+    /// Per job, the parties of our own job record, or `None` when we hold none (see
+    /// `own_job_parties`).
+    pub own_jobs: HashMap<JobId, Option<std::sync::Arc<HashSet<PartyName>>>>,
     /// Public keys decoded from PeerIds (decoding costs half a signature check).
     pub keys: HashMap<PeerId, ed25519_dalek::VerifyingKey>,
     /// Our records whose sending waits a little (oldest first): a run's start, dropped if its
@@ -665,6 +669,7 @@ impl EventLoop {
             .store_newer(&record)
             .map_err(|e| NetError::Storage(e.to_string()))?;
         self.sums.account(held.as_ref(), &record);
+        self.stored_own_job(&record);
         // Our own state is what partners rely on: on disk before anyone hears of it.
         self.records
             .flush()

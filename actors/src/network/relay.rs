@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consort_protocol::PartyName;
-use consort_protocol::jobs::{RecordKey, job_key};
+use consort_protocol::jobs::{JobId, RecordKey, job_key};
 use consort_protocol::peer::{PackedRecords, PeerRequest, PeerRequestBody, Record};
 use libp2p::PeerId;
 use tokio::time::Instant;
@@ -32,6 +32,8 @@ pub(crate) const RELAY_QUIET: Duration = Duration::from_millis(20);
 pub(crate) const RELAY_HOLD: Duration = Duration::from_millis(250);
 /// Jobs of more parties than this have their relays gathered.
 const RELAY_BATCH_FROM: usize = 4;
+/// Jobs whose job record (ours, or none) the hub remembers, at most (then it starts over).
+const OWN_JOBS_MAX: usize = 4096;
 /// Bytes of record values in one push, at most (one record always goes).
 const PUSH_BATCH_BYTES: usize = 256 * 1024;
 
@@ -142,7 +144,7 @@ impl EventLoop {
             let Some(key) = RecordKey::parse(&record.key) else {
                 continue;
             };
-            let Ok(Some(job)) = self.records.get(self.party.as_str(), &job_key(key.job())) else {
+            let Some(parties) = self.own_job_parties(key.job()) else {
                 continue;
             };
             let peers: Vec<PeerId> = self
@@ -151,15 +153,43 @@ impl EventLoop {
                 .filter(|peer| {
                     self.partners
                         .party_of(peer)
-                        .is_some_and(|p| job.audience.contains(p))
+                        .is_some_and(|p| parties.contains(p))
                 })
                 .collect();
-            if job.audience.len() > RELAY_BATCH_FROM {
+            if parties.len() > RELAY_BATCH_FROM {
                 self.enqueue(record, &peers);
-                self.gather(key.job().as_str(), &sender, job.audience.len());
+                self.gather(key.job().as_str(), &sender, parties.len());
             } else {
                 self.push(record, peers);
             }
+        }
+    }
+
+    /// The audience of our own record of `job` (the job's parties), if we initiated it: read
+    /// once per job, not once per relayed record (storing our job record forgets it).
+    fn own_job_parties(&mut self, job: &JobId) -> Option<Arc<HashSet<PartyName>>> {
+        if let Some(known) = self.own_jobs.get(job) {
+            return known.clone();
+        }
+        let parties = match self.records.get(self.party.as_str(), &job_key(job)) {
+            Ok(held) => held.map(|r| Arc::new(r.audience.into_iter().collect::<HashSet<_>>())),
+            // Not remembered: the next record asks the store again.
+            Err(_) => return None,
+        };
+        if self.own_jobs.len() >= OWN_JOBS_MAX {
+            self.own_jobs.clear();
+        }
+        self.own_jobs.insert(job.clone(), parties.clone());
+        parties
+    }
+
+    /// Forgets what [`Self::own_job_parties`] remembers of `record`'s job if it is our job
+    /// record (written here, or back from a partner after we lost it).
+    pub(crate) fn stored_own_job(&mut self, record: &Record) {
+        if record.origin == self.party
+            && let Some(RecordKey::Job(job)) = RecordKey::parse(&record.key)
+        {
+            self.own_jobs.remove(&job);
         }
     }
 
