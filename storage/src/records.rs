@@ -25,41 +25,40 @@ pub enum Applied {
     Stale,
 }
 
-/// An entry of the by-job index: the key says everything.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Indexed {}
-
-impl Stored for Indexed {
-    const KIND: &'static str = "record index entry";
-    const VERSION: u16 = 1;
-}
-
-/// Replicated records, keyed by origin and key, with an index of the job-scoped ones by job
-/// (so a job's records are one prefix scan, whatever the history). Signature checks happen
-/// before `apply`.
+/// Replicated records in one tree, keyed so that a job's records are one prefix scan whatever
+/// the history: `1 job \0 origin \0 key` for job-scoped records, `0 origin \0 key` for the
+/// rest. (Until 2026-11 a second tree indexed the job-scoped records by job: every record
+/// was written twice. A store in that layout is rewritten when it is opened.) Signature
+/// checks happen before `apply`.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
     tree: Tree<StoredRecord>,
-    by_job: Tree<Indexed>,
 }
 
-/// `job \0 origin \0 key`: the index key of a job-scoped record.
-fn job_index_key(job: &str, origin: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(job.len() + origin.len() + key.len() + 2);
-    k.extend_from_slice(job.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&db_key(origin, key));
-    k
-}
+/// The first byte of a store key: a record of no job.
+const NO_JOB: u8 = 0;
+/// The first byte of a store key: a job-scoped record.
+const IN_JOB: u8 = 1;
 
 /// The job a record key belongs to, if it is job-scoped.
 fn job_of(key: &str) -> Option<String> {
     RecordKey::parse(key).map(|k| k.job().as_str().to_owned())
 }
 
+/// The store key of `(origin, key)`. Party names and job ids never contain `\0`, so the
+/// split is unambiguous.
 fn db_key(origin: &str, key: &str) -> Vec<u8> {
-    // Party names never contain '\0', so the split is unambiguous.
-    let mut k = Vec::with_capacity(origin.len() + key.len() + 1);
+    let job = job_of(key);
+    let mut k =
+        Vec::with_capacity(2 + job.as_ref().map_or(0, |j| j.len() + 1) + origin.len() + key.len());
+    match &job {
+        Some(job) => {
+            k.push(IN_JOB);
+            k.extend_from_slice(job.as_bytes());
+            k.push(0);
+        }
+        None => k.push(NO_JOB),
+    }
     k.extend_from_slice(origin.as_bytes());
     k.push(0);
     k.extend_from_slice(key.as_bytes());
@@ -71,39 +70,37 @@ impl RecordStore {
     pub fn open(store: &Store) -> Result<Self, StorageError> {
         let this = Self {
             tree: store.tree(TreeName::Records)?,
-            by_job: store.tree(TreeName::RecordsByJob)?,
         };
-        // A store written before the index existed: build it once.
-        if this.by_job.is_empty() && !this.tree.is_empty() {
-            for item in this.tree.scan_prefix([]) {
-                let (_, StoredRecord(r)) = item?;
-                this.index(&r)?;
-            }
-        }
+        this.migrate(store)?;
         Ok(this)
     }
 
-    fn index(&self, r: &Record) -> Result<(), StorageError> {
-        if let Some(job) = job_of(&r.key) {
-            self.by_job
-                .put(job_index_key(&job, r.origin.as_str(), &r.key), &Indexed {})?;
+    /// Rewrites records stored in the layout before 2026-11 (`origin \0 key`, whose first
+    /// byte is a party name's) under their current keys, and drops the old by-job index.
+    fn migrate(&self, store: &Store) -> Result<(), StorageError> {
+        let old: Vec<(Vec<u8>, Record)> = self
+            .tree
+            .scan_range(Some(&[IN_JOB, u8::MAX]), None)
+            .map(|item| item.map(|(k, StoredRecord(r))| (k, r)))
+            .collect::<Result<_, _>>()?;
+        for (k, r) in &old {
+            self.tree.put_as(db_key(r.origin.as_str(), &r.key), r)?;
+            self.tree.remove(k)?;
         }
-        Ok(())
+        store.drop_tree(TreeName::RecordsByJob)
     }
 
     /// Every record held of `job` (the job record, decisions, stops, reruns, task states):
-    /// one prefix scan of the index, whatever else the store holds.
+    /// one prefix scan, whatever else the store holds.
     pub fn of_job(&self, job: &str) -> Result<Vec<Record>, StorageError> {
-        let mut prefix = job.as_bytes().to_vec();
+        let mut prefix = Vec::with_capacity(job.len() + 2);
+        prefix.push(IN_JOB);
+        prefix.extend_from_slice(job.as_bytes());
         prefix.push(0);
-        let mut out = Vec::new();
-        for item in self.by_job.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            if let Some(r) = self.tree.get(&k[prefix.len()..])? {
-                out.push(r.0);
-            }
-        }
-        Ok(out)
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|item| item.map(|(_, StoredRecord(r))| r))
+            .collect()
     }
 
     /// The record under `(origin, key)`.
@@ -119,8 +116,7 @@ impl RecordStore {
         {
             return Ok(Applied::Stale);
         }
-        self.tree.put(&key, &StoredRecord(record.clone()))?;
-        self.index(record)?;
+        self.tree.put_as(&key, record)?;
         Ok(Applied::Stored)
     }
 
@@ -129,21 +125,15 @@ impl RecordStore {
     pub fn store_newer(&self, record: &Record) -> Result<(), StorageError> {
         // A `StoredRecord` is its record on disk: no copy of it is made to store it.
         self.tree
-            .put_as(db_key(record.origin.as_str(), &record.key), record)?;
-        self.index(record)
+            .put_as(db_key(record.origin.as_str(), &record.key), record)
     }
 
-    /// Every record held that belongs to no job (a full scan: such records are few, and this
-    /// is read only when a partner's sum of them differs from ours).
+    /// Every record held that belongs to no job (one prefix scan).
     pub fn without_job(&self) -> Result<Vec<Record>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix([]) {
-            let (_, StoredRecord(r)) = item?;
-            if job_of(&r.key).is_none() {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.tree
+            .scan_prefix([NO_JOB])
+            .map(|item| item.map(|(_, StoredRecord(r))| r))
+            .collect()
     }
 
     /// Writes pending changes to disk (after this party's own writes, which others rely on).
@@ -294,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_stored_over_another_reads_back_as_stored_and_is_indexed() {
+    fn a_record_stored_over_another_reads_back_as_stored_and_by_job() {
         let store = Store::temporary().expect("open");
         let a = RecordStore::open(&store).expect("records");
         let mut r = rec("p", "task/j0123456789abcdef0123/t0/1/guest", 3);
@@ -392,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn a_jobs_records_come_from_the_index_whatever_else_is_held() {
+    fn a_jobs_records_are_one_prefix_whatever_else_is_held() {
         let store = Store::temporary().expect("open");
         let s = RecordStore::open(&store).expect("records");
         let job = "j00000000000000000001";
@@ -433,15 +423,45 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["not-a-job-key".to_owned()]
         );
-        // A store written before the index: the index is built when it is opened.
-        let by_job: Tree<Indexed> = store.tree(TreeName::RecordsByJob).expect("tree");
-        for item in by_job.scan_prefix([]) {
-            let (k, _) = item.expect("scan");
-            by_job.remove(&k).expect("remove");
+    }
+
+    #[test]
+    fn a_store_in_the_layout_with_a_by_job_index_is_rewritten_when_opened() {
+        let store = Store::temporary().expect("open");
+        let job = "j00000000000000000001";
+        let old_key = |origin: &str, key: &str| {
+            let mut k = origin.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(key.as_bytes());
+            k
+        };
+        let tree: Tree<StoredRecord> = store.tree(TreeName::Records).expect("tree");
+        let in_job = rec("p", &format!("task/{job}/t0/1/guest"), 3);
+        let no_job = rec("q", "not-a-job-key", 1);
+        for r in [&in_job, &no_job] {
+            tree.put_as(old_key(r.origin.as_str(), &r.key), r)
+                .expect("put");
         }
-        assert!(s.of_job(job).expect("of job").is_empty());
-        let reopened = RecordStore::open(&store).expect("records");
-        assert_eq!(reopened.of_job(job).expect("of job").len(), 3);
+        let index: Tree<StoredRecord> = store.tree(TreeName::RecordsByJob).expect("tree");
+        index
+            .put_as(format!("{job}\0p\0task/{job}/t0/1/guest"), &in_job)
+            .expect("put");
+        let s = RecordStore::open(&store).expect("records");
+        assert_eq!(s.of_job(job).expect("of job"), vec![in_job.clone()]);
+        assert_eq!(s.without_job().expect("rest"), vec![no_job.clone()]);
+        assert_eq!(
+            s.get("p", &in_job.key).expect("get").map(|r| r.version),
+            Some(3)
+        );
+        assert_eq!(
+            s.all().expect("all").len(),
+            2,
+            "no record left at its old key"
+        );
+        assert_eq!(store.count(TreeName::RecordsByJob).expect("count"), 0);
+        // Opening again changes nothing.
+        let again = RecordStore::open(&store).expect("records");
+        assert_eq!(again.all().expect("all").len(), 2);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub enum TreeName {
     Models,
     /// Replicated records from every party (Network).
     Records,
-    /// Index of the job-scoped records by job (Network, beside `Records`).
+    /// Retired (the by-job index of `Records` before 2026-11): dropped when records open.
     RecordsByJob,
     /// Partners added or removed at run time (Network).
     Partners,
@@ -133,6 +133,18 @@ impl Store {
                 source,
             })?;
         Ok(Tree::new(tree, name))
+    }
+
+    /// Drops tree `name` and everything in it (a tree a newer layout no longer uses).
+    pub fn drop_tree(&self, name: TreeName) -> Result<(), StorageError> {
+        self.db
+            .drop_tree(name.as_str())
+            .map(|_| ())
+            .map_err(|source| StorageError::Db {
+                op: "drop_tree",
+                tree: name.as_str().to_owned(),
+                source,
+            })
     }
 
     /// Writes every pending change to disk; returns the bytes flushed.

@@ -179,6 +179,11 @@ impl Partners {
         v
     }
 
+    /// Whether some partner has no connection (so there is a dial to make or wait for).
+    pub fn any_disconnected(&self) -> bool {
+        self.by_peer.values().any(|s| s.connections == 0)
+    }
+
     /// Every partner, mutable.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PartnerState> {
         self.by_peer.values_mut()

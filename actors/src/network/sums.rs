@@ -16,11 +16,18 @@ pub(crate) fn bucket(key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Most distinct audiences summed as a whole per job; records with further audiences are
+/// summed per party (a job's records normally share one audience: its parties).
+const MAX_GROUPS: usize = 8;
+
 #[derive(Debug, Default)]
 struct Entry {
     /// Records visible to every partner (no audience).
     all: u64,
-    /// Records addressed to some parties, per party.
+    /// Records addressed to some parties, per audience: one XOR per record, not one per
+    /// party it names (at 50 parties that was 50 map updates for every record stored).
+    groups: HashMap<Vec<PartyName>, u64>,
+    /// Records addressed to some parties, per party, once `groups` is full.
     by: HashMap<PartyName, u64>,
     /// When a record of the job was last stored here.
     changed: Option<Instant>,
@@ -38,6 +45,11 @@ impl Sums {
         let h = record_hash(r.origin.as_str(), &r.key, r.version);
         if r.audience.is_empty() {
             e.all ^= h;
+        } else if let Some(g) = e.groups.get_mut(&r.audience) {
+            *g ^= h;
+        } else if e.groups.len() < MAX_GROUPS {
+            // Groups are never removed, so a record is taken out where it was put in.
+            e.groups.insert(r.audience.clone(), h);
         } else {
             for p in &r.audience {
                 *e.by.entry(p.clone()).or_default() ^= h;
@@ -57,7 +69,13 @@ impl Sums {
     }
 
     fn sum_for(e: &Entry, party: &PartyName) -> u64 {
-        e.all ^ e.by.get(party).copied().unwrap_or(0)
+        e.groups
+            .iter()
+            .filter(|(audience, _)| audience.contains(party))
+            .fold(
+                e.all ^ e.by.get(party).copied().unwrap_or(0),
+                |s, (_, h)| s ^ h,
+            )
     }
 
     /// Our sums for `party` of the jobs after `after`, at most `limit` of them, and the job the
@@ -185,6 +203,41 @@ mod tests {
         let v3 = rec("a", j1, 3, &["a", "b"]);
         at_a.account(Some(&v2), &v3);
         assert_eq!(at_a.differing(&b, &page, None, None), vec![bucket(j1)]);
+    }
+
+    #[test]
+    fn sums_by_audience_equal_sums_by_party_past_the_group_limit() {
+        let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+        let job = "task/j00000000000000000001/t{}/1/host";
+        let mut sums = Sums::default();
+        let mut held: Vec<Record> = Vec::new();
+        // 12 audiences (more than MAX_GROUPS) in one job, each record then replaced once.
+        for i in 0..names.len() {
+            let audience: Vec<&str> = names[..=i].iter().map(String::as_str).collect();
+            let key = job.replace("{}", &i.to_string());
+            let r = rec(&names[i], &key, 1, &audience);
+            sums.account(None, &r);
+            held.push(r);
+        }
+        for r in held.iter_mut() {
+            let mut newer = r.clone();
+            newer.version = 2;
+            sums.account(Some(r), &newer);
+            *r = newer;
+        }
+        let e = &sums.jobs[&bucket(job)];
+        assert_eq!(e.groups.len(), MAX_GROUPS);
+        assert!(!e.by.is_empty(), "the later audiences are summed per party");
+        for p in &names {
+            let party = PartyName::new(p).expect("name");
+            let expected = held
+                .iter()
+                .filter(|r| r.audience.contains(&party))
+                .fold(0, |s, r| {
+                    s ^ record_hash(r.origin.as_str(), &r.key, r.version)
+                });
+            assert_eq!(Sums::sum_for(e, &party), expected, "{p}");
+        }
     }
 
     #[test]
