@@ -268,24 +268,54 @@ impl JobView {
 
     /// How the task stands.
     pub fn outcome(&self, task: &str) -> TaskOutcome {
-        let Some(planned) = self.task(task) else {
-            return TaskOutcome::InProgress;
+        match self.task(task) {
+            Some(planned) => self.outcome_of(planned),
+            None => TaskOutcome::InProgress,
+        }
+    }
+
+    /// How `planned` stands, in one pass over its recorded runs (this runs for every task
+    /// on every change of a job: at 50 parties a task has 50 runs an attempt).
+    fn outcome_of(&self, planned: &PlannedTask) -> TaskOutcome {
+        let base = self.base_attempt(&planned.name);
+        // The highest attempt at or above the base, its first failure and its successes
+        // (runs are ordered by attempt, then role and party: the first failure is the one
+        // `first_failure` names).
+        let (mut top, mut failure, mut succeeded) = (base, None, 0usize);
+        for (k, r) in self.runs_of(&planned.name) {
+            if k.attempt < top {
+                continue;
+            }
+            if k.attempt > top {
+                (top, failure, succeeded) = (k.attempt, None, 0);
+            }
+            match r.state {
+                RunState::Failed if failure.is_none() => failure = Some((k, r)),
+                RunState::Success => succeeded += 1,
+                _ => {}
+            }
+        }
+        let Some((k, r)) = failure else {
+            // Only runs the plan has are recorded, once each: counting them is enough.
+            return if succeeded == planned.runs.len() {
+                TaskOutcome::Success
+            } else {
+                TaskOutcome::InProgress
+            };
         };
-        let a = self.attempt_of(task);
-        if let Some((party, error)) = self.first_failure(task, a) {
-            return TaskOutcome::Failed { party, error };
+        if top - base < self.retries() {
+            // Retried: the next attempt has no runs yet.
+            return TaskOutcome::InProgress;
         }
-        // Only runs the plan has are recorded, once each: counting them is enough.
-        let succeeded = self
-            .runs_of(task)
-            .filter(|(k, r)| k.attempt == a && r.state == RunState::Success)
-            .count();
-        let all_done = succeeded == planned.runs.len();
-        if all_done {
-            TaskOutcome::Success
-        } else {
-            TaskOutcome::InProgress
+        TaskOutcome::Failed {
+            party: k.party.clone(),
+            error: r.error.clone().unwrap_or_default(),
         }
+    }
+
+    /// Every task's outcome, in plan order.
+    fn outcomes(&self, plan: &JobPlan) -> Vec<TaskOutcome> {
+        plan.tasks.iter().map(|t| self.outcome_of(t)).collect()
     }
 
     /// Every participant of the plan.
@@ -298,6 +328,14 @@ impl JobView {
 
     /// The job's state.
     pub fn status(&self) -> JobStatus {
+        match &self.plan {
+            Ok(plan) => self.status_with(plan, &self.outcomes(plan)),
+            Err(_) => JobStatus::Rejected,
+        }
+    }
+
+    /// The job's state, given its tasks' `outcomes` (plan order).
+    fn status_with(&self, plan: &JobPlan, outcomes: &[TaskOutcome]) -> JobStatus {
         if self
             .decisions
             .values()
@@ -305,10 +343,6 @@ impl JobView {
         {
             return JobStatus::Rejected;
         }
-        let Ok(plan) = &self.plan else {
-            return JobStatus::Rejected;
-        };
-        let outcomes: Vec<TaskOutcome> = plan.tasks.iter().map(|t| self.outcome(&t.name)).collect();
         if outcomes.iter().all(|o| *o == TaskOutcome::Success) {
             return JobStatus::Success;
         }
@@ -321,9 +355,10 @@ impl JobView {
         if self.active_stop().is_some() {
             return JobStatus::Canceled;
         }
-        let all_accepted = self
-            .participants()
-            .iter()
+        let all_accepted = plan
+            .parties
+            .values()
+            .flatten()
             .all(|p| self.decisions.get(p) == Some(&Decision::Accepted));
         if all_accepted {
             JobStatus::Running
@@ -335,19 +370,26 @@ impl JobView {
     /// Runs of `me` that may start now: every upstream task succeeded everywhere, and this
     /// attempt of the run has not been recorded yet.
     pub fn runnable(&self, me: &PartyName) -> Vec<RunKey> {
-        if self.status() != JobStatus::Running {
-            return Vec::new();
-        }
         let Ok(plan) = &self.plan else {
             return Vec::new();
         };
+        let outcomes = self.outcomes(plan);
+        if self.status_with(plan, &outcomes) != JobStatus::Running {
+            return Vec::new();
+        }
+        let outcome = |name: &str| {
+            plan.tasks
+                .iter()
+                .position(|t| t.name == name)
+                .map_or(&TaskOutcome::InProgress, |i| &outcomes[i])
+        };
         let mut out = Vec::new();
-        for task in &plan.tasks {
+        for (task, now) in plan.tasks.iter().zip(&outcomes) {
             let ready = task
                 .upstream
                 .iter()
-                .all(|u| self.outcome(u) == TaskOutcome::Success);
-            if !ready || self.outcome(&task.name) != TaskOutcome::InProgress {
+                .all(|u| *outcome(u) == TaskOutcome::Success);
+            if !ready || *now != TaskOutcome::InProgress {
                 continue;
             }
             let a = self.attempt_of(&task.name);
