@@ -63,6 +63,9 @@ struct Row {
     n: usize,
     first: f64,
     last: f64,
+    /// Medians of the first and of the last ten jobs (single jobs are noisy).
+    first10: f64,
+    last10: f64,
     jobs: usize,
     idle_pct: f64,
     cpu_per_job: f64,
@@ -141,16 +144,30 @@ fn measure(n: usize, jobs: usize, keep_logs: Option<&std::path::Path>) -> Row {
         }
     }
     let baseline = *times.last().unwrap();
+    let ten = times.len().min(10);
     Row {
         n,
         first: times[0],
         last: *times.last().unwrap(),
+        first10: median(&times[..ten]),
+        last10: median(&times[times.len() - ten..]),
         jobs,
         idle_pct,
         cpu_per_job,
         catch_up,
         baseline,
         lost,
+    }
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
     }
 }
 
@@ -176,7 +193,7 @@ fn main() {
         sizes = vec![3, 10];
     }
     println!(
-        "| parties | first job | job {jobs} | job {jobs} / first | CPU of all daemons per job | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before | record events lost |"
+        "| parties | first job | job {jobs} | median of the first 10 → of the last 10 (ratio) | CPU of all daemons per job | idle CPU of all daemons (% of one core) | back after {jobs} jobs away → connected + a job of all parties done | that job before | record events lost |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     // Each row as soon as it is measured: a long run still leaves the sizes it finished.
@@ -185,11 +202,13 @@ fn main() {
         .map(|&n| measure(n, jobs, keep_logs.as_deref()))
     {
         println!(
-            "| {} | {:.3} s | {:.3} s | {:.2} | {:.2} s | {:.1} % | {:.2} s | {:.3} s | {} |",
+            "| {} | {:.3} s | {:.3} s | {:.3} → {:.3} s ({:.2}) | {:.2} s | {:.1} % | {:.2} s | {:.3} s | {} |",
             r.n,
             r.first,
             r.last,
-            r.last / r.first,
+            r.first10,
+            r.last10,
+            r.last10 / r.first10,
             r.cpu_per_job,
             r.idle_pct,
             r.catch_up,

@@ -31,6 +31,9 @@ struct Entry {
     by: HashMap<PartyName, u64>,
     /// When a record of the job was last stored here.
     changed: Option<Instant>,
+    /// The sum per party, worked out from the above when first asked after a change (a
+    /// settled job's sums are read in every anti-entropy round, for every partner).
+    per_party: std::cell::OnceCell<HashMap<PartyName, u64>>,
 }
 
 /// XOR sums of held records, per job and per party that may see them.
@@ -60,6 +63,7 @@ impl Sums {
     /// `new` replaced `old` (if any) in the store.
     pub(crate) fn account(&mut self, old: Option<&Record>, new: &Record) {
         let e = self.jobs.entry(bucket(&new.key)).or_default();
+        e.per_party.take();
         // A record keeps its key, hence its job, across versions.
         if let Some(old) = old {
             Self::toggle(e, old);
@@ -69,13 +73,16 @@ impl Sums {
     }
 
     fn sum_for(e: &Entry, party: &PartyName) -> u64 {
-        e.groups
-            .iter()
-            .filter(|(audience, _)| audience.contains(party))
-            .fold(
-                e.all ^ e.by.get(party).copied().unwrap_or(0),
-                |s, (_, h)| s ^ h,
-            )
+        let per_party = e.per_party.get_or_init(|| {
+            let mut m = e.by.clone();
+            for (audience, h) in &e.groups {
+                for p in audience {
+                    *m.entry(p.clone()).or_default() ^= h;
+                }
+            }
+            m
+        });
+        e.all ^ per_party.get(party).copied().unwrap_or(0)
     }
 
     /// Our sums for `party` of the jobs after `after`, at most `limit` of them, and the job the
