@@ -78,14 +78,12 @@ impl RecordStore {
     /// Rewrites records stored in the layout before 2026-11 (`origin \0 key`, whose first
     /// byte is a party name's) under their current keys, and drops the old by-job index.
     fn migrate(&self, store: &Store) -> Result<(), StorageError> {
-        let old: Vec<(Vec<u8>, Record)> = self
-            .tree
-            .scan_range(Some(&[IN_JOB, u8::MAX]), None)
-            .map(|item| item.map(|(k, StoredRecord(r))| (k, r)))
-            .collect::<Result<_, _>>()?;
-        for (k, r) in &old {
-            self.tree.put_as(db_key(r.origin.as_str(), &r.key), r)?;
-            self.tree.remove(k)?;
+        // One record at a time (the store may be large); current keys sort below the scan's
+        // start, so a rewritten record is not met again.
+        for item in self.tree.scan_range(Some(&[IN_JOB, u8::MAX]), None) {
+            let (k, StoredRecord(r)) = item?;
+            self.tree.put_as(db_key(r.origin.as_str(), &r.key), &r)?;
+            self.tree.remove(&k)?;
         }
         store.drop_tree(TreeName::RecordsByJob)
     }
