@@ -199,7 +199,7 @@ fn main() {
         let mut lat = Vec::new();
         for i in 0..200 {
             let t = Instant::now();
-            nodes[0].net.client.put_record(format!("k{i}"), vec![1; 64], Vec::new()).await.unwrap();
+            nodes[0].net.client.put_record(format!("k{i}"), vec![1; 64], Default::default()).await.unwrap();
             for node in nodes[1..].iter_mut() {
                 loop {
                     if let Some(NetworkEvent::RecordsUpdated(rs)) = node.net.events.recv().await

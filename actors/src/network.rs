@@ -15,10 +15,11 @@ mod partners;
 mod relay;
 mod sums;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
+use consort_protocol::audience::Audience;
 use consort_protocol::peer::{PeerRequestBody, PeerResponse, Record, records_topic};
 use consort_storage::RecordStore;
 use libp2p::identity::Keypair;
@@ -167,6 +168,9 @@ pub(crate) enum Command {
     Peers {
         reply: Reply<Vec<PartnerView>>,
     },
+    Away {
+        reply: Reply<BTreeMap<PartyName, Option<u64>>>,
+    },
     AddPartner {
         partner: Partner,
         reply: Reply<Result<(), NetError>>,
@@ -178,7 +182,7 @@ pub(crate) enum Command {
     PutRecord {
         key: String,
         value: Vec<u8>,
-        audience: Vec<PartyName>,
+        audience: Audience,
         hub: Option<PartyName>,
         lazy: bool,
         reply: Reply<Result<Record, NetError>>,
@@ -225,6 +229,12 @@ impl NetworkClient {
         self.call(|reply| Command::Peers { reply }).await
     }
 
+    /// The partners not connected now, each with when it was last heard from (Unix ms): what
+    /// a job's view needs, without a whole [`PartnerView`] per partner.
+    pub async fn away(&self) -> Result<BTreeMap<PartyName, Option<u64>>, NetError> {
+        self.call(|reply| Command::Away { reply }).await
+    }
+
     /// Adds (or replaces) a partner: allowed at once, dialled at once.
     pub async fn add_partner(&self, partner: Partner) -> Result<(), NetError> {
         self.call(|reply| Command::AddPartner { partner, reply })
@@ -245,7 +255,7 @@ impl NetworkClient {
         &self,
         key: String,
         value: Vec<u8>,
-        audience: Vec<PartyName>,
+        audience: Audience,
     ) -> Result<Record, NetError> {
         self.call(|reply| Command::PutRecord {
             key,
@@ -267,7 +277,7 @@ impl NetworkClient {
         &self,
         key: String,
         value: Vec<u8>,
-        audience: Vec<PartyName>,
+        audience: Audience,
         hub: PartyName,
         lazy: bool,
     ) -> Result<Record, NetError> {

@@ -21,6 +21,7 @@ use actix::{
 };
 use consort_protocol::JobInfo;
 use consort_protocol::PartyName;
+use consort_protocol::audience::Audience;
 use consort_protocol::job::{JobPlan, JobSpec, Role, validate};
 use consort_protocol::jobs::{
     Decision, DecisionRecord, JobId, JobRecord, RECORD_VERSION, RecordKey, RerunRecord, RunState,
@@ -548,7 +549,7 @@ impl Scheduler {
         lazy: bool,
     ) {
         let Some(view) = self.views.get(job) else {
-            return self.write_to(ctx, key, value, Vec::new(), None);
+            return self.write_to(ctx, key, value, Audience::default(), None);
         };
         let audience = view.audience();
         let route = Route {
@@ -563,7 +564,7 @@ impl Scheduler {
         ctx: &mut Context<Self>,
         key: String,
         value: Vec<u8>,
-        audience: Vec<PartyName>,
+        audience: Audience,
         route: Option<Route>,
     ) {
         let Some(deps) = &self.deps else { return };
@@ -1431,22 +1432,17 @@ impl Scheduler {
         Box::pin(
             async move {
                 match net {
-                    Some(net) => net.peers().await.unwrap_or_default(),
-                    None => Vec::new(),
+                    Some(net) => net.away().await.unwrap_or_default(),
+                    None => BTreeMap::new(),
                 }
             }
             .into_actor(self)
-            .map(move |peers, act, _ctx| {
+            .map(move |away, act, _ctx| {
                 let id = JobId::parse(&job).ok_or_else(|| JobError::NotFound(job.clone()))?;
                 let view = act
                     .views
                     .get(&id)
                     .ok_or_else(|| JobError::NotFound(job.clone()))?;
-                let away = peers
-                    .into_iter()
-                    .filter(|p| !p.connected)
-                    .map(|p| (p.party, p.last_seen))
-                    .collect();
                 Ok(view::job_info_with(view, true, &away))
             }),
         )

@@ -5,6 +5,7 @@
 //! it by construction. Every message is MessagePack with named fields (`rmp_serde::to_vec_named`),
 //! so adding a field never breaks an older reader.
 
+pub mod audience;
 pub mod call;
 pub mod clock;
 pub mod control;

@@ -22,8 +22,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_RECORD_KEY_BYTES: usize = 512;
 /// Largest record value, in bytes (a job file is at most 256 KiB).
 pub const MAX_RECORD_VALUE_BYTES: usize = 1024 * 1024;
-/// Most parties a record's audience may name.
-pub const MAX_AUDIENCE: usize = 256;
+pub use crate::audience::{Audience, MAX_AUDIENCE};
 /// Most digest entries in one catch-up page.
 pub const DIGEST_PAGE_ENTRIES: usize = 4096;
 /// Most bytes of record values in one catch-up answer (the rest comes with the next round).
@@ -244,8 +243,8 @@ pub struct Record {
     /// The parties the record is for (a job's participants). Empty: every partner of the
     /// federation. A record with an audience is sent to, relayed to and accepted by the parties
     /// it names only.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub audience: Vec<PartyName>,
+    #[serde(default, skip_serializing_if = "Audience::is_empty")]
+    pub audience: Audience,
     /// ed25519 signature by the origin's identity key over [`Record::signing_bytes`].
     #[serde(with = "serde_bytes")]
     pub signature: Vec<u8>,
@@ -379,7 +378,7 @@ mod tests {
                     version: i as u64,
                     written_at_ms: 7,
                     value: vec![i as u8; 3],
-                    audience: vec![PartyName::new("b").expect("name")],
+                    audience: vec![PartyName::new("b").expect("name")].into(),
                     signature: vec![1, 2],
                 })
                 .collect();
@@ -408,7 +407,7 @@ mod tests {
             version: 1,
             written_at_ms: 2,
             value: vec![3],
-            audience: vec![],
+            audience: Audience::default(),
             signature: vec![],
         };
         let base = r.signing_bytes();
@@ -422,7 +421,7 @@ mod tests {
         changed.signature = vec![9];
         assert_eq!(changed.signing_bytes(), base, "the signature is not signed");
         let mut changed = r.clone();
-        changed.audience = vec![PartyName::new("a").expect("name")];
+        changed.audience = vec![PartyName::new("a").expect("name")].into();
         assert_ne!(changed.signing_bytes(), base, "the audience is signed");
     }
 
@@ -436,14 +435,14 @@ mod tests {
             version: 1,
             written_at_ms: 2,
             value: vec![3],
-            audience: vec![a.clone(), b.clone()],
+            audience: vec![a.clone(), b.clone()].into(),
             signature: vec![],
         };
         assert!(r.check_bounds().is_ok());
         assert!(r.visible_to(&b));
         assert!(!r.visible_to(&PartyName::new("c").expect("name")));
         let mut bad = r.clone();
-        bad.audience = vec![b.clone()];
+        bad.audience = vec![b.clone()].into();
         assert!(bad.check_bounds().is_err(), "origin outside its audience");
         let mut bad = r.clone();
         bad.value = vec![0; MAX_RECORD_VALUE_BYTES + 1];

@@ -772,7 +772,7 @@ fn sample_record() -> Record {
             error: None,
         })
         .unwrap(),
-        audience: vec![party("bank-a"), party("insurer-b")],
+        audience: vec![party("bank-a"), party("insurer-b")].into(),
         signature: vec![7; 64],
     }
 }
@@ -1217,7 +1217,7 @@ proptest! {
             version,
             written_at_ms,
             value: vec![0xc1; value_len],
-            audience,
+            audience: audience.into(),
             signature: vec![],
         };
         check_record(&r);

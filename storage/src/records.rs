@@ -276,7 +276,7 @@ mod tests {
             version,
             written_at_ms: 0,
             value: vec![version as u8],
-            audience: vec![],
+            audience: Default::default(),
             signature: vec![],
         }
     }
@@ -286,7 +286,7 @@ mod tests {
         let store = Store::temporary().expect("open");
         let a = RecordStore::open(&store).expect("records");
         let mut r = rec("p", "task/j0123456789abcdef0123/t0/1/guest", 3);
-        r.audience = vec![PartyName::new("q").expect("name")];
+        r.audience = vec![PartyName::new("q").expect("name")].into();
         r.signature = vec![7; 64];
         a.apply(&rec("p", "task/j0123456789abcdef0123/t0/1/guest", 1))
             .expect("apply");
@@ -338,7 +338,7 @@ mod tests {
             a.apply(&rec("p", &format!("k{i:02}"), 1)).expect("apply");
         }
         let mut hidden = rec("p", "secret", 1);
-        hidden.audience = vec![PartyName::new("p").expect("name")];
+        hidden.audience = vec![PartyName::new("p").expect("name")].into();
         a.apply(&hidden).expect("apply");
         let me = PartyName::new("q").expect("name");
         let visible = |r: &Record| r.visible_to(&me);

@@ -229,7 +229,7 @@ mod tests {
             version,
             written_at_ms: 0,
             value: vec![1, 2, 3],
-            audience: Vec::new(),
+            audience: Default::default(),
             signature: Vec::new(),
         };
         r.signature = key.sign(&r.signing_bytes()).expect("sign");

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
+use consort_protocol::audience::Audience;
 use consort_protocol::jobs::JobId;
 use consort_protocol::peer::{
     GossipEnvelope, IDENTIFY_PROTOCOL, PeerRequest, PeerRequestBody, PeerResponse, Record,
@@ -644,7 +645,7 @@ impl EventLoop {
         &mut self,
         key: String,
         value: Vec<u8>,
-        audience: Vec<PartyName>,
+        audience: Audience,
         hub: Option<PartyName>,
         lazy: bool,
     ) -> Result<Record, NetError> {
@@ -814,6 +815,15 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(views);
             }
+            Command::Away { reply } => {
+                let away = self
+                    .partners
+                    .iter()
+                    .filter(|s| !s.connected())
+                    .map(|s| (s.partner.party.clone(), s.last_seen))
+                    .collect();
+                let _ = reply.send(away);
+            }
             Command::AddPartner { partner, reply } => {
                 let _ = reply.send(self.add_partner(partner));
             }
@@ -943,7 +953,7 @@ mod tests {
             version: 7,
             written_at_ms: 1,
             value: value.to_vec(),
-            audience: Vec::new(),
+            audience: Audience::default(),
             signature: Vec::new(),
         };
         r.signature = key.sign(&r.signing_bytes()).expect("sign");

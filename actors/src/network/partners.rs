@@ -179,6 +179,11 @@ impl Partners {
         v
     }
 
+    /// Every partner.
+    pub fn iter(&self) -> impl Iterator<Item = &PartnerState> {
+        self.by_peer.values()
+    }
+
     /// Whether some partner has no connection (so there is a dial to make or wait for).
     pub fn any_disconnected(&self) -> bool {
         self.by_peer.values().any(|s| s.connections == 0)

@@ -172,7 +172,7 @@ impl EventLoop {
             return known.clone();
         }
         let parties = match self.records.get(self.party.as_str(), &job_key(job)) {
-            Ok(held) => held.map(|r| Arc::new(r.audience.into_iter().collect::<HashSet<_>>())),
+            Ok(held) => held.map(|r| Arc::new(r.audience.iter().cloned().collect::<HashSet<_>>())),
             // Not remembered: the next record asks the store again.
             Err(_) => return None,
         };
@@ -323,7 +323,7 @@ mod tests {
             version,
             written_at_ms: 0,
             value: vec![0; 10],
-            audience: Vec::new(),
+            audience: Default::default(),
             signature: Vec::new(),
         }
     }

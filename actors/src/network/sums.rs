@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
+use consort_protocol::audience::Audience;
 use consort_protocol::jobs::RecordKey;
 use consort_protocol::peer::{JobSum, Record, record_hash};
 
@@ -26,7 +27,7 @@ struct Entry {
     all: u64,
     /// Records addressed to some parties, per audience: one XOR per record, not one per
     /// party it names (at 50 parties that was 50 map updates for every record stored).
-    groups: HashMap<Vec<PartyName>, u64>,
+    groups: HashMap<Audience, u64>,
     /// Records addressed to some parties, per party, once `groups` is full.
     by: HashMap<PartyName, u64>,
     /// When a record of the job was last stored here.

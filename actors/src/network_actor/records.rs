@@ -39,7 +39,7 @@ impl Handler<PutRecord> for NetworkActor {
                     JOB_KEY_PREFIXES.join(", ")
                 )));
             }
-            net.put_record(key, value, Vec::new())
+            net.put_record(key, value, Default::default())
                 .await
                 .map_err(net_failure)
         })

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use consort_protocol::PartyName;
+use consort_protocol::audience::Audience;
 use consort_protocol::job::{JobPlan, PlannedTask, Role};
 use consort_protocol::jobs::{
     Decision, JobRecord, RerunRecord, RunState, StopRecord, TaskStateRecord,
@@ -92,7 +93,9 @@ pub struct JobView {
     /// Rerun requests, by party (the highest epoch counts).
     pub reruns: BTreeMap<PartyName, RerunRecord>,
     /// The parties the initiator addressed the job record to.
-    pub audience: Vec<PartyName>,
+    pub audience: Audience,
+    /// The plan's participants, once (every record of the job is addressed to them).
+    participants: Audience,
     /// The version of every record folded in, by origin and key: a record only replaces an
     /// older one, so the order records arrive in (events, loads, resyncs) does not matter.
     pub versions: BTreeMap<(PartyName, String), u64>,
@@ -103,6 +106,10 @@ pub struct JobView {
 impl JobView {
     /// A view with only the job record.
     pub fn new(job: JobRecord, plan: Result<JobPlan, String>) -> Self {
+        let participants = match &plan {
+            Ok(plan) => plan.participants().into_iter().collect(),
+            Err(_) => Audience::default(),
+        };
         Self {
             job,
             plan,
@@ -110,7 +117,8 @@ impl JobView {
             runs: BTreeMap::new(),
             stops: BTreeMap::new(),
             reruns: BTreeMap::new(),
-            audience: Vec::new(),
+            audience: Audience::default(),
+            participants,
             versions: BTreeMap::new(),
             revision: 1,
         }
@@ -133,9 +141,9 @@ impl JobView {
 
     /// The parties records of this job go to: the participants (the record's audience when
     /// the plan is invalid).
-    pub fn audience(&self) -> Vec<PartyName> {
+    pub fn audience(&self) -> Audience {
         match &self.plan {
-            Ok(plan) => plan.participants().into_iter().collect(),
+            Ok(_) => self.participants.clone(),
             Err(_) => self.audience.clone(),
         }
     }

@@ -50,7 +50,7 @@ fn record(origin: &str, key: String, version: u64, value: Vec<u8>) -> Record {
         version,
         written_at_ms: version,
         value,
-        audience: vec![p("a"), p("b")],
+        audience: vec![p("a"), p("b")].into(),
         signature: Vec::new(),
     }
 }
