@@ -12,6 +12,7 @@ mod catch_up;
 mod codec;
 mod event_loop;
 mod partners;
+mod push_stream;
 mod relay;
 mod sums;
 
@@ -497,8 +498,14 @@ async fn build(
         }
     }
 
+    let control = swarm.behaviour().stream.new_control();
+    let (pushes, push_events) =
+        push_stream::Pushes::start(control, config.max_message_bytes, config.request_timeout)
+            .map_err(startup)?;
     let mut event_loop = EventLoop {
         swarm,
+        pushes,
+        push_events,
         key: config.key,
         party: config.party,
         partners: Partners::default(),

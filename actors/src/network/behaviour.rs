@@ -27,6 +27,7 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Requests between partners.
     pub rr: request_response::Behaviour<MsgpackCodec>,
+    pub stream: libp2p_stream::Behaviour,
     /// Partner addresses learned from any connected partner.
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// LAN discovery.
@@ -107,6 +108,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(30))),
             gossipsub,
             rr,
+            stream: libp2p_stream::Behaviour::new(),
             kad: kad.into(),
             mdns: mdns.into(),
         })

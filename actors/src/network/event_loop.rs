@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::catch_up::{Done, PageRange};
 use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
+use super::push_stream::PushEvent;
 use super::relay::{Gathering, OUTBOX_MAX, Outbox};
 use super::{Command, NetError, NetworkEvent, PartnerView};
 
@@ -131,6 +132,9 @@ pub(crate) struct EventLoop {
     pub deferred: std::collections::VecDeque<(tokio::time::Instant, Record, Option<PartyName>)>,
     /// Per-job sums of the records held, per party that may see them (anti-entropy).
     pub(crate) sums: super::sums::Sums,
+    /// The push streams to and from partners.
+    pub(crate) pushes: super::push_stream::Pushes,
+    pub(crate) push_events: mpsc::Receiver<PushEvent>,
 }
 
 impl EventLoop {
@@ -154,6 +158,7 @@ impl EventLoop {
                     Some(c) => self.on_command(c),
                 },
                 Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(event) = self.push_events.recv() => self.on_push_event(event),
                 _ = tick.tick(), if self.tick_needed() => {
                     self.drain_overflow();
                     self.redial_due();
@@ -314,6 +319,10 @@ impl EventLoop {
                 ..
             } => {
                 let mut lost = None;
+                if num_established == 0 {
+                    // Its push stream went with the connection.
+                    self.pushes.disconnected(&peer_id);
+                }
                 if let Some(state) = self.partners.get_mut(&peer_id) {
                     state.connections = num_established;
                     if num_established == 0 {
@@ -634,6 +643,18 @@ impl EventLoop {
     /// Sends the deferred records that are due.
     fn publish_due(&mut self) {
         let now = tokio::time::Instant::now();
+        if self.deferred.front().is_none_or(|(at, _, _)| *at > now) {
+            return;
+        }
+        // Written unflushed (see `put_record`): on disk before anyone hears of them.
+        if let Err(e) = self.records.flush() {
+            warn!(error = %e, "cannot flush the records store; our deferred records wait");
+            let later = now + Duration::from_secs(1);
+            for (at, _, _) in self.deferred.iter_mut().filter(|(at, _, _)| *at <= now) {
+                *at = later;
+            }
+            return;
+        }
         while self.deferred.front().is_some_and(|(at, _, _)| *at <= now) {
             if let Some((_, record, hub)) = self.deferred.pop_front() {
                 self.publish(&record, hub.as_ref());
@@ -679,16 +700,18 @@ impl EventLoop {
             .map_err(|e| NetError::Storage(e.to_string()))?;
         self.sums.account(held.as_ref(), &record);
         self.stored_own_job(&record);
-        // Our own state is what partners rely on: on disk before anyone hears of it.
-        self.records
-            .flush()
-            .map_err(|e| NetError::Storage(e.to_string()))?;
         // A newer version supersedes one still waiting to be sent.
         self.deferred.retain(|(_, r, _)| r.key != record.key);
         if lazy && self.deferred.len() < OUTBOX_MAX {
+            // On disk when it leaves (or with the write that replaces it): a run that ends
+            // within the delay costs one flush, not two.
             let at = tokio::time::Instant::now() + LAZY_DELAY;
             self.deferred.push_back((at, record.clone(), hub));
         } else {
+            // Our own state is what partners rely on: on disk before anyone hears of it.
+            self.records
+                .flush()
+                .map_err(|e| NetError::Storage(e.to_string()))?;
             self.publish(&record, hub.as_ref());
         }
         Ok(record)
@@ -932,6 +955,7 @@ impl EventLoop {
     }
 
     fn drop_peer(&mut self, peer: PeerId) {
+        self.pushes.forget(&peer);
         let behaviour = self.swarm.behaviour_mut();
         behaviour.allow.disallow_peer(peer);
         behaviour.gossipsub.remove_explicit_peer(&peer);

@@ -21,6 +21,7 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 
 use super::event_loop::{EventLoop, Pending};
+use super::push_stream::PushEvent;
 
 /// Records waiting for one partner, at most (older ones are dropped: the partner's catch-up
 /// brings them).
@@ -302,6 +303,21 @@ impl EventLoop {
             return;
         }
         let records = PackedRecords::pack(records.iter().map(|r| r.encoded.as_slice()));
+        if self.pushes.by_request.contains(&peer) {
+            return self.push_by_request(peer, records);
+        }
+        match self.pushes.send(peer, records.0) {
+            Ok(()) => {
+                self.pushing.insert(peer);
+            }
+            // The writer is busy although no push is in flight: it cannot be, but if it is,
+            // the batch goes by request rather than nowhere.
+            Err(frame) => self.push_by_request(peer, PackedRecords(frame)),
+        }
+    }
+
+    /// Sends a batch to `peer` as a request (partners without push streams).
+    pub(crate) fn push_by_request(&mut self, peer: PeerId, records: PackedRecords) {
         let req = PeerRequest {
             from: self.party.clone(),
             body: PeerRequestBody::Push { records },
@@ -309,6 +325,39 @@ impl EventLoop {
         let id = self.swarm.behaviour_mut().rr.send_request(&peer, req);
         self.pending.insert(id, Pending::Push { peer });
         self.pushing.insert(peer);
+    }
+
+    /// What a push stream task reports.
+    pub(crate) fn on_push_event(&mut self, event: PushEvent) {
+        match event {
+            PushEvent::Received { peer, packed } => self.on_pushed(peer, &packed),
+            PushEvent::Refused { peer, why } => self.reject_from(&peer, &why),
+            PushEvent::Written { peer } => self.push_done(peer),
+            PushEvent::Broken {
+                peer,
+                unsupported,
+                unsent,
+            } => {
+                self.pushes.broken(&peer, unsupported);
+                match unsent {
+                    Some(frame) => self.push_by_request(peer, PackedRecords(frame)),
+                    // What was on its way comes by catch-up; what waits goes on.
+                    None => self.push_done(peer),
+                }
+            }
+        }
+    }
+
+    /// A batch that came by `peer`'s push stream: checked as a push by request is.
+    fn on_pushed(&mut self, peer: PeerId, packed: &PackedRecords) {
+        let Some(state) = self.partners.get_mut(&peer) else {
+            return self.reject_from(&peer, "push stream from a peer that is not a partner");
+        };
+        state.last_seen = Some(consort_protocol::clock::now_ms());
+        match packed.unpack() {
+            Ok(records) => self.apply_from(peer, records, true),
+            Err(e) => self.reject_from(&peer, &format!("undecodable push: {e}")),
+        }
     }
 }
 
