@@ -118,7 +118,8 @@ pub(crate) struct EventLoop {
     pub outbox: HashMap<PeerId, Outbox>,
     /// Partners with a push in flight.
     pub pushing: HashSet<PeerId>,
-    /// Partners whose next batch goes as soon as their push in flight is answered.
+    /// Partners whose next batch goes as soon as their push in flight is written (answered,
+    /// for a push by request).
     pub released: HashSet<PeerId>,
     /// Jobs whose relays are being gathered (this party is their hub).
     pub gathering: HashMap<String, Gathering>,

@@ -280,8 +280,9 @@ impl EventLoop {
         }
     }
 
-    /// A push to `peer` was answered (or failed: what failed comes by catch-up). The next
-    /// batch goes now, unless a gathering holds it back.
+    /// A push to `peer` was written into its push stream, or answered as a request (or the
+    /// request failed: what failed comes by catch-up). The next batch goes now, unless a
+    /// gathering holds it back.
     pub(crate) fn push_done(&mut self, peer: PeerId) {
         self.pushing.remove(&peer);
         if self.released.remove(&peer) || self.gathering.is_empty() {
