@@ -36,7 +36,7 @@
 //! loss are decoded at 48 bits. See [`crate::paillier`] for the encoding.
 
 mod arbiter;
-mod common;
+pub(crate) mod common;
 mod guest;
 mod host;
 mod wire;

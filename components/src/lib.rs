@@ -18,6 +18,7 @@ pub mod psi;
 mod reader;
 pub mod reference;
 mod registry;
+pub mod serving;
 #[cfg(test)]
 mod test_util;
 mod testing;

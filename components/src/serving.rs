@@ -1,0 +1,255 @@
+//! Scoring one id at a time, as the batch `predict` job scores a table: the arithmetic of
+//! online serving (issue 12; the Serving actor, deployments and the APIs build on it).
+//!
+//! A party's deployed unit is its part of the trained pipeline: the `feature_scale` fitted in
+//! training, when the pipeline had one, and its `hetero_lr` part. [`ServedPart::partial`] takes
+//! one row of named features and computes the party's partial score with the same operations in
+//! the same order as the batch path (`feature_scale::apply`, then `hetero_lr::common::linear`),
+//! so an id's online score equals its batch score exactly, not just closely. The guest adds the
+//! hosts' partial scores in the order of their party names, as the batch guest receives them,
+//! and applies the logistic function ([`combine`]).
+
+use std::collections::HashMap;
+
+use crate::feature_scale::FeatureScaleModel;
+use crate::hetero_lr::common::{HeteroLrModel, sigmoid};
+
+/// Why a part cannot be loaded or cannot score a row.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServingError {
+    /// The model bytes are not a usable model.
+    #[error("cannot load the model: {0}")]
+    Model(String),
+    /// A feature the model needs is not in the request.
+    #[error("feature '{0}' is missing")]
+    Missing(String),
+}
+
+/// One party's deployed part of a hetero LR pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedPart {
+    /// `guest` or `host`.
+    pub role: String,
+    /// The features it needs, in the order of its weights.
+    pub features: Vec<String>,
+    weights: Vec<f64>,
+    /// The guest's intercept (0 at a host).
+    intercept: f64,
+    /// Per feature: the training scaler's offset and scale, when it scaled that feature.
+    scaling: Vec<Option<(f64, f64)>>,
+}
+
+impl ServedPart {
+    /// Loads a `hetero_lr` part (guest or host) and the `feature_scale` model that fed it in
+    /// training, if any.
+    pub fn hetero_lr(model: &[u8], scale: Option<&[u8]>) -> Result<Self, ServingError> {
+        let model =
+            HeteroLrModel::from_bytes(model).map_err(|e| ServingError::Model(e.to_string()))?;
+        if model.role != "guest" && model.role != "host" {
+            return Err(ServingError::Model(format!(
+                "a hetero_lr part of role '{}' does not score",
+                model.role
+            )));
+        }
+        let scale: Option<FeatureScaleModel> = scale
+            .map(rmp_serde::from_slice)
+            .transpose()
+            .map_err(|e| ServingError::Model(format!("not a feature_scale model: {e}")))?;
+        let scaled: HashMap<&str, (f64, f64)> = match &scale {
+            Some(s) => {
+                if s.offset.len() != s.feature_names.len() || s.scale.len() != s.feature_names.len()
+                {
+                    return Err(ServingError::Model(
+                        "feature_scale model has inconsistent lengths".into(),
+                    ));
+                }
+                s.feature_names
+                    .iter()
+                    .enumerate()
+                    .map(|(k, n)| (n.as_str(), (s.offset[k], s.scale[k])))
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
+        let scaling = model
+            .header
+            .iter()
+            .map(|n| scaled.get(n.as_str()).copied())
+            .collect();
+        Ok(Self {
+            intercept: if model.role == "guest" {
+                model.intercept
+            } else {
+                0.0
+            },
+            role: model.role,
+            features: model.header,
+            weights: model.weights,
+            scaling,
+        })
+    }
+
+    /// This party's partial score for one row: `b + Σ w_j · scaled(x_j)` (b only at the guest),
+    /// the features looked up by name.
+    pub fn partial(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<f64, ServingError> {
+        let mut u = self.intercept;
+        for ((name, w), scaling) in self.features.iter().zip(&self.weights).zip(&self.scaling) {
+            let x = feature(name).ok_or_else(|| ServingError::Missing(name.clone()))?;
+            let x = match scaling {
+                Some((o, s)) => (x - o) / s,
+                None => x,
+            };
+            u += w * x;
+        }
+        Ok(u)
+    }
+}
+
+/// The score from the guest's partial score and the hosts' `(party, partial)`: summed in the
+/// order of the hosts' names (as the batch guest receives them), then the logistic function.
+pub fn combine(guest: f64, hosts: &[(&str, f64)]) -> f64 {
+    let mut hosts = hosts.to_vec();
+    hosts.sort_by(|a, b| a.0.cmp(b.0));
+    sigmoid(hosts.iter().fold(guest, |u, (_, v)| u + v))
+}
+
+#[cfg(test)]
+mod tests {
+    use consort_protocol::data::Dataset;
+
+    use super::*;
+    use crate::feature_scale;
+    use crate::hetero_lr::common::{columns_for, linear};
+
+    fn table(names: &[&str], rows: usize, seed: f64) -> Dataset {
+        let ids = (0..rows).map(|i| format!("id{i}")).collect();
+        let columns = (0..names.len())
+            .map(|j| {
+                (0..rows)
+                    .map(|i| ((i * 7 + j * 13) as f64 * seed).sin() * (j + 1) as f64 * 10.0)
+                    .collect()
+            })
+            .collect();
+        Dataset::new(
+            ids,
+            names.iter().map(|n| n.to_string()).collect(),
+            columns,
+            None,
+        )
+        .expect("dataset")
+    }
+
+    fn model(role: &str, header: &[&str], weights: &[f64], intercept: f64) -> Vec<u8> {
+        HeteroLrModel {
+            v: 1,
+            role: role.into(),
+            header: header.iter().map(|n| n.to_string()).collect(),
+            weights: weights.to_vec(),
+            intercept,
+            fit_intercept: true,
+            iterations: 1,
+            converged: true,
+        }
+        .to_bytes()
+        .expect("model")
+    }
+
+    fn row<'a>(d: &'a Dataset, i: usize) -> impl Fn(&str) -> Option<f64> + 'a {
+        move |name| {
+            let j = d.feature_names.iter().position(|n| n == name)?;
+            Some(d.columns[j][i])
+        }
+    }
+
+    #[test]
+    fn online_scores_equal_the_batch_scores_exactly() {
+        // The guest has x0..x2 (scaled in training, x2 not: the scaler saw x0, x1 only), the
+        // hosts y0, y1 (scaled) and z0 (not scaled); columns come in another order than the
+        // models' headers.
+        let guest = table(&["x2", "x0", "x1"], 40, 0.37);
+        let host_a = table(&["y1", "y0"], 40, 0.71);
+        let host_b = table(&["z0"], 40, 1.13);
+        let g_scale = feature_scale::fit(
+            &columns_for(&guest, &["x0".into(), "x1".into()]).expect("cols"),
+            "standard",
+        )
+        .expect("fit");
+        let a_scale = feature_scale::fit(&host_a, "min_max").expect("fit");
+        let g_model = model("guest", &["x0", "x1", "x2"], &[0.7, -1.3, 0.05], 0.25);
+        let a_model = model("host", &["y0", "y1"], &[-0.4, 0.9], 99.0);
+        let b_model = model("host", &["z0"], &[0.011], 0.0);
+
+        // The batch path: scale, take the header's columns, linear, add the hosts in name order.
+        let (g_scaled, _) = feature_scale::apply(&g_scale, &guest).expect("apply");
+        let (a_scaled, _) = feature_scale::apply(&a_scale, &host_a).expect("apply");
+        let gm = HeteroLrModel::from_bytes(&g_model).expect("model");
+        let am = HeteroLrModel::from_bytes(&a_model).expect("model");
+        let bm = HeteroLrModel::from_bytes(&b_model).expect("model");
+        let mut u = linear(
+            &columns_for(&g_scaled, &gm.header).expect("cols"),
+            &gm.weights,
+            gm.intercept,
+            None,
+        );
+        for (d, m) in [(&a_scaled, &am), (&host_b, &bm)] {
+            let part = linear(
+                &columns_for(d, &m.header).expect("cols"),
+                &m.weights,
+                0.0,
+                None,
+            );
+            u.iter_mut().zip(part).for_each(|(a, v)| *a += v);
+        }
+        let batch: Vec<f64> = u.into_iter().map(sigmoid).collect();
+
+        let g = ServedPart::hetero_lr(
+            &g_model,
+            Some(&rmp_serde::to_vec_named(&g_scale).expect("enc")),
+        )
+        .expect("guest");
+        let a = ServedPart::hetero_lr(
+            &a_model,
+            Some(&rmp_serde::to_vec_named(&a_scale).expect("enc")),
+        )
+        .expect("host a");
+        let b = ServedPart::hetero_lr(&b_model, None).expect("host b");
+        for (i, want) in batch.iter().enumerate() {
+            let hosts = [
+                ("host-b", b.partial(row(&host_b, i)).expect("b")),
+                ("host-a", a.partial(row(&host_a, i)).expect("a")),
+            ];
+            let got = combine(g.partial(row(&guest, i)).expect("g"), &hosts);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "row {i}: {got} against {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_feature_is_named_and_bad_models_are_refused() {
+        let g = ServedPart::hetero_lr(&model("guest", &["a", "b"], &[1.0, 2.0], 0.0), None)
+            .expect("guest");
+        let only_a = |n: &str| (n == "a").then_some(1.0);
+        assert_eq!(g.partial(only_a), Err(ServingError::Missing("b".into())));
+        assert!(matches!(
+            ServedPart::hetero_lr(b"not a model", None),
+            Err(ServingError::Model(_))
+        ));
+        assert!(matches!(
+            ServedPart::hetero_lr(&model("arbiter", &[], &[], 0.0), None),
+            Err(ServingError::Model(m)) if m.contains("arbiter")
+        ));
+        assert!(matches!(
+            ServedPart::hetero_lr(&model("guest", &["a"], &[1.0], 0.0), Some(b"\x93")),
+            Err(ServingError::Model(_))
+        ));
+    }
+
+    #[test]
+    fn a_host_part_ignores_any_intercept() {
+        let h = ServedPart::hetero_lr(&model("host", &["a"], &[2.0], 5.0), None).expect("host");
+        assert_eq!(h.partial(|_| Some(3.0)), Ok(6.0));
+    }
+}
