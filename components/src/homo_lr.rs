@@ -328,7 +328,7 @@ fn row_major(data: &Dataset) -> Vec<f64> {
     x
 }
 
-fn sigmoid(z: f64) -> f64 {
+pub(crate) fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {
@@ -337,7 +337,7 @@ fn sigmoid(z: f64) -> f64 {
     }
 }
 
-fn dot(w: &[f64], x: &[f64]) -> f64 {
+pub(crate) fn dot(w: &[f64], x: &[f64]) -> f64 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 

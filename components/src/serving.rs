@@ -2,17 +2,19 @@
 //! online serving (issue 12; the Serving actor, deployments and the APIs build on it).
 //!
 //! A party's deployed unit is its part of the trained pipeline: the `feature_scale` fitted in
-//! training, when the pipeline had one, and its `hetero_lr` part. [`ServedPart::partial`] takes
-//! one row of named features and computes the party's partial score with the same operations in
-//! the same order as the batch path (`feature_scale::apply`, then `hetero_lr::common::linear`),
-//! so an id's online score equals its batch score exactly, not just closely. The guest adds the
-//! hosts' partial scores in the order of their party names, as the batch guest receives them,
-//! and applies the logistic function ([`combine`]).
+//! training, when the pipeline had one, and its `hetero_lr` part or its `homo_lr` model.
+//! [`ServedPart::partial`] takes one row of named features and computes the party's partial
+//! score with the same operations in the same order as the batch path (`feature_scale::apply`,
+//! then `hetero_lr::common::linear`), so an id's online score equals its batch score exactly,
+//! not just closely. The guest adds the hosts' partial scores in the order of their party names,
+//! as the batch guest receives them, and applies the logistic function ([`combine`]). A homo LR
+//! model scores alone ([`ServedPart::local`], as `homo_lr::score`).
 
 use std::collections::HashMap;
 
 use crate::feature_scale::FeatureScaleModel;
 use crate::hetero_lr::common::{HeteroLrModel, sigmoid};
+use crate::homo_lr::{self, HomoLrModel};
 
 /// Why a part cannot be loaded or cannot score a row.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,12 +25,15 @@ pub enum ServingError {
     /// A feature the model needs is not in the request.
     #[error("feature '{0}' is missing")]
     Missing(String),
+    /// A hetero part asked to score alone, or a homo model asked for a partial score.
+    #[error("a {0} part does not score that way")]
+    Kind(String),
 }
 
-/// One party's deployed part of a hetero LR pipeline.
+/// One party's deployed part of an LR pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServedPart {
-    /// `guest` or `host`.
+    /// `guest` or `host` (hetero LR), `homo` (homo LR: scores alone).
     pub role: String,
     /// The features it needs, in the order of its weights.
     pub features: Vec<String>,
@@ -51,31 +56,7 @@ impl ServedPart {
                 model.role
             )));
         }
-        let scale: Option<FeatureScaleModel> = scale
-            .map(rmp_serde::from_slice)
-            .transpose()
-            .map_err(|e| ServingError::Model(format!("not a feature_scale model: {e}")))?;
-        let scaled: HashMap<&str, (f64, f64)> = match &scale {
-            Some(s) => {
-                if s.offset.len() != s.feature_names.len() || s.scale.len() != s.feature_names.len()
-                {
-                    return Err(ServingError::Model(
-                        "feature_scale model has inconsistent lengths".into(),
-                    ));
-                }
-                s.feature_names
-                    .iter()
-                    .enumerate()
-                    .map(|(k, n)| (n.as_str(), (s.offset[k], s.scale[k])))
-                    .collect()
-            }
-            None => HashMap::new(),
-        };
-        let scaling = model
-            .header
-            .iter()
-            .map(|n| scaled.get(n.as_str()).copied())
-            .collect();
+        let scaling = scaling_for(&model.header, scale)?;
         Ok(Self {
             intercept: if model.role == "guest" {
                 model.intercept
@@ -89,20 +70,94 @@ impl ServedPart {
         })
     }
 
-    /// This party's partial score for one row: `b + Σ w_j · scaled(x_j)` (b only at the guest),
-    /// the features looked up by name.
+    /// Loads a `homo_lr` model and the `feature_scale` model that fed it in training, if any.
+    pub fn homo_lr(model: &[u8], scale: Option<&[u8]>) -> Result<Self, ServingError> {
+        let model: HomoLrModel = rmp_serde::from_slice(model)
+            .map_err(|e| ServingError::Model(format!("not a homo_lr model: {e}")))?;
+        if model.feature_names.len() != model.weights.len() {
+            return Err(ServingError::Model(format!(
+                "homo_lr model has {} feature names for {} weights",
+                model.feature_names.len(),
+                model.weights.len()
+            )));
+        }
+        Ok(Self {
+            role: "homo".into(),
+            scaling: scaling_for(&model.feature_names, scale)?,
+            features: model.feature_names,
+            weights: model.weights,
+            intercept: model.intercept,
+        })
+    }
+
+    /// This hetero part's partial score for one row: `b + Σ w_j · scaled(x_j)` (b only at the
+    /// guest), the features looked up by name.
     pub fn partial(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<f64, ServingError> {
+        if self.role == "homo" {
+            return Err(ServingError::Kind(self.role.clone()));
+        }
         let mut u = self.intercept;
-        for ((name, w), scaling) in self.features.iter().zip(&self.weights).zip(&self.scaling) {
-            let x = feature(name).ok_or_else(|| ServingError::Missing(name.clone()))?;
-            let x = match scaling {
-                Some((o, s)) => (x - o) / s,
-                None => x,
-            };
+        for (x, w) in self.row(feature)?.into_iter().zip(&self.weights) {
             u += w * x;
         }
         Ok(u)
     }
+
+    /// A homo LR model's score for one row: `sigmoid(w · scaled(x) + b)`.
+    pub fn local(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<f64, ServingError> {
+        if self.role != "homo" {
+            return Err(ServingError::Kind(self.role.clone()));
+        }
+        let x = self.row(feature)?;
+        Ok(homo_lr::sigmoid(
+            homo_lr::dot(&self.weights, &x) + self.intercept,
+        ))
+    }
+
+    /// The row's features in the model's order, scaled as in training.
+    fn row(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<Vec<f64>, ServingError> {
+        self.features
+            .iter()
+            .zip(&self.scaling)
+            .map(|(name, scaling)| {
+                let x = feature(name).ok_or_else(|| ServingError::Missing(name.clone()))?;
+                Ok(match scaling {
+                    Some((o, s)) => (x - o) / s,
+                    None => x,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Per feature of `header`: the offset and scale of the training scaler, if it scaled it.
+fn scaling_for(
+    header: &[String],
+    scale: Option<&[u8]>,
+) -> Result<Vec<Option<(f64, f64)>>, ServingError> {
+    let scale: Option<FeatureScaleModel> = scale
+        .map(rmp_serde::from_slice)
+        .transpose()
+        .map_err(|e| ServingError::Model(format!("not a feature_scale model: {e}")))?;
+    let scaled: HashMap<&str, (f64, f64)> = match &scale {
+        Some(s) => {
+            if s.offset.len() != s.feature_names.len() || s.scale.len() != s.feature_names.len() {
+                return Err(ServingError::Model(
+                    "feature_scale model has inconsistent lengths".into(),
+                ));
+            }
+            s.feature_names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (n.as_str(), (s.offset[k], s.scale[k])))
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+    Ok(header
+        .iter()
+        .map(|n| scaled.get(n.as_str()).copied())
+        .collect())
 }
 
 /// The score from the guest's partial score and the hosts' `(party, partial)`: summed in the
@@ -245,6 +300,49 @@ mod tests {
             ServedPart::hetero_lr(&model("guest", &["a"], &[1.0], 0.0), Some(b"\x93")),
             Err(ServingError::Model(_))
         ));
+    }
+
+    #[test]
+    fn a_homo_model_scores_alone_as_the_batch_does() {
+        let data = table(&["a", "b", "c"], 30, 0.53);
+        let scale = feature_scale::fit(&data, "standard").expect("fit");
+        let (scaled, _) = feature_scale::apply(&scale, &data).expect("apply");
+        let model = HomoLrModel {
+            v: 1,
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            weights: vec![0.3, -0.8, 1.7],
+            intercept: -0.2,
+            fit_intercept: true,
+            rounds: 1,
+            loss_history: vec![],
+        };
+        let batch =
+            Dataset::from_bytes(&homo_lr::score(&model, &scaled).expect("score")).expect("scores");
+        let bytes = rmp_serde::to_vec_named(&model).expect("enc");
+        let part =
+            ServedPart::homo_lr(&bytes, Some(&rmp_serde::to_vec_named(&scale).expect("enc")))
+                .expect("part");
+        for (i, want) in batch.columns[0].iter().enumerate() {
+            let got = part.local(row(&data, i)).expect("score");
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "row {i}: {got} against {want}"
+            );
+        }
+        assert_eq!(
+            part.partial(row(&data, 0)),
+            Err(ServingError::Kind("homo".into()))
+        );
+        let hetero = ServedPart::hetero_lr(&model_bytes_guest(), None).expect("guest");
+        assert_eq!(
+            hetero.local(|_| Some(1.0)),
+            Err(ServingError::Kind("guest".into()))
+        );
+    }
+
+    fn model_bytes_guest() -> Vec<u8> {
+        model("guest", &["a"], &[1.0], 0.0)
     }
 
     #[test]
