@@ -160,6 +160,46 @@ fn scaling_for(
         .collect())
 }
 
+/// A party's table indexed by id, for scoring one id at a time (a host's feature source).
+#[derive(Debug, Clone)]
+pub struct FeatureTable {
+    data: consort_protocol::data::Dataset,
+    rows: HashMap<String, usize>,
+    columns: HashMap<String, usize>,
+}
+
+impl FeatureTable {
+    /// Indexes `data` (its ids are unique, as every table's are).
+    pub fn new(data: consort_protocol::data::Dataset) -> Self {
+        let rows = data
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let columns = data
+            .feature_names
+            .iter()
+            .enumerate()
+            .map(|(j, n)| (n.clone(), j))
+            .collect();
+        Self {
+            data,
+            rows,
+            columns,
+        }
+    }
+
+    /// The features of `id`, looked up by name; `None` when the table has no such id.
+    pub fn row(&self, id: &str) -> Option<impl Fn(&str) -> Option<f64> + '_> {
+        let i = *self.rows.get(id)?;
+        Some(move |name: &str| {
+            let j = *self.columns.get(name)?;
+            self.data.columns.get(j)?.get(i).copied()
+        })
+    }
+}
+
 /// The score from the guest's partial score and the hosts' `(party, partial)`: summed in the
 /// order of the hosts' names (as the batch guest receives them), then the logistic function.
 pub fn combine(guest: f64, hosts: &[(&str, f64)]) -> f64 {
@@ -343,6 +383,16 @@ mod tests {
 
     fn model_bytes_guest() -> Vec<u8> {
         model("guest", &["a"], &[1.0], 0.0)
+    }
+
+    #[test]
+    fn a_table_gives_the_features_of_an_id() {
+        let t = FeatureTable::new(table(&["a", "b"], 3, 0.5));
+        let d = table(&["a", "b"], 3, 0.5);
+        let row = t.row("id2").expect("id2");
+        assert_eq!(row("b"), Some(d.columns[1][2]));
+        assert_eq!(row("c"), None);
+        assert!(t.row("id9").is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::Endpoint;
 use crate::evaluation::auc;
 use crate::harness::{RunResult, run_task};
 use crate::registry::{component, schema};
+use crate::serving::{FeatureTable, ServedPart, combine};
 
 /// Reads a CSV with columns `id`, optional `y`, features.
 pub(crate) fn load_csv(path: &str) -> Dataset {
@@ -166,6 +167,21 @@ fn breast_train_reaches_auc_099_and_predict_reproduces_the_scores() {
     assert_eq!(pred.labels, train.labels);
     for (a, b) in pred.columns[0].iter().zip(&train.columns[0]) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    // Online, one id at a time (the serving path): the same scores as the predict job, exactly.
+    let served_g = ServedPart::hetero_lr(&guest.outputs["model"], None).expect("guest part");
+    let served_h = ServedPart::hetero_lr(&host.outputs["model"], None).expect("host part");
+    let (tg, th) = (FeatureTable::new(g.clone()), FeatureTable::new(h.clone()));
+    for (id, want) in pred.ids.iter().zip(&pred.columns[0]) {
+        let u_g = served_g
+            .partial(tg.row(id).expect("guest id"))
+            .expect("guest");
+        let u_h = served_h
+            .partial(th.row(id).expect("host id"))
+            .expect("host");
+        let got = combine(u_g, &[("insurer-b", u_h)]);
+        assert_eq!(got.to_bits(), want.to_bits(), "{id}: {got} against {want}");
     }
     eprintln!("breast hetero_lr (512-bit key, debug build): train {elapsed:?}, AUC {a:.4}");
 }
