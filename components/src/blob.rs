@@ -165,6 +165,9 @@ mod tests {
                     r.metrics
                 );
             }
+            // The run's scratch files went with it.
+            let scratch = crate::context::default_scratch_dir("job-blob", &task.name, &r.endpoint);
+            assert!(!scratch.exists(), "{} is left", scratch.display());
         }
     }
 }

@@ -48,6 +48,15 @@ pub enum Target {
     One(Endpoint),
 }
 
+/// Where [`TaskContext::scratch_dir`] puts a run's scratch files unless the context says
+/// otherwise (whoever runs the task removes it afterwards, as the in-memory harness does).
+pub fn default_scratch_dir(job_id: &str, task: &str, me: &Endpoint) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "consort-scratch-{}-{job_id}-{task}-{me}",
+        std::process::id()
+    ))
+}
+
 /// The component's view of its task.
 pub trait TaskContext: Send + Sync {
     /// Job id.
@@ -102,13 +111,7 @@ pub trait TaskContext: Send + Sync {
     }
     /// A directory of this run's own for large intermediate files (created on demand).
     fn scratch_dir(&self) -> Result<PathBuf, TaskError> {
-        let dir = std::env::temp_dir().join(format!(
-            "consort-scratch-{}-{}-{}-{}",
-            std::process::id(),
-            self.job_id(),
-            self.task(),
-            self.me()
-        ));
+        let dir = default_scratch_dir(self.job_id(), self.task(), self.me());
         std::fs::create_dir_all(&dir)
             .map_err(|e| TaskError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         Ok(dir)

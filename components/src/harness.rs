@@ -166,7 +166,7 @@ pub fn run_task(
         })
         .collect();
     let mailbox = Mailbox::default();
-    std::thread::scope(|scope| {
+    let results = std::thread::scope(|scope| {
         let handles: Vec<_> = task
             .runs
             .iter()
@@ -211,5 +211,10 @@ pub fn run_task(
                 })
             })
             .collect()
-    })
+    });
+    // The runs' scratch files (the contexts use the default directory) go with the run.
+    for e in &endpoints {
+        let _ = std::fs::remove_dir_all(crate::context::default_scratch_dir(job_id, &task.name, e));
+    }
+    results
 }
