@@ -4,7 +4,8 @@
 //! [`TaskContext`] (params, inputs, outputs, remote/get, metrics, log, cancellation), never
 //! actix, libp2p or sled. The executor gives them a context backed by the data channel; the
 //! [`harness`] gives them one backed by memory, so every algorithm is unit-tested with all
-//! parties in one process.
+//! parties in one process. [`serving`] scores one id at a time exactly as a batch `predict`
+//! scores a table: the arithmetic the online serving path is built on.
 
 mod blob;
 pub mod context;
