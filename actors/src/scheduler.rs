@@ -488,8 +488,7 @@ impl Scheduler {
         if !self.claim(id, &r.origin) {
             return None;
         }
-        let mut view = JobView::new(rec, plan);
-        view.audience = r.audience.clone();
+        let view = JobView::new(rec, plan, r.audience.clone());
         // A new view counts its revisions from the start again.
         self.over_at.remove(id);
         self.views.insert(id.clone(), view);

@@ -171,18 +171,14 @@ pub struct FeatureTable {
 impl FeatureTable {
     /// Indexes `data` (its ids are unique, as every table's are).
     pub fn new(data: consort_protocol::data::Dataset) -> Self {
-        let rows = data
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
-        let columns = data
-            .feature_names
-            .iter()
-            .enumerate()
-            .map(|(j, n)| (n.clone(), j))
-            .collect();
+        let index = |names: &[String]| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i))
+                .collect::<HashMap<_, _>>()
+        };
+        let (rows, columns) = (index(&data.ids), index(&data.feature_names));
         Self {
             data,
             rows,

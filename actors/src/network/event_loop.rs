@@ -782,21 +782,18 @@ impl EventLoop {
                     return self.answer_sums(request.from, sums, after, until, id);
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
-                PeerRequestBody::Push { records } => match records.unpack() {
-                    Ok(records) => {
-                        self.apply_from(peer, records, true);
+                PeerRequestBody::Push { records } => {
+                    if self.apply_pushed(peer, &records) {
                         PeerResponse::Records {
                             records: Vec::new(),
                             truncated: false,
                         }
-                    }
-                    Err(e) => {
-                        self.reject_from(&peer, &format!("undecodable push: {e}"));
+                    } else {
                         PeerResponse::Error {
                             message: "undecodable records".into(),
                         }
                     }
-                },
+                }
                 PeerRequestBody::App { topic, body } => {
                     self.next_app_id += 1;
                     let id = self.next_app_id;

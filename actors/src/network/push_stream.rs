@@ -44,7 +44,7 @@ pub(crate) enum PushEvent {
     Broken {
         peer: PeerId,
         unsupported: bool,
-        unsent: Option<Vec<u8>>,
+        unsent: Vec<u8>,
     },
 }
 
@@ -156,7 +156,7 @@ async fn write(
             let event = PushEvent::Broken {
                 peer,
                 unsupported,
-                unsent: Some(frame),
+                unsent: frame,
             };
             let _ = events.send(event).await;
             return;
@@ -174,7 +174,7 @@ async fn write(
                 PushEvent::Broken {
                     peer,
                     unsupported: false,
-                    unsent: Some(frame),
+                    unsent: frame,
                 }
             }
         };

@@ -340,11 +340,7 @@ impl EventLoop {
                 unsent,
             } => {
                 self.pushes.broken(&peer, unsupported);
-                match unsent {
-                    Some(frame) => self.push_by_request(peer, PackedRecords(frame)),
-                    // What was on its way comes by catch-up; what waits goes on.
-                    None => self.push_done(peer),
-                }
+                self.push_by_request(peer, PackedRecords(unsent));
             }
         }
     }
@@ -355,9 +351,21 @@ impl EventLoop {
             return self.reject_from(&peer, "push stream from a peer that is not a partner");
         };
         state.last_seen = Some(consort_protocol::clock::now_ms());
+        self.apply_pushed(peer, packed);
+    }
+
+    /// Applies a partner's pushed batch (by stream or request); false when it does not decode
+    /// (the partner is counted).
+    pub(crate) fn apply_pushed(&mut self, peer: PeerId, packed: &PackedRecords) -> bool {
         match packed.unpack() {
-            Ok(records) => self.apply_from(peer, records, true),
-            Err(e) => self.reject_from(&peer, &format!("undecodable push: {e}")),
+            Ok(records) => {
+                self.apply_from(peer, records, true);
+                true
+            }
+            Err(e) => {
+                self.reject_from(&peer, &format!("undecodable push: {e}"));
+                false
+            }
         }
     }
 }

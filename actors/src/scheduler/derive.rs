@@ -92,10 +92,9 @@ pub struct JobView {
     pub stops: BTreeMap<PartyName, StopRecord>,
     /// Rerun requests, by party (the highest epoch counts).
     pub reruns: BTreeMap<PartyName, RerunRecord>,
-    /// The parties the initiator addressed the job record to.
+    /// The parties records of this job go to: the plan's participants, or the parties the
+    /// initiator addressed the job record to when the plan is invalid.
     pub audience: Audience,
-    /// The plan's participants, once (every record of the job is addressed to them).
-    participants: Audience,
     /// The version of every record folded in, by origin and key: a record only replaces an
     /// older one, so the order records arrive in (events, loads, resyncs) does not matter.
     pub versions: BTreeMap<(PartyName, String), u64>,
@@ -104,11 +103,11 @@ pub struct JobView {
 }
 
 impl JobView {
-    /// A view with only the job record.
-    pub fn new(job: JobRecord, plan: Result<JobPlan, String>) -> Self {
-        let participants = match &plan {
+    /// A view with only the job record, which was addressed to `addressed`.
+    pub fn new(job: JobRecord, plan: Result<JobPlan, String>, addressed: Audience) -> Self {
+        let audience = match &plan {
             Ok(plan) => plan.participants().into_iter().collect(),
-            Err(_) => Audience::default(),
+            Err(_) => addressed,
         };
         Self {
             job,
@@ -117,8 +116,7 @@ impl JobView {
             runs: BTreeMap::new(),
             stops: BTreeMap::new(),
             reruns: BTreeMap::new(),
-            audience: Audience::default(),
-            participants,
+            audience,
             versions: BTreeMap::new(),
             revision: 1,
         }
@@ -142,10 +140,7 @@ impl JobView {
     /// The parties records of this job go to: the participants (the record's audience when
     /// the plan is invalid).
     pub fn audience(&self) -> Audience {
-        match &self.plan {
-            Ok(_) => self.participants.clone(),
-            Err(_) => self.audience.clone(),
-        }
+        self.audience.clone()
     }
 
     /// The rerun in force: the highest epoch (ties: the first party by name).
@@ -457,7 +452,7 @@ mod tests {
             spec,
             submitted_at_ms: 1,
         };
-        JobView::new(job, plan)
+        JobView::new(job, plan, Audience::default())
     }
 
     fn set(v: &mut JobView, task: &str, attempt: u32, role: Role, party: &str, state: RunState) {
