@@ -1,9 +1,9 @@
 //! Consort's actors and the messages between them.
 //!
 //! Each actor owns the sled trees of its concern and runs on the actix System of the daemon.
-//! Handlers never block: CPU-heavy work goes to blocking threads. The network actor (libp2p)
-//! and the serving actor arrive with their issues; the four below are the control plane's
-//! skeleton, each already owning its trees.
+//! Handlers never block: CPU-heavy work goes to blocking threads. The Scheduler, Executor,
+//! Tracker and ModelManager run jobs and keep models; the NetworkActor routes partners'
+//! messages to them; Serving deploys models and answers inference requests.
 
 pub mod executor;
 mod failure;
@@ -12,6 +12,7 @@ pub mod model_rpc;
 pub mod network;
 pub mod network_actor;
 pub mod scheduler;
+pub mod serving;
 mod stats;
 pub mod table_keeper;
 pub mod tracker;
@@ -21,6 +22,7 @@ pub use failure::Failure;
 pub use model_manager::ModelManager;
 pub use network_actor::{ChannelInbox, NetworkActor, NetworkDeps, PeerRequest, Routes};
 pub use scheduler::Scheduler;
+pub use serving::Serving;
 pub use stats::{ActorError, StoreStats};
 pub use table_keeper::TableKeeper;
 pub use tracker::Tracker;
@@ -72,6 +74,8 @@ pub struct JobDeps {
     pub tables: consort_storage::Tables,
     /// This party's models.
     pub models: consort_storage::Models,
+    /// Serving's feature sources by service, from `[serving.sources]`.
+    pub serving_sources: std::collections::BTreeMap<String, serving::SourceConfig>,
 }
 
 /// Addresses of the running actors.
@@ -89,6 +93,8 @@ pub struct Actors {
     pub tables: Addr<TableKeeper>,
     /// Routes network events.
     pub network: Addr<NetworkActor>,
+    /// Deployments and inference.
+    pub serving: Addr<Serving>,
 }
 
 impl Actors {
@@ -150,11 +156,23 @@ impl Actors {
                 takes_part: scheduler.clone().recipient(),
             },
         ));
+        let serving = Serving::with_deps(
+            store.clone(),
+            serving::ServingDeps {
+                me: deps.me.clone(),
+                net: deps.net.clone(),
+                tables: deps.tables.clone(),
+                models: model_manager.clone(),
+                sources: deps.serving_sources,
+            },
+        )
+        .start();
         let inbox = ChannelInbox::new(deps.me, deps.mailbox, scheduler.clone().recipient()).start();
         let routes = Routes::default()
             .register(CHANNEL_TOPIC, inbox.recipient())
             .register(LOGS_TOPIC, tracker.clone().recipient())
-            .register(MODEL_TOPIC, model_manager.clone().recipient());
+            .register(MODEL_TOPIC, model_manager.clone().recipient())
+            .register(serving::rpc::SERVING_TOPIC, serving.clone().recipient());
         let network = NetworkActor::start_with(
             NetworkDeps {
                 client: deps.net,
@@ -173,6 +191,7 @@ impl Actors {
             model_manager,
             tables: TableKeeper::new(deps.tables).start(),
             network,
+            serving,
         }
     }
     /// Asks every actor how many records it holds. An actor that does not answer is an error:
@@ -183,6 +202,7 @@ impl Actors {
             self.executor.send(StoreStats).await??,
             self.tracker.send(StoreStats).await??,
             self.model_manager.send(StoreStats).await??,
+            self.serving.send(StoreStats).await??,
         ])
     }
 }

@@ -9,6 +9,7 @@
 //! - agreement, both sides: [`Agree`] and [`Verify`] (this party coordinates), and
 //!   [`PeerRequest`](crate::network_actor::PeerRequest) on [`MODEL_TOPIC`](crate::model_rpc::MODEL_TOPIC)
 //!   (a participant asks us to prepare, commit, abort or resolve);
+//! - serving: [`LoadForServing`] (this party's parts of a version, for the Serving actor);
 //! - [`StoreStats`].
 //!
 //! Every handler does its sled and file work on a blocking thread.
@@ -18,6 +19,7 @@ mod commit;
 pub mod history;
 mod input;
 mod peer;
+mod serving;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ pub use history::{
     ListModels, ModelDelete, ModelDiff, ModelExport, ModelImport, ModelLog, ModelReflog, ShowModel,
 };
 pub use input::ResolveInput;
+pub use serving::{LoadForServing, PartBytes, ServingModel};
 
 use crate::failure::Failure;
 use crate::network::NetworkClient;

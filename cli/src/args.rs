@@ -73,6 +73,10 @@ pub enum Command {
     /// Metrics logged by tasks (loss per iteration, AUC, ...).
     #[command(subcommand)]
     Metric(MetricCommand),
+    /// Online serving: deploy a model version at every party, route traffic between versions,
+    /// score ids, and compare versions on labels that come back.
+    #[command(subcommand)]
+    Serve(crate::serve_args::ServeCommand),
     /// For script operators: take part in the task (uses CONSORT_TASK_TOKEN and CONSORT_SOCKET).
     #[command(subcommand)]
     Task(TaskCommand),

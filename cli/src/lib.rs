@@ -16,6 +16,7 @@ mod failure;
 mod local;
 mod output;
 mod remote;
+pub mod serve_args;
 mod target;
 
 use std::process::ExitCode;
@@ -82,5 +83,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Task(cmd) => remote::job::run_task(&target, cmd).await,
         Command::Data(cmd) => remote::data::run_data(&target, cmd, json).await,
         Command::Model(cmd) => remote::data::run_model(&target, cmd, json).await,
+        Command::Serve(cmd) => remote::serve::run(&target, cmd, json).await,
     }
 }

@@ -4,3 +4,4 @@ pub(crate) mod data;
 pub(crate) mod job;
 pub(crate) mod network;
 pub(crate) mod node;
+pub(crate) mod serve;

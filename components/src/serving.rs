@@ -186,6 +186,11 @@ impl FeatureTable {
         }
     }
 
+    /// Whether the table has a column `name`.
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.columns.contains_key(name)
+    }
+
     /// The features of `id`, looked up by name; `None` when the table has no such id.
     pub fn row(&self, id: &str) -> Option<impl Fn(&str) -> Option<f64> + '_> {
         let i = *self.rows.get(id)?;

@@ -9,3 +9,4 @@ pub mod logging;
 pub mod network;
 pub mod paths;
 pub mod run;
+pub mod serving_config;

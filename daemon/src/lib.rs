@@ -9,11 +9,13 @@
 //! - `socket/`: the control socket — the server (framing, hello, dispatch) and one file per
 //!   subsystem that translates requests into actor messages and their replies into responses.
 //!
-//! An HTTP front (the board) will sit beside `socket/` as `http/`, translating the same way.
+//! - `http/`: the inference APIs (HTTP/JSON and gRPC), translating the same way; the board
+//!   will join them.
 
 mod boot;
+pub mod http;
 mod socket;
 
-pub use boot::{args, config, identity, init, logging, network, paths, run};
+pub use boot::{args, config, identity, init, logging, network, paths, run, serving_config};
 pub use run::daemon_main;
-pub(crate) use socket::{data, failure, jobs, models, peers, security, server};
+pub(crate) use socket::{data, failure, jobs, models, peers, security, serve, server};

@@ -8,4 +8,5 @@ pub(crate) mod jobs;
 pub(crate) mod models;
 pub(crate) mod peers;
 pub(crate) mod security;
+pub(crate) mod serve;
 pub(crate) mod server;

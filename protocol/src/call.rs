@@ -388,3 +388,26 @@ mod tests {
         assert_eq!(Shutdown::reply(Response::ShuttingDown), Ok(()));
     }
 }
+
+/// `consort serve …`: one request type, its answer one of [`ServeResponse`]'s kinds.
+///
+/// [`ServeResponse`]: crate::serving::ServeResponse
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serve(pub crate::serving::ServeRequest);
+
+impl From<Serve> for Request {
+    fn from(r: Serve) -> Request {
+        Request::Serve(r.0)
+    }
+}
+
+impl Call for Serve {
+    type Reply = crate::serving::ServeResponse;
+
+    fn reply(response: Response) -> Result<Self::Reply, Box<Response>> {
+        match response {
+            Response::Serve(r) => Ok(r),
+            other => Err(Box::new(other)),
+        }
+    }
+}

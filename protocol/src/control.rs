@@ -333,6 +333,8 @@ pub enum Request {
     /// This daemon's exposure, for an operator's audit: identity, the policy in force, who may
     /// read each table, script operators, partners, file modes and listen addresses.
     Security,
+    /// `consort serve …`.
+    Serve(crate::serving::ServeRequest),
     /// Any request kind this daemon does not know (sent by a newer client).
     #[serde(other)]
     Unknown,
@@ -546,6 +548,8 @@ pub enum Response {
         /// The parts.
         parts: Vec<TaskPart>,
     },
+    /// Answer to [`Request::Serve`].
+    Serve(crate::serving::ServeResponse),
     /// Answer to [`Request::Security`].
     Security {
         /// The daemon's exposure (boxed: by far the largest answer).

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod models;
 pub mod names;
 pub mod peer;
+pub mod serving;
 
 pub use control::{
     CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, JobInfo,

@@ -47,6 +47,8 @@ pub enum TreeName {
     Mailbox,
     /// Uploaded tables' metadata (their columns are files).
     Tables,
+    /// Deployed services (Serving).
+    Deployments,
 }
 
 impl TreeName {
@@ -65,6 +67,7 @@ impl TreeName {
             TreeName::Partners => "partners",
             TreeName::Mailbox => "mailbox",
             TreeName::Tables => "tables",
+            TreeName::Deployments => "deployments",
         }
     }
 }

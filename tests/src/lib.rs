@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod hostile;
+pub mod serving;
 
 /// Directory holding the built `consortd` and `consort` binaries (built once per test process).
 pub fn bin_dir() -> &'static Path {

@@ -79,6 +79,9 @@ pub struct Config {
     /// Peer-to-peer network.
     #[serde(default)]
     pub network: NetworkSection,
+    /// Online serving: the inference APIs and feature sources.
+    #[serde(default)]
+    pub serving: crate::serving_config::ServingSection,
 }
 
 /// `[network]`
@@ -398,6 +401,7 @@ impl Config {
                 ));
             }
         }
+        self.serving.check(&invalid)?;
         let base = paths::absolute(path.parent().unwrap_or(Path::new(".")));
         let data_dir = match &self.data_dir {
             Some(d) => paths::absolute(&base.join(d)),

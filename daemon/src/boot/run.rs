@@ -193,12 +193,20 @@ async fn serve(
         share_logs_with: config.policy.share_logs_with.clone(),
         tables: tables.clone(),
         models,
+        serving_sources: config.serving.sources(),
     };
     let actors = Actors::start(store, deps);
     info!("actors started");
 
     let listener = bind_socket(&settings.socket)?;
     let shutdown = CancellationToken::new();
+    let config_dir = settings
+        .config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let api = config.serving.api(&config_dir)?;
+    crate::http::start(&api, actors.serving.clone(), shutdown.clone())?;
     watch_signals(shutdown.clone())?;
     let state = Arc::new(ServerState {
         status,

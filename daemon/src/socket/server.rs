@@ -245,6 +245,7 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::TaskLog { .. }
         | Request::TaskMetricMeta { .. } => crate::jobs::handle_task(state, request).await,
         Request::Security => crate::security::handle(state).await,
+        Request::Serve(r) => crate::serve::handle(state, r).await,
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
             "unknown request; this consortd is older than the client",

@@ -1,0 +1,459 @@
+//! Online serving on real daemons: a breast hetero LR model trained by bank-a (guest) and
+//! insurer-b (host), deployed at both, answering over HTTP/JSON and gRPC exactly as the batch
+//! predict job does; errors, quotas, a hostile partner, feedback, restarts, and gray rollout.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use consort_actors::serving::rpc::{SERVING_TOPIC, ServeAnswer, ServeRpc, WireState};
+use consort_components::evaluation;
+use consort_protocol::peer::PeerResponse;
+use consort_tests::hostile::Hostile;
+use consort_tests::serving::{Http, pb};
+use consort_tests::*;
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(120);
+
+const TRAIN: &str = "name: breast-lr
+parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
+tasks:
+  reader:
+    component: reader
+    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
+  psi:
+    component: psi
+    inputs: {data: reader.data}
+  scale:
+    component: feature_scale
+    inputs: {data: psi.data}
+  lr:
+    component: hetero_lr
+    inputs: {train_data: scale.data}
+    params: {max_iter: 10, batch_size: 300, learning_rate: 0.15, alpha: 0.001, key_bits: 512}
+";
+
+/// Two parties with the breast tables; bank-a's APIs on `http` and `grpc`; `guest_extra` and
+/// `host_extra` appended to their configs (the host's feature sources).
+struct Setup {
+    fed: Federation,
+    http: SocketAddr,
+    grpc: SocketAddr,
+}
+
+fn setup(host_extra: &str) -> Setup {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    for i in 0..2 {
+        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
+    }
+    let (http, grpc) = (free_port(), free_port());
+    fed.append_config(
+        0,
+        &format!(
+            "\n[serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n"
+        ),
+    );
+    fed.append_config(1, host_extra);
+    Setup {
+        fed,
+        http: SocketAddr::from(([127, 0, 0, 1], http)),
+        grpc: SocketAddr::from(([127, 0, 0, 1], grpc)),
+    }
+}
+
+fn start(fed: &Federation) -> Vec<Daemon> {
+    let d: Vec<Daemon> = fed.parties.iter().map(|p| p.start()).collect();
+    wait_connected(fed);
+    d
+}
+
+fn wait_connected(fed: &Federation) {
+    for (p, other) in [(&fed.parties[0], "insurer-b"), (&fed.parties[1], "bank-a")] {
+        wait_for("partners connected", T, || {
+            connected_peers(p)
+                .iter()
+                .any(|(q, c)| q == other && *c)
+                .then_some(())
+        });
+    }
+}
+
+/// Trains once; the model id and version.
+fn train(fed: &Federation) -> (String, String) {
+    let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
+    assert_succeeds(&fed.parties, &id, T);
+    let model = wait_for("the model at both parties", T, || {
+        let lists: Vec<Value> = fed
+            .parties
+            .iter()
+            .map(|p| p.cli(&["--json", "model", "list"]).json())
+            .collect();
+        let has = |l: &Value| {
+            l.as_array()
+                .and_then(|a| a.iter().find(|m| m["version"] == id.as_str()))
+                .map(|m| m["model_id"].as_str().unwrap_or("").to_owned())
+        };
+        match (has(&lists[0]), has(&lists[1])) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => None,
+        }
+    });
+    (model, id)
+}
+
+/// The guest's breast rows: id → (features, label).
+fn guest_rows() -> Vec<(String, serde_json::Map<String, Value>, u8)> {
+    let file = std::fs::File::open(example_data("breast_hetero_guest.csv")).unwrap();
+    let d = consort_protocol::data::parse_csv(file, &Default::default()).unwrap();
+    let labels = d.labels.clone().unwrap();
+    (0..d.ids.len())
+        .map(|i| {
+            let f = d
+                .feature_names
+                .iter()
+                .zip(&d.columns)
+                .map(|(n, c)| (n.clone(), json!(c[i])))
+                .collect();
+            (d.ids[i].clone(), f, labels[i] as u8)
+        })
+        .collect()
+}
+
+/// The batch predict job's scores at the guest, by id.
+fn predict_scores(fed: &Federation, model: &str, version: &str) -> HashMap<String, f64> {
+    let predict = format!(
+        "name: breast-lr-predict
+parties: {{guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}}
+tasks:
+  reader:
+    component: reader
+    role_params: {{guest: {{table: breast_guest}}, host: {{table: breast_host}}}}
+  psi:
+    component: psi
+    inputs: {{data: reader.data}}
+  scale:
+    component: feature_scale
+    inputs: {{data: psi.data}}
+    model: {{id: {model}, version: {version}}}
+  lr:
+    component: hetero_lr
+    inputs: {{test_data: scale.data}}
+    model: {{id: {model}, version: {version}}}
+"
+    );
+    let pid = submit(&fed.parties[0], &fed.job_file("predict.yaml", &predict));
+    assert_succeeds(&fed.parties, &pid, T);
+    let out = fed.parties[0].cli(&["job", "output", &pid, "lr", "predict_output"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("id,y,score"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[2].parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+fn deploy(fed: &Federation, rev: &str, service: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--json", "serve", "deploy", rev, "--service", service];
+    args.extend_from_slice(extra);
+    let out = fed.parties[0].cli(&args);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.json()
+}
+
+fn infer_body(id: &str, features: &serde_json::Map<String, Value>) -> Value {
+    json!({"id": id, "features": features})
+}
+
+#[test]
+fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
+    let host_sources = "\n[serving.sources.breast]\ntable = \"breast_host\"\n\
+         [serving.sources.breast-go]\ntable = \"breast_host\"\n\
+         [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n";
+    // Mallory: a configured partner of the host, but not a party of the model.
+    let s0 = setup(host_sources);
+    let mallory = Hostile::start("mallory", &[(&s0.fed.parties[1], s0.fed.addr(1))]);
+    s0.fed.append_config(1, &mallory.partner_toml());
+    let Setup { fed, http, grpc } = s0;
+    let mut d = start(&fed);
+    upload_breast_hetero(&fed);
+    let (model, version) = train(&fed);
+    let offline = predict_scores(&fed, &model, &version);
+    assert_eq!(offline.len(), 569);
+
+    // A host cannot deploy; the guest deploys at both parties.
+    let refused = fed.parties[1].cli(&[
+        "serve",
+        "deploy",
+        &format!("{model}@{version}"),
+        "--service",
+        "breast",
+    ]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("deploy it from its guest"),
+        "{}",
+        refused.stderr
+    );
+    let shown = deploy(
+        &fed,
+        &format!("{model}@{version}"),
+        "breast",
+        &["--deadline-ms", "1500"],
+    );
+    assert_eq!(shown["service"]["versions"][0]["version"], version.as_str());
+    let at_host = fed.parties[1]
+        .cli(&["--json", "serve", "show", "breast"])
+        .json();
+    assert_eq!(at_host["service"]["role"], "host", "{at_host}");
+    assert_eq!(at_host["service"]["guest"], "bank-a");
+
+    // HTTP: every id scores as the predict job scored it.
+    let rows = guest_rows();
+    let mut client = Http::new(http, None);
+    let mut worst = 0.0f64;
+    for (id, features, _) in &rows {
+        let (status, body) = client.post("/v1/services/breast/infer", &infer_body(id, features));
+        assert_eq!(status, 200, "{body}");
+        let got = body["score"].as_f64().unwrap();
+        worst = worst.max((got - offline[id]).abs());
+        assert_eq!(body["version"], version.as_str());
+        let parties: Vec<&str> = body["timings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["party"].as_str().unwrap())
+            .collect();
+        assert_eq!(parties, ["bank-a", "insurer-b"]);
+    }
+    eprintln!("largest |online − predict job| over 569 ids (HTTP): {worst:e}");
+    assert!(worst <= 1e-9, "{worst}");
+
+    // gRPC, with the generated client: one by one and as one batch.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let request = |id: &str, f: &serde_json::Map<String, Value>| pb::InferRequest {
+        service: "breast".into(),
+        id: id.to_owned(),
+        request_id: String::new(),
+        features: f
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+            .collect(),
+    };
+    rt.block_on(async {
+        let mut c = pb::inference_client::InferenceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        for (id, f, _) in rows.iter().take(50) {
+            let r = c.infer(request(id, f)).await.unwrap().into_inner();
+            assert!((r.score - offline[id]).abs() <= 1e-9, "{id}");
+            assert_eq!(r.version, version);
+        }
+        let batch = pb::BatchInferRequest {
+            service: "breast".into(),
+            requests: rows.iter().map(|(id, f, _)| request(id, f)).collect(),
+        };
+        let items = c.batch_infer(batch).await.unwrap().into_inner().items;
+        assert_eq!(items.len(), 569);
+        for ((id, _, _), item) in rows.iter().zip(items) {
+            match item.outcome {
+                Some(pb::batch_item::Outcome::Reply(r)) => {
+                    assert!((r.score - offline[id]).abs() <= 1e-9, "{id}")
+                }
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        let missing = c
+            .infer(pb::InferRequest {
+                service: "nope".into(),
+                ..request("1", &rows[0].1)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+    });
+
+    // Bad input: named, with the right status, and the daemon carries on.
+    let (id0, f0, _) = &rows[0];
+    let (s, b) = client.post("/v1/services/nope/infer", &infer_body(id0, f0));
+    assert_eq!(s, 404, "{b}");
+    let mut no_x3 = f0.clone();
+    no_x3.remove("x3");
+    let (s, b) = client.post("/v1/services/breast/infer", &infer_body(id0, &no_x3));
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("'x3'"), "{b}");
+    let mut typo = f0.clone();
+    typo.insert("x3".into(), json!("0.5"));
+    let (s, b) = client.post("/v1/services/breast/infer", &infer_body(id0, &typo));
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("'x3'"), "{b}");
+    let (s, b) = client.post("/v1/services/breast/infer", &infer_body("no-such-id", f0));
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("insurer-b"), "{b}");
+    let huge = format!("{{\"id\": \"1\", \"pad\": \"{}\"}}", "x".repeat(2 << 20));
+    let (s, _) = Http::new(http, None)
+        .post_raw("/v1/services/breast/infer", huge.into_bytes())
+        .unwrap();
+    assert_eq!(s, 413);
+    let (s, b) = client
+        .post_raw("/v1/services/breast/infer", b"{not json".to_vec())
+        .unwrap();
+    assert_eq!(s, 400, "{b}");
+
+    // Feedback: the true labels; the online AUC is the offline AUC of the same scores.
+    let labels: Vec<Value> = rows
+        .iter()
+        .map(|(id, _, y)| json!({"id": id, "label": y}))
+        .collect();
+    let (s, b) = client.post("/v1/services/breast/feedback", &json!({ "labels": labels }));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["matched"], 569, "{b}");
+    let stats = fed.parties[0]
+        .cli(&["--json", "serve", "stats", "breast"])
+        .json();
+    let v = &stats["versions"][0];
+    let (ys, ss): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .map(|(id, _, y)| (f64::from(*y), offline[id]))
+        .unzip();
+    let want = evaluation::auc(&ys, &ss);
+    eprintln!("online AUC {} (offline {want}), KS {}", v["auc"], v["ks"]);
+    assert!((v["auc"].as_f64().unwrap() - want).abs() < 1e-12, "{stats}");
+    assert!((v["ks"].as_f64().unwrap() - evaluation::ks(&ys, &ss)).abs() < 1e-12);
+    assert!(v["requests"].as_u64().unwrap() >= 569 * 2 + 50);
+    assert!(v["p99_micros"].as_u64().unwrap() > 0);
+    let text = fed.parties[0].cli(&["serve", "stats", "breast"]);
+    assert!(text.stdout.contains(&version), "{}", text.stdout);
+
+    // A partner that is not the model's guest gets nothing from the host.
+    let score = ServeRpc::Score {
+        service: "breast".into(),
+        version: version.clone(),
+        ids: vec![id0.clone()],
+    };
+    let asked = mallory.app(
+        "insurer-b",
+        SERVING_TOPIC,
+        rmp_serde::to_vec_named(&score).unwrap(),
+    );
+    let refused_to = |r: Result<PeerResponse, String>, what: &str| match r {
+        Ok(PeerResponse::App { body }) => match rmp_serde::from_slice(&body).unwrap() {
+            ServeAnswer::Refused { reason } => assert!(reason.contains(what), "{reason}"),
+            other => panic!("answered {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    refused_to(asked, "not the guest");
+    let take_over = ServeRpc::Prepare {
+        tx: 1,
+        service: "breast".into(),
+        state: Some(WireState {
+            model_id: model.clone(),
+            versions: vec![version.clone()],
+            split: vec![(version.clone(), 100)],
+            previous: None,
+        }),
+    };
+    let asked = mallory.app(
+        "insurer-b",
+        SERVING_TOPIC,
+        rmp_serde::to_vec_named(&take_over).unwrap(),
+    );
+    refused_to(asked, "belongs to bank-a");
+    let asked = mallory.app("insurer-b", SERVING_TOPIC, b"\x92garbage".to_vec());
+    assert!(matches!(asked, Ok(PeerResponse::Error { .. })), "{asked:?}");
+
+    // The host's quota: 100 partial scores a minute for breast-q.
+    deploy(&fed, &format!("{model}@{version}"), "breast-q", &[]);
+    let batch: Vec<Value> = rows
+        .iter()
+        .take(150)
+        .map(|(id, f, _)| infer_body(id, f))
+        .collect();
+    let (s, b) = client.post("/v1/services/breast-q/batch", &json!({ "requests": batch }));
+    assert_eq!(s, 200, "{b}");
+    let items = b["items"].as_array().unwrap();
+    let over: Vec<&Value> = items.iter().filter(|i| i.get("error").is_some()).collect();
+    assert!(!over.is_empty() && over.len() <= 150, "{b}");
+    assert!(items.iter().filter(|i| i.get("score").is_some()).count() <= 100);
+    assert!(
+        over.iter()
+            .all(|i| i["error"].as_str().unwrap().contains("quota") && i["code"] == 503),
+        "{b}"
+    );
+    let host_stats = fed.parties[1]
+        .cli(&["--json", "serve", "stats", "breast-q"])
+        .json();
+    assert!(
+        host_stats["quota_refused"].as_u64().unwrap() > 0,
+        "{host_stats}"
+    );
+
+    // Kill the host: answers fail within the deadline, naming it (or guest-only, flagged).
+    deploy(
+        &fed,
+        &format!("{model}@{version}"),
+        "breast-go",
+        &["--on-host-failure", "guest-only", "--deadline-ms", "1500"],
+    );
+    let (s, b) = client.post("/v1/services/breast-go/infer", &infer_body(id0, f0));
+    assert_eq!((s, &b["guest_only"]), (200, &json!(false)), "{b}");
+    d[1].kill9();
+    let t0 = Instant::now();
+    let (s, b) = client.post("/v1/services/breast/infer", &infer_body(id0, f0));
+    let took = t0.elapsed();
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["party"], "insurer-b", "{b}");
+    assert!(took < Duration::from_millis(1500 + 1000), "{took:?}");
+    let (s, b) = client.post("/v1/services/breast-go/infer", &infer_body(id0, f0));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["guest_only"], true, "{b}");
+
+    // Restart the host: serving resumes without a redeploy.
+    d[1] = fed.parties[1].start();
+    wait_connected(&fed);
+    let again = wait_for("the host to serve again", T, || {
+        let (s, b) = client.post("/v1/services/breast/infer", &infer_body(id0, f0));
+        (s == 200).then_some(b)
+    });
+    assert!((again["score"].as_f64().unwrap() - offline[id0]).abs() <= 1e-9);
+    assert!(d[1].log().contains("deployment restored"), "{}", d[1].log());
+
+    // Restart the guest: the same.
+    d[0].kill9();
+    d[0] = fed.parties[0].start();
+    wait_connected(&fed);
+    let mut client = Http::new(http, None);
+    let again = wait_for("the guest to serve again", T, || {
+        client
+            .post_raw(
+                "/v1/services/breast/infer",
+                infer_body(id0, f0).to_string().into_bytes(),
+            )
+            .ok()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+    });
+    assert!((again["score"].as_f64().unwrap() - offline[id0]).abs() <= 1e-9);
+    let list = fed.parties[0].cli(&["--json", "serve", "list"]).json();
+    assert_eq!(list["services"].as_array().unwrap().len(), 3, "{list}");
+
+    // Batch from the CLI, through the same path: ids only, the guest's features from its
+    // table (a guest source), so without one it names what is missing.
+    let ids = fed.job_file("ids.csv", &format!("id\n{id0}\n"));
+    let out = fed.parties[0].cli(&["serve", "predict", "breast", "--input", &ids]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("is missing"), "{}", out.stdout);
+
+    // Undeploy removes it at both parties.
+    let out = fed.parties[0].cli(&["serve", "undeploy", "breast-go"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = fed.parties[1].cli(&["serve", "show", "breast-go"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+}
