@@ -45,6 +45,10 @@ pub enum ServeCommand {
         /// Most partial scores cached per host.
         #[arg(long, default_value_t = 100_000)]
         cache_entries: usize,
+        /// Score with the guest's part alone and never ask the hosts (a baseline for the cost
+        /// of the host hop; replies are flagged guest_only). The hosts take no part.
+        #[arg(long)]
+        without_hosts: bool,
     },
     /// List the services this party serves.
     List,

@@ -36,7 +36,7 @@ pub enum HostFailure {
 }
 
 /// The declared pre- and post-processing of a deployment, and how it treats hosts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServingOptions {
     /// Pre: values for guest features missing from a request, by feature name.
     #[serde(default)]
@@ -62,6 +62,26 @@ pub struct ServingOptions {
     /// Most partial scores cached per host.
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// Score with the guest's part alone, never asking the hosts (a baseline for the cost of
+    /// the host hop); every reply is flagged `guest_only`. The hosts take no part in it.
+    #[serde(default)]
+    pub without_hosts: bool,
+}
+
+impl Default for ServingOptions {
+    fn default() -> Self {
+        Self {
+            defaults: BTreeMap::new(),
+            clip: BTreeMap::new(),
+            calibration: None,
+            threshold: None,
+            on_host_failure: HostFailure::Fail,
+            deadline_ms: default_deadline_ms(),
+            cache_ttl_ms: 0,
+            cache_entries: default_cache_entries(),
+            without_hosts: false,
+        }
+    }
 }
 
 /// The default deadline for the hosts' answers.

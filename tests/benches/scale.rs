@@ -50,15 +50,6 @@ fn run(conns: &mut [RawConn], spec: &str) -> Duration {
     t.elapsed()
 }
 
-/// CPU seconds (user + system) used so far by `pid`.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
 struct Row {
     n: usize,
     first: f64,

@@ -48,6 +48,15 @@ pub fn bin_dir() -> &'static Path {
     })
 }
 
+/// CPU seconds (user + system) used so far by `pid`.
+pub fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
 /// Path of one of our binaries.
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)

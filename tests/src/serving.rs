@@ -4,11 +4,16 @@
 
 use std::net::SocketAddr;
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::*;
 
 pub use consort_daemon::http::grpc::pb;
 
@@ -118,3 +123,149 @@ impl Http {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 }
+
+const T: Duration = Duration::from_secs(120);
+
+/// The breast pipeline every serving test and the benchmark train: scaled hetero LR.
+pub const TRAIN: &str = "name: breast-lr
+parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
+tasks:
+  reader:
+    component: reader
+    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
+  psi:
+    component: psi
+    inputs: {data: reader.data}
+  scale:
+    component: feature_scale
+    inputs: {data: psi.data}
+  lr:
+    component: hetero_lr
+    inputs: {train_data: scale.data}
+    params: {max_iter: 10, batch_size: 300, learning_rate: 0.15, alpha: 0.001, key_bits: 512}
+";
+
+/// Two parties (bank-a guest, insurer-b host), bank-a's APIs on `http` and `grpc`, and
+/// `guest_extra` and `host_extra` appended to their configs (their feature sources).
+pub struct Setup {
+    pub fed: Federation,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+pub fn setup(guest_extra: &str, host_extra: &str) -> Setup {
+    let fed = Federation::init(&["bank-a", "insurer-b"]);
+    fed.all_mutual();
+    for i in 0..2 {
+        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
+    }
+    let (http, grpc) = (free_port(), free_port());
+    fed.append_config(
+        0,
+        &format!(
+            "\n[serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n"
+        ),
+    );
+    fed.append_config(0, guest_extra);
+    fed.append_config(1, host_extra);
+    Setup {
+        fed,
+        http: SocketAddr::from(([127, 0, 0, 1], http)),
+        grpc: SocketAddr::from(([127, 0, 0, 1], grpc)),
+    }
+}
+
+pub fn start(fed: &Federation) -> Vec<Daemon> {
+    let d: Vec<Daemon> = fed.parties.iter().map(|p| p.start()).collect();
+    wait_connected(fed);
+    d
+}
+
+pub fn wait_connected(fed: &Federation) {
+    for (p, other) in [(&fed.parties[0], "insurer-b"), (&fed.parties[1], "bank-a")] {
+        wait_for("partners connected", T, || {
+            connected_peers(p)
+                .iter()
+                .any(|(q, c)| q == other && *c)
+                .then_some(())
+        });
+    }
+}
+
+/// Trains once; the model id and version.
+pub fn train(fed: &Federation) -> (String, String) {
+    let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
+    assert_succeeds(&fed.parties, &id, T);
+    let model = wait_for("the model at both parties", T, || {
+        let lists: Vec<Value> = fed
+            .parties
+            .iter()
+            .map(|p| p.cli(&["--json", "model", "list"]).json())
+            .collect();
+        let has = |l: &Value| {
+            l.as_array()
+                .and_then(|a| a.iter().find(|m| m["version"] == id.as_str()))
+                .map(|m| m["model_id"].as_str().unwrap_or("").to_owned())
+        };
+        match (has(&lists[0]), has(&lists[1])) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => None,
+        }
+    });
+    (model, id)
+}
+
+/// The guest's breast rows: id → (features, label).
+pub fn guest_rows() -> Vec<(String, serde_json::Map<String, Value>, u8)> {
+    let file = std::fs::File::open(example_data("breast_hetero_guest.csv")).unwrap();
+    let d = consort_protocol::data::parse_csv(file, &Default::default()).unwrap();
+    let labels = d.labels.clone().unwrap();
+    (0..d.ids.len())
+        .map(|i| {
+            let f = d
+                .feature_names
+                .iter()
+                .zip(&d.columns)
+                .map(|(n, c)| (n.clone(), json!(c[i])))
+                .collect();
+            (d.ids[i].clone(), f, labels[i] as u8)
+        })
+        .collect()
+}
+
+/// The batch predict job's scores at the guest, by id.
+pub fn predict_scores(fed: &Federation, model: &str, version: &str) -> HashMap<String, f64> {
+    let predict = format!(
+        "name: breast-lr-predict
+parties: {{guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}}
+tasks:
+  reader:
+    component: reader
+    role_params: {{guest: {{table: breast_guest}}, host: {{table: breast_host}}}}
+  psi:
+    component: psi
+    inputs: {{data: reader.data}}
+  scale:
+    component: feature_scale
+    inputs: {{data: psi.data}}
+    model: {{id: {model}, version: {version}}}
+  lr:
+    component: hetero_lr
+    inputs: {{test_data: scale.data}}
+    model: {{id: {model}, version: {version}}}
+"
+    );
+    let pid = submit(&fed.parties[0], &fed.job_file("predict.yaml", &predict));
+    assert_succeeds(&fed.parties, &pid, T);
+    let out = fed.parties[0].cli(&["job", "output", &pid, "lr", "predict_output"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("id,y,score"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[2].parse::<f64>().unwrap())
+        })
+        .collect()
+}
+

@@ -4,160 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use consort_actors::serving::rpc::{SERVING_TOPIC, ServeAnswer, ServeRpc, WireState};
 use consort_components::evaluation;
 use consort_protocol::peer::PeerResponse;
 use consort_tests::hostile::Hostile;
-use consort_tests::serving::{Http, pb};
+use consort_tests::serving::*;
 use consort_tests::*;
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(120);
-
-const TRAIN: &str = "name: breast-lr
-parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
-tasks:
-  reader:
-    component: reader
-    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
-  psi:
-    component: psi
-    inputs: {data: reader.data}
-  scale:
-    component: feature_scale
-    inputs: {data: psi.data}
-  lr:
-    component: hetero_lr
-    inputs: {train_data: scale.data}
-    params: {max_iter: 10, batch_size: 300, learning_rate: 0.15, alpha: 0.001, key_bits: 512}
-";
-
-/// Two parties with the breast tables; bank-a's APIs on `http` and `grpc`; `guest_extra` and
-/// `host_extra` appended to their configs (the host's feature sources).
-struct Setup {
-    fed: Federation,
-    http: SocketAddr,
-    grpc: SocketAddr,
-}
-
-fn setup(host_extra: &str) -> Setup {
-    let fed = Federation::init(&["bank-a", "insurer-b"]);
-    fed.all_mutual();
-    for i in 0..2 {
-        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
-    }
-    let (http, grpc) = (free_port(), free_port());
-    fed.append_config(
-        0,
-        &format!(
-            "\n[serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n"
-        ),
-    );
-    fed.append_config(1, host_extra);
-    Setup {
-        fed,
-        http: SocketAddr::from(([127, 0, 0, 1], http)),
-        grpc: SocketAddr::from(([127, 0, 0, 1], grpc)),
-    }
-}
-
-fn start(fed: &Federation) -> Vec<Daemon> {
-    let d: Vec<Daemon> = fed.parties.iter().map(|p| p.start()).collect();
-    wait_connected(fed);
-    d
-}
-
-fn wait_connected(fed: &Federation) {
-    for (p, other) in [(&fed.parties[0], "insurer-b"), (&fed.parties[1], "bank-a")] {
-        wait_for("partners connected", T, || {
-            connected_peers(p)
-                .iter()
-                .any(|(q, c)| q == other && *c)
-                .then_some(())
-        });
-    }
-}
-
-/// Trains once; the model id and version.
-fn train(fed: &Federation) -> (String, String) {
-    let id = submit(&fed.parties[0], &fed.job_file("train.yaml", TRAIN));
-    assert_succeeds(&fed.parties, &id, T);
-    let model = wait_for("the model at both parties", T, || {
-        let lists: Vec<Value> = fed
-            .parties
-            .iter()
-            .map(|p| p.cli(&["--json", "model", "list"]).json())
-            .collect();
-        let has = |l: &Value| {
-            l.as_array()
-                .and_then(|a| a.iter().find(|m| m["version"] == id.as_str()))
-                .map(|m| m["model_id"].as_str().unwrap_or("").to_owned())
-        };
-        match (has(&lists[0]), has(&lists[1])) {
-            (Some(a), Some(b)) if a == b => Some(a),
-            _ => None,
-        }
-    });
-    (model, id)
-}
-
-/// The guest's breast rows: id → (features, label).
-fn guest_rows() -> Vec<(String, serde_json::Map<String, Value>, u8)> {
-    let file = std::fs::File::open(example_data("breast_hetero_guest.csv")).unwrap();
-    let d = consort_protocol::data::parse_csv(file, &Default::default()).unwrap();
-    let labels = d.labels.clone().unwrap();
-    (0..d.ids.len())
-        .map(|i| {
-            let f = d
-                .feature_names
-                .iter()
-                .zip(&d.columns)
-                .map(|(n, c)| (n.clone(), json!(c[i])))
-                .collect();
-            (d.ids[i].clone(), f, labels[i] as u8)
-        })
-        .collect()
-}
-
-/// The batch predict job's scores at the guest, by id.
-fn predict_scores(fed: &Federation, model: &str, version: &str) -> HashMap<String, f64> {
-    let predict = format!(
-        "name: breast-lr-predict
-parties: {{guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}}
-tasks:
-  reader:
-    component: reader
-    role_params: {{guest: {{table: breast_guest}}, host: {{table: breast_host}}}}
-  psi:
-    component: psi
-    inputs: {{data: reader.data}}
-  scale:
-    component: feature_scale
-    inputs: {{data: psi.data}}
-    model: {{id: {model}, version: {version}}}
-  lr:
-    component: hetero_lr
-    inputs: {{test_data: scale.data}}
-    model: {{id: {model}, version: {version}}}
-"
-    );
-    let pid = submit(&fed.parties[0], &fed.job_file("predict.yaml", &predict));
-    assert_succeeds(&fed.parties, &pid, T);
-    let out = fed.parties[0].cli(&["job", "output", &pid, "lr", "predict_output"]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let mut lines = out.stdout.lines();
-    assert_eq!(lines.next(), Some("id,y,score"));
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_owned(), f[2].parse::<f64>().unwrap())
-        })
-        .collect()
-}
 
 fn deploy(fed: &Federation, rev: &str, service: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--json", "serve", "deploy", rev, "--service", service];
@@ -177,7 +34,7 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
          [serving.sources.breast-go]\ntable = \"breast_host\"\n\
          [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n";
     // Mallory: a configured partner of the host, but not a party of the model.
-    let s0 = setup(host_sources);
+    let s0 = setup("\n[serving.sources.breast]\ntable = \"breast_guest\"\n", host_sources);
     let mallory = Hostile::start("mallory", &[(&s0.fed.parties[1], s0.fed.addr(1))]);
     s0.fed.append_config(1, &mallory.partner_toml());
     let Setup { fed, http, grpc } = s0;
@@ -444,16 +301,145 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     let list = fed.parties[0].cli(&["--json", "serve", "list"]).json();
     assert_eq!(list["services"].as_array().unwrap().len(), 3, "{list}");
 
-    // Batch from the CLI, through the same path: ids only, the guest's features from its
-    // table (a guest source), so without one it names what is missing.
-    let ids = fed.job_file("ids.csv", &format!("id\n{id0}\n"));
+    // Batch from the CLI, through the same path: ids only, the guest's features from its own
+    // table (its source for the service); an id it lacks is named in the error column.
+    let mut ids = String::from("id\n");
+    for (id, _, _) in &rows {
+        ids.push_str(&format!("{id}\n"));
+    }
+    let ids = fed.job_file("ids.csv", &ids);
+    let scores = fed.job_file("scores.csv", "");
+    let out = fed.parties[0].cli(&["serve", "predict", "breast", "--input", &ids, "-o", &scores]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&scores).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("id,score,label,version,guest_only,error"));
+    let mut n = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert!((f[1].parse::<f64>().unwrap() - offline[f[0]]).abs() <= 1e-9, "{l}");
+        n += 1;
+    }
+    assert_eq!(n, 569);
+    let ids = fed.job_file("ids2.csv", &format!("id\n{id0}\nnot-an-id\n"));
     let out = fed.parties[0].cli(&["serve", "predict", "breast", "--input", &ids]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stdout.contains("is missing"), "{}", out.stdout);
+    assert!(out.stdout.contains("bank-a has no features for id not-an-id"), "{}", out.stdout);
 
     // Undeploy removes it at both parties.
     let out = fed.parties[0].cli(&["serve", "undeploy", "breast-go"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let out = fed.parties[1].cli(&["serve", "show", "breast-go"]);
     assert_eq!(out.code, Some(1), "{out:?}");
+}
+
+/// The version that answered each of `ids` (through the batch endpoint).
+fn versions_of(client: &mut Http, ids: &[String], rows: &[(String, serde_json::Map<String, Value>, u8)]) -> Vec<String> {
+    let requests: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| infer_body(id, &rows[i % rows.len()].1))
+        .collect();
+    let (s, b) = client.post("/v1/services/risk/batch", &json!({ "requests": requests }));
+    assert_eq!(s, 200, "{b}");
+    b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["version"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{i}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The traffic weights of `service` at `party`, by version.
+fn weights(party: &Party, service: &str) -> Vec<(String, u64)> {
+    let v = party.cli(&["--json", "serve", "show", service]).json();
+    v["service"]["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| (x["version"].as_str().unwrap().to_owned(), x["weight"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
+    // The host scores 2,000 ids from its own table (its 20 breast features, made up).
+    let s = setup(
+        "",
+        "\n[serving.sources.risk]\ntable = \"wide_host\"\nquota_per_minute = 100000000\n",
+    );
+    let _d = start(&s.fed);
+    let fed = &s.fed;
+    upload_breast_hetero(fed);
+    let mut csv = String::from("id");
+    for j in 0..20 {
+        csv.push_str(&format!(",x{j}"));
+    }
+    csv.push('\n');
+    let ids: Vec<String> = (0..2000).map(|i| format!("w{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        csv.push_str(id);
+        for j in 0..20 {
+            csv.push_str(&format!(",{:.4}", ((i * 7 + j * 3) as f64).sin()));
+        }
+        csv.push('\n');
+    }
+    let file = fed.job_file("wide_host.csv", &csv);
+    let out = fed.parties[1].cli(&["data", "upload", &file, "--name", "wide_host"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let (model, v1) = train(fed);
+    let (_, v2) = train(fed);
+    let (_, v3) = train(fed);
+    let rows = guest_rows();
+    let mut client = Http::new(s.http, None);
+    let (guest, host) = (&fed.parties[0], &fed.parties[1]);
+
+    deploy(fed, &format!("{model}@{v1}"), "risk", &[]);
+    deploy(fed, &format!("{model}@{v2}"), "risk", &[]);
+    let loaded = vec![(v1.clone(), 100), (v2.clone(), 0)];
+    assert_eq!(weights(guest, "risk"), loaded);
+    assert_eq!(weights(host, "risk"), loaded);
+
+    // 90/10, sticky by id, agreed by both parties.
+    let out = guest.cli(&["serve", "route", "risk", "--split", &format!("{v1}=90,{v2}=10")]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let split = vec![(v1.clone(), 90), (v2.clone(), 10)];
+    assert_eq!(weights(host, "risk"), split);
+    let routed = versions_of(&mut client, &ids, &rows);
+    let share = routed.iter().filter(|v| **v == v2).count() as f64 / ids.len() as f64;
+    eprintln!("observed share of {v2} over 2,000 requests: {share:.4}");
+    assert!((share - 0.10).abs() <= 0.03, "{share}");
+    assert_eq!(versions_of(&mut client, &ids, &rows), routed, "sticky by id");
+
+    // Promote: every party, every request.
+    let out = guest.cli(&["serve", "promote", "risk", &v2]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(weights(host, "risk").contains(&(v2.clone(), 100)));
+    assert!(versions_of(&mut client, &ids[..300], &rows).iter().all(|v| *v == v2));
+
+    // Rollback: the split before, at every party, with the same ids on the same versions.
+    let out = guest.cli(&["serve", "rollback", "risk"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(weights(host, "risk"), split);
+    assert_eq!(weights(guest, "risk"), split);
+    assert_eq!(versions_of(&mut client, &ids, &rows), routed);
+
+    // A route the host cannot follow (it no longer has v3) changes nothing anywhere.
+    let out = host.cli(&["model", "delete", &format!("{model}@{v3}"), "--force"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = guest.cli(&["serve", "route", "risk", "--split", &format!("{v1}=50,{v3}=50")]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("nothing changed anywhere") && out.stderr.contains("insurer-b refused"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(weights(guest, "risk"), split);
+    assert_eq!(weights(host, "risk"), split);
+    assert_eq!(versions_of(&mut client, &ids[..300], &rows), routed[..300]);
 }

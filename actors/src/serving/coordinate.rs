@@ -84,7 +84,7 @@ impl Serving {
                     None => None,
                 };
                 let hosts = match (&new, current.as_deref()) {
-                    (Some(s), _) | (None, Some(s)) => s.hosts.clone(),
+                    (Some(s), _) | (None, Some(s)) => s.asked_hosts().to_vec(),
                     (None, None) => Vec::new(),
                 };
                 two_phase(&deps, &n, wire, &hosts).await?;

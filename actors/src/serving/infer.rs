@@ -238,7 +238,7 @@ impl Serving {
         let mut waits = Vec::new();
         let (mut hits, mut misses) = (0, 0);
         let ttl = Duration::from_millis(opts.cache_ttl_ms);
-        for host in &svc.hosts {
+        for host in svc.asked_hosts() {
             let key = (service.clone(), version.clone(), host.clone());
             if opts.cache_ttl_ms > 0
                 && let Some(cache) = self.infer.caches.get_mut(&key)
@@ -322,7 +322,7 @@ impl Serving {
                 }
             }
             let guest_only = match failure {
-                None => false,
+                None => opts.without_hosts,
                 Some(InferError::Unavailable { .. })
                     if opts.on_host_failure == HostFailure::GuestOnly =>
                 {

@@ -187,6 +187,15 @@ impl Service {
         }
     }
 
+    /// The hosts this service asks (none when deployed without hosts).
+    pub(crate) fn asked_hosts(&self) -> &[PartyName] {
+        if self.options.without_hosts {
+            &[]
+        } else {
+            &self.hosts
+        }
+    }
+
     pub(crate) fn deployment(&self) -> Deployment {
         Deployment {
             name: self.name.clone(),

@@ -55,6 +55,7 @@ fn options(cmd: &ServeCommand) -> Result<ServingOptions, Failure> {
         deadline_ms,
         cache_ttl_ms,
         cache_entries,
+        without_hosts,
         ..
     } = cmd
     else {
@@ -69,6 +70,7 @@ fn options(cmd: &ServeCommand) -> Result<ServingOptions, Failure> {
         deadline_ms: *deadline_ms,
         cache_ttl_ms: *cache_ttl_ms,
         cache_entries: *cache_entries,
+        without_hosts: *without_hosts,
         ..ServingOptions::default()
     };
     if *deadline_ms == 0 || *deadline_ms > 60_000 {
@@ -153,6 +155,9 @@ fn print_service(s: &ServiceInfo) {
     } else {
         "no cache".into()
     });
+    if o.without_hosts {
+        extras.push("without hosts (guest's part alone)".into());
+    }
     if o.on_host_failure == HostFailure::GuestOnly {
         extras.push("guest-only on host failure".into());
     }
