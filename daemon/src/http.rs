@@ -8,8 +8,10 @@
 
 pub mod grpc;
 pub mod json;
+mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix::Addr;
 use anyhow::Context;
@@ -29,6 +31,8 @@ pub(crate) struct ApiState {
     pub(crate) serving: Addr<Serving>,
     pub(crate) token: Option<String>,
     pub(crate) max_body_bytes: usize,
+    /// TLS, when configured.
+    pub(crate) tls: Option<Arc<tls::Identity>>,
 }
 
 impl ApiState {
@@ -77,10 +81,15 @@ pub fn start(
         http: http.as_ref().and_then(|l| l.local_addr().ok()),
         grpc: grpc.as_ref().and_then(|l| l.local_addr().ok()),
     };
+    let tls = match &api.tls {
+        Some((cert, key)) => Some(Arc::new(tls::load(cert, key)?)),
+        None => None,
+    };
     let state = ApiState {
         serving,
         token: api.token.clone(),
         max_body_bytes: api.max_body_bytes,
+        tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
@@ -115,7 +124,13 @@ pub fn start(
             });
         })
         .context("cannot start the inference APIs' thread")?;
-    info!(http = ?bound.http, grpc = ?bound.grpc, "inference APIs listening");
+    info!(
+        http = ?bound.http,
+        grpc = ?bound.grpc,
+        tls = api.tls.is_some(),
+        token = api.token.is_some(),
+        "inference APIs listening"
+    );
     Ok(bound)
 }
 

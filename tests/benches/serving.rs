@@ -81,7 +81,11 @@ async fn load(
             let path = format!("/v1/services/{service}/infer");
             let bodies: Vec<Vec<u8>> = rows
                 .iter()
-                .map(|(id, f, _)| serde_json::json!({"id": id, "features": f}).to_string().into_bytes())
+                .map(|(id, f, _)| {
+                    serde_json::json!({"id": id, "features": f})
+                        .to_string()
+                        .into_bytes()
+                })
                 .collect();
             let grpc_reqs: Vec<pb::InferRequest> = rows
                 .iter()
@@ -89,7 +93,10 @@ async fn load(
                     service: service.clone(),
                     id: id.clone(),
                     request_id: String::new(),
-                    features: f.iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect(),
+                    features: f
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+                        .collect(),
                 })
                 .collect();
             let mut http = match api {
@@ -138,10 +145,13 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5.0);
     let unlimited = "quota_per_minute = 1000000000\n";
-    let setup = setup("", &format!(
-        "\n[serving.sources.hop]\ntable = \"breast_host\"\n{unlimited}\
+    let setup = setup(
+        "",
+        &format!(
+            "\n[serving.sources.hop]\ntable = \"breast_host\"\n{unlimited}\
          [serving.sources.cached]\ntable = \"breast_host\"\n{unlimited}"
-    ));
+        ),
+    );
     let daemons = start(&setup.fed);
     upload_breast_hetero(&setup.fed);
     let (model, version) = train(&setup.fed);
@@ -197,7 +207,9 @@ fn main() {
          hetero LR (feature_scale + hetero_lr), model {rev}\n",
         secs
     );
-    println!("| API | service | concurrency | p50 ms | p99 ms | req/s | daemons' CPU µs/req | errors |");
+    println!(
+        "| API | service | concurrency | p50 ms | p99 ms | req/s | daemons' CPU µs/req | errors |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for r in &table {
         println!(
@@ -206,6 +218,9 @@ fn main() {
         );
     }
     let stats = setup.fed.parties[0].cli(&["serve", "stats", "cached"]);
-    println!("\n`consort serve stats cached` after the run:\n\n```\n{}```", stats.stdout);
+    println!(
+        "\n`consort serve stats cached` after the run:\n\n```\n{}```",
+        stats.stdout
+    );
     drop(daemons);
 }

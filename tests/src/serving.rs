@@ -42,6 +42,44 @@ impl HttpConn {
         })
     }
 
+    /// Connects over TLS, trusting only `ca_pem`, to `localhost` at `addr`.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        ca_pem: &[u8],
+        token: Option<String>,
+    ) -> std::io::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+            roots
+                .add(c.map_err(std::io::Error::other)?)
+                .map_err(std::io::Error::other)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")
+            .map_err(std::io::Error::other)?;
+        let tls = connector.connect(name, tcp).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self {
+            sender,
+            host: format!("localhost:{}", addr.port()),
+            token,
+        })
+    }
+
     /// POSTs `body` (JSON) to `path`; the status and the body's bytes.
     pub async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
@@ -268,4 +306,3 @@ tasks:
         })
         .collect()
 }
-

@@ -13,6 +13,7 @@ use consort_tests::hostile::Hostile;
 use consort_tests::serving::*;
 use consort_tests::*;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 
 const T: Duration = Duration::from_secs(120);
 
@@ -34,7 +35,10 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
          [serving.sources.breast-go]\ntable = \"breast_host\"\n\
          [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n";
     // Mallory: a configured partner of the host, but not a party of the model.
-    let s0 = setup("\n[serving.sources.breast]\ntable = \"breast_guest\"\n", host_sources);
+    let s0 = setup(
+        "\n[serving.sources.breast]\ntable = \"breast_guest\"\n",
+        host_sources,
+    );
     let mallory = Hostile::start("mallory", &[(&s0.fed.parties[1], s0.fed.addr(1))]);
     s0.fed.append_config(1, &mallory.partner_toml());
     let Setup { fed, http, grpc } = s0;
@@ -313,18 +317,29 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let text = std::fs::read_to_string(&scores).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("id,score,label,version,guest_only,error"));
+    assert_eq!(
+        lines.next(),
+        Some("id,score,label,version,guest_only,error")
+    );
     let mut n = 0;
     for l in lines {
         let f: Vec<&str> = l.split(',').collect();
-        assert!((f[1].parse::<f64>().unwrap() - offline[f[0]]).abs() <= 1e-9, "{l}");
+        assert!(
+            (f[1].parse::<f64>().unwrap() - offline[f[0]]).abs() <= 1e-9,
+            "{l}"
+        );
         n += 1;
     }
     assert_eq!(n, 569);
     let ids = fed.job_file("ids2.csv", &format!("id\n{id0}\nnot-an-id\n"));
     let out = fed.parties[0].cli(&["serve", "predict", "breast", "--input", &ids]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stdout.contains("bank-a has no features for id not-an-id"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("bank-a has no features for id not-an-id"),
+        "{}",
+        out.stdout
+    );
 
     // Undeploy removes it at both parties.
     let out = fed.parties[0].cli(&["serve", "undeploy", "breast-go"]);
@@ -334,7 +349,11 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
 }
 
 /// The version that answered each of `ids` (through the batch endpoint).
-fn versions_of(client: &mut Http, ids: &[String], rows: &[(String, serde_json::Map<String, Value>, u8)]) -> Vec<String> {
+fn versions_of(
+    client: &mut Http,
+    ids: &[String],
+    rows: &[(String, serde_json::Map<String, Value>, u8)],
+) -> Vec<String> {
     let requests: Vec<Value> = ids
         .iter()
         .enumerate()
@@ -362,7 +381,12 @@ fn weights(party: &Party, service: &str) -> Vec<(String, u64)> {
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
         .iter()
-        .map(|x| (x["version"].as_str().unwrap().to_owned(), x["weight"].as_u64().unwrap()))
+        .map(|x| {
+            (
+                x["version"].as_str().unwrap().to_owned(),
+                x["weight"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -406,7 +430,13 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     assert_eq!(weights(host, "risk"), loaded);
 
     // 90/10, sticky by id, agreed by both parties.
-    let out = guest.cli(&["serve", "route", "risk", "--split", &format!("{v1}=90,{v2}=10")]);
+    let out = guest.cli(&[
+        "serve",
+        "route",
+        "risk",
+        "--split",
+        &format!("{v1}=90,{v2}=10"),
+    ]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let split = vec![(v1.clone(), 90), (v2.clone(), 10)];
     assert_eq!(weights(host, "risk"), split);
@@ -414,13 +444,21 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     let share = routed.iter().filter(|v| **v == v2).count() as f64 / ids.len() as f64;
     eprintln!("observed share of {v2} over 2,000 requests: {share:.4}");
     assert!((share - 0.10).abs() <= 0.03, "{share}");
-    assert_eq!(versions_of(&mut client, &ids, &rows), routed, "sticky by id");
+    assert_eq!(
+        versions_of(&mut client, &ids, &rows),
+        routed,
+        "sticky by id"
+    );
 
     // Promote: every party, every request.
     let out = guest.cli(&["serve", "promote", "risk", &v2]);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(weights(host, "risk").contains(&(v2.clone(), 100)));
-    assert!(versions_of(&mut client, &ids[..300], &rows).iter().all(|v| *v == v2));
+    assert!(
+        versions_of(&mut client, &ids[..300], &rows)
+            .iter()
+            .all(|v| *v == v2)
+    );
 
     // Rollback: the split before, at every party, with the same ids on the same versions.
     let out = guest.cli(&["serve", "rollback", "risk"]);
@@ -432,7 +470,13 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     // A route the host cannot follow (it no longer has v3) changes nothing anywhere.
     let out = host.cli(&["model", "delete", &format!("{model}@{v3}"), "--force"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    let out = guest.cli(&["serve", "route", "risk", "--split", &format!("{v1}=50,{v3}=50")]);
+    let out = guest.cli(&[
+        "serve",
+        "route",
+        "risk",
+        "--split",
+        &format!("{v1}=50,{v3}=50"),
+    ]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("nothing changed anywhere") && out.stderr.contains("insurer-b refused"),
@@ -442,4 +486,103 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     assert_eq!(weights(guest, "risk"), split);
     assert_eq!(weights(host, "risk"), split);
     assert_eq!(versions_of(&mut client, &ids[..300], &rows), routed[..300]);
+}
+
+#[test]
+fn the_apis_ask_for_the_token_over_tls_when_configured() {
+    let fed = Federation::init(&["bank-a"]);
+    let a = &fed.parties[0];
+    let (http, grpc) = (free_port(), free_port());
+    let tls = format!("{}/data/tls", env!("CARGO_MANIFEST_DIR"));
+    let token = "0123456789abcdef0123456789abcdef";
+    let token_file = a.dir.join("api.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(0o644);
+    fed.append_config(
+        0,
+        &format!(
+            "\n[serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n\
+             token_file = \"api.token\"\ntls_cert = \"{tls}/server.pem\"\ntls_key = \"{tls}/server.key\"\n"
+        ),
+    );
+    // A token file others can read is refused at start, with the reason.
+    let mut d = a.spawn();
+    let status = d.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(d.log().contains("readable by others"), "{}", d.log());
+    mode(0o600);
+    let d = a.start();
+
+    let ca = std::fs::read(format!("{tls}/ca.pem")).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], http));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = json!({"id": "1", "features": {"x0": 1.0}})
+        .to_string()
+        .into_bytes();
+    rt.block_on(async {
+        for (given, want) in [
+            (None, 401),
+            (Some("wrong-token-wrong-token"), 401),
+            (Some(token), 404),
+        ] {
+            let mut c = HttpConn::connect_tls(addr, &ca, given.map(str::to_owned))
+                .await
+                .unwrap();
+            let (status, b) = c
+                .post("/v1/services/none/infer", body.clone())
+                .await
+                .unwrap();
+            assert_eq!(status, want, "{given:?}: {b:?}");
+        }
+        // Plain HTTP on the TLS port gets no answer.
+        let mut plain = HttpConn::connect(addr, Some(token.into())).await.unwrap();
+        assert!(
+            plain
+                .post("/v1/services/none/infer", body.clone())
+                .await
+                .is_err()
+        );
+
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://localhost:{grpc}"))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut c = pb::inference_client::InferenceClient::new(channel);
+        let req = || pb::InferRequest {
+            service: "none".into(),
+            id: "1".into(),
+            ..Default::default()
+        };
+        let e = c.infer(req()).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+        let mut r = tonic::Request::new(req());
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let e = c.infer(r).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    });
+
+    // Beyond loopback, the APIs need both a token and TLS.
+    assert_eq!(a.cli(&["shutdown"]).code, Some(0));
+    drop(d);
+    fed.edit_config(
+        0,
+        &format!("listen = \"127.0.0.1:{http}\""),
+        &format!("listen = \"0.0.0.0:{http}\""),
+    );
+    fed.edit_config(0, "token_file = \"api.token\"\n", "");
+    let mut d = a.spawn();
+    assert!(!d.wait_exit(Duration::from_secs(20)).success());
+    assert!(d.log().contains("beyond loopback"), "{}", d.log());
 }

@@ -23,6 +23,12 @@ pub struct ServingSection {
     /// API listens beyond loopback.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of both APIs; with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, mode 0600) of both APIs; with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -37,6 +43,8 @@ impl Default for ServingSection {
             listen: None,
             grpc_listen: None,
             token_file: None,
+            tls_cert: None,
+            tls_key: None,
             max_body_bytes: default_max_body_bytes(),
             sources: BTreeMap::new(),
         }
@@ -74,6 +82,8 @@ pub struct ServingApi {
     pub token: Option<String>,
     /// Largest body.
     pub max_body_bytes: usize,
+    /// TLS certificate and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServingSection {
@@ -87,15 +97,25 @@ impl ServingSection {
                 let parsed: SocketAddr = a
                     .parse()
                     .map_err(|e| invalid(key, format!("'{a}' is not an address (IP:PORT): {e}")))?;
-                if !parsed.ip().is_loopback() && self.token_file.is_none() {
+                if !parsed.ip().is_loopback()
+                    && (self.token_file.is_none() || self.tls_cert.is_none())
+                {
                     return Err(invalid(
                         key,
                         format!(
-                            "{a} is beyond loopback: set serving.token_file so requests need a token"
+                            "{a} is beyond loopback: set serving.token_file (requests need a \
+                             token) and serving.tls_cert/tls_key (the token and scores travel \
+                             encrypted)"
                         ),
                     ));
                 }
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid(
+                "serving.tls_cert",
+                "tls_cert and tls_key go together".into(),
+            ));
         }
         if self.max_body_bytes < 1024 || self.max_body_bytes > (64 << 20) {
             return Err(invalid(
@@ -181,6 +201,10 @@ impl ServingSection {
             grpc: addr(&self.grpc_listen),
             token,
             max_body_bytes: self.max_body_bytes,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+                _ => None,
+            },
         })
     }
 }

@@ -35,6 +35,7 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let limit = state.max_body_bytes;
+    let tls = state.tls.clone();
     let app = Router::new()
         .route("/v1/services/{name}/infer", post(infer))
         .route("/v1/services/{name}/batch", post(batch))
@@ -42,6 +43,9 @@ pub(crate) async fn serve(
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state);
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    if let Some(tls) = &tls {
+        return super::tls::serve(listener, app, tls.config.clone(), stop).await;
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
