@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use consort_protocol::{Request, Response};
-use consort_tests::{Federation, RawConn};
+use consort_tests::{Federation, RawConn, cpu_s};
 
 /// A chain of 10 noop tasks run by every one of `parties` (the first is the guest).
 fn chain(parties: &[String]) -> String {
