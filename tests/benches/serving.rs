@@ -54,7 +54,7 @@ async fn load(
     api: Api,
     setup: &Setup,
     service: &str,
-    rows: &Arc<Vec<(String, serde_json::Map<String, serde_json::Value>, u8)>>,
+    rows: &Arc<Vec<GuestRow>>,
     c: usize,
     secs: f64,
 ) -> (Vec<u32>, usize, f64) {

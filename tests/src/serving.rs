@@ -64,8 +64,8 @@ impl HttpConn {
         .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let name = rustls::pki_types::ServerName::try_from("localhost")
-            .map_err(std::io::Error::other)?;
+        let name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
         let tls = connector.connect(name, tcp).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
@@ -253,8 +253,11 @@ pub fn train(fed: &Federation) -> (String, String) {
     (model, id)
 }
 
-/// The guest's breast rows: id → (features, label).
-pub fn guest_rows() -> Vec<(String, serde_json::Map<String, Value>, u8)> {
+/// One of the guest's breast rows: id, features, label.
+pub type GuestRow = (String, serde_json::Map<String, Value>, u8);
+
+/// The guest's breast rows.
+pub fn guest_rows() -> Vec<GuestRow> {
     let file = std::fs::File::open(example_data("breast_hetero_guest.csv")).unwrap();
     let d = consort_protocol::data::parse_csv(file, &Default::default()).unwrap();
     let labels = d.labels.clone().unwrap();

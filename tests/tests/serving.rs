@@ -349,11 +349,7 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
 }
 
 /// The version that answered each of `ids` (through the batch endpoint).
-fn versions_of(
-    client: &mut Http,
-    ids: &[String],
-    rows: &[(String, serde_json::Map<String, Value>, u8)],
-) -> Vec<String> {
+fn versions_of(client: &mut Http, ids: &[String], rows: &[GuestRow]) -> Vec<String> {
     let requests: Vec<Value> = ids
         .iter()
         .enumerate()
