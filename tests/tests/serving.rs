@@ -33,7 +33,8 @@ fn infer_body(id: &str, features: &serde_json::Map<String, Value>) -> Value {
 fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     let host_sources = "\n[serving.sources.breast]\ntable = \"breast_host\"\n\
          [serving.sources.breast-go]\ntable = \"breast_host\"\n\
-         [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n";
+         [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n\
+         [serving.sources.breast-pp]\ntable = \"breast_host\"\n";
     // Mallory: a configured partner of the host, but not a party of the model.
     let s0 = setup(
         "\n[serving.sources.breast]\ntable = \"breast_guest\"\n",
@@ -340,6 +341,33 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         "{}",
         out.stdout
     );
+
+    // Declared pre- and post-processing: a default for a missing feature, clipping, a
+    // calibration and a threshold, each checked against the plain service's answers.
+    deploy(
+        &fed,
+        &format!("{model}@{version}"),
+        "breast-pp",
+        &["--default", "x3=0.1", "--clip", "x0=-0.5:0.5", "--calibrate", "2,-0.5", "--threshold", "0.5"],
+    );
+    let score = |c: &mut Http, svc: &str, f: &serde_json::Map<String, Value>| {
+        let (s, b) = c.post(&format!("/v1/services/{svc}/infer"), &infer_body(id0, f));
+        assert_eq!(s, 200, "{b}");
+        (b["score"].as_f64().unwrap(), b["label"].clone())
+    };
+    let mut x = f0.clone();
+    x.insert("x3".into(), json!(0.1));
+    x.insert("x0".into(), json!(0.5));
+    let (plain, no_label) = score(&mut client, "breast", &x);
+    assert_eq!(no_label, Value::Null);
+    let logit = (plain / (1.0 - plain)).ln();
+    let calibrated = 1.0 / (1.0 + (-(2.0 * logit - 0.5)).exp());
+    let mut y = f0.clone();
+    y.remove("x3");
+    y.insert("x0".into(), json!(7.5));
+    let (pp, label) = score(&mut client, "breast-pp", &y);
+    assert!((pp - calibrated).abs() < 1e-12, "{pp} {calibrated}");
+    assert_eq!(label, json!(i32::from(pp >= 0.5)));
 
     // Undeploy removes it at both parties.
     let out = fed.parties[0].cli(&["serve", "undeploy", "breast-go"]);
