@@ -14,6 +14,7 @@
 //! (the guest's two phases), `peer` (the host's side), `infer` (the request path, host batching
 //! and the cache), `stats` (latency, errors, online AUC/KS).
 
+mod adapter;
 mod coordinate;
 mod infer;
 mod peer;
@@ -46,10 +47,25 @@ use state::{Deployment, Service};
 /// Where a party's features for a service come from, and the quota its guest gets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
-    /// An uploaded table, indexed by id at deploy.
-    pub table: String,
+    /// The features.
+    pub source: SourceKind,
     /// Partial scores a host answers per minute for this service (ids, not requests).
     pub quota_per_minute: u64,
+}
+
+/// A feature source as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// An uploaded table, indexed by id in memory at deploy.
+    Table(String),
+    /// A long-running command speaking JSON lines (see `adapter`), with its time limit per
+    /// request.
+    Command {
+        /// Program and arguments.
+        command: Vec<String>,
+        /// How long one answer may take.
+        timeout: std::time::Duration,
+    },
 }
 
 /// What a working Serving actor needs.

@@ -35,10 +35,17 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
          [serving.sources.breast-go]\ntable = \"breast_host\"\n\
          [serving.sources.breast-q]\ntable = \"breast_host\"\nquota_per_minute = 100\n\
          [serving.sources.breast-pp]\ntable = \"breast_host\"\n";
+    // The host's features from an adapter (a command speaking JSON lines) that exits after
+    // every third answer: the daemon starts it again.
+    let host_sources = format!(
+        "{host_sources}[serving.sources.breast-ad]\ncommand = [\"{}\", \"{}\", \"--exit-after\", \"3\"]\n",
+        env!("CARGO_BIN_EXE_csv_features"),
+        example_data("breast_hetero_host.csv")
+    );
     // Mallory: a configured partner of the host, but not a party of the model.
     let s0 = setup(
         "\n[serving.sources.breast]\ntable = \"breast_guest\"\n",
-        host_sources,
+        &host_sources,
     );
     let mallory = Hostile::start("mallory", &[(&s0.fed.parties[1], s0.fed.addr(1))]);
     s0.fed.append_config(1, &mallory.partner_toml());
@@ -342,13 +349,39 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         out.stdout
     );
 
+    // A host whose features come from its adapter answers exactly as from its table, across
+    // the adapter's restarts.
+    deploy(&fed, &format!("{model}@{version}"), "breast-ad", &[]);
+    for (id, f, _) in rows.iter().take(20) {
+        let (s, b) = client.post("/v1/services/breast-ad/infer", &infer_body(id, f));
+        assert_eq!(s, 200, "{b}");
+        assert!(
+            (b["score"].as_f64().unwrap() - offline[id]).abs() <= 1e-9,
+            "{b}"
+        );
+    }
+    let (s, b) = client.post(
+        "/v1/services/breast-ad/infer",
+        &infer_body("no-such-id", f0),
+    );
+    assert_eq!(s, 400, "{b}");
+
     // Declared pre- and post-processing: a default for a missing feature, clipping, a
     // calibration and a threshold, each checked against the plain service's answers.
     deploy(
         &fed,
         &format!("{model}@{version}"),
         "breast-pp",
-        &["--default", "x3=0.1", "--clip", "x0=-0.5:0.5", "--calibrate", "2,-0.5", "--threshold", "0.5"],
+        &[
+            "--default",
+            "x3=0.1",
+            "--clip",
+            "x0=-0.5:0.5",
+            "--calibrate",
+            "2,-0.5",
+            "--threshold",
+            "0.5",
+        ],
     );
     let score = |c: &mut Http, svc: &str, f: &serde_json::Map<String, Value>| {
         let (s, b) = c.post(&format!("/v1/services/{svc}/infer"), &infer_body(id0, f));

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Serving;
 use super::rpc::{MAX_ID_BYTES, MAX_SCORE_IDS, SERVING_TOPIC, ServeAnswer, ServeRpc};
-use super::state::{Role, route};
+use super::state::{Role, Source, route};
 use crate::network::NetworkClient;
 
 /// One inference request.
@@ -199,15 +199,13 @@ impl Serving {
         let opts = &svc.options;
         // The guest's features: the request's, else this party's source; then the declared
         // defaults and clipping.
-        let row = if input.features.is_empty() {
-            svc.source.as_ref().map(|t| {
+        let row = match (&svc.source, input.features.is_empty()) {
+            (Some(Source::Table(t)), true) => Some(
                 t.row(&input.id)
-                    .ok_or_else(|| bad(format!("{me} has no features for id {}", input.id)))
-            })
-        } else {
-            None
-        }
-        .transpose()?;
+                    .ok_or_else(|| bad(format!("{me} has no features for id {}", input.id)))?,
+            ),
+            _ => None,
+        };
         let value = |name: &str| -> Option<f64> {
             let x = match &row {
                 Some(r) => r(name),

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::Serving;
 use super::prepare::{Asker, prepare};
 use super::rpc::{MAX_ID_BYTES, MAX_SCORE_IDS, ServeAnswer, ServeRpc};
-use super::state::{Role, Service};
+use super::state::{Role, Service, Source};
 use crate::failure::blocking;
 use crate::network_actor::PeerRequest;
 
@@ -105,7 +105,7 @@ impl Handler<PeerRequest> for Serving {
                 service,
                 version,
                 ids,
-            } => ready(self.score(&from, &service, &version, &ids)),
+            } => self.score(&from, &service, &version, ids),
             ServeRpc::Prepare { tx, service, state } => self.prepare_for(from, tx, service, state),
             ServeRpc::Commit { tx } => self.commit_for(from, tx),
             ServeRpc::Abort { tx } => {
@@ -123,32 +123,92 @@ impl Serving {
         from: &PartyName,
         name: &str,
         version: &str,
+        ids: Vec<String>,
+    ) -> ResponseActFuture<Self, PeerResponse> {
+        let answered = match self.check_score(from, name, version, &ids) {
+            Ok(a) => a,
+            Err(r) => return Box::pin(actix::fut::ready(r)),
+        };
+        let (part, source) = answered;
+        match source {
+            Source::Table(table) => {
+                let partials = ids
+                    .iter()
+                    .map(|id| table.row(id).and_then(|row| part.partial(row).ok()))
+                    .collect();
+                Box::pin(actix::fut::ready(answer(ServeAnswer::Scores { partials })))
+            }
+            Source::Command(adapter, timeout) => {
+                let name = name.to_owned();
+                Box::pin(
+                    async move {
+                        match adapter.rows(ids, timeout).await {
+                            Ok(rows) => {
+                                let partials = rows
+                                    .iter()
+                                    .map(|r| {
+                                        let r = r.as_ref()?;
+                                        part.partial(|f| r.get(f).copied())
+                                            .map_err(|e| {
+                                                warn!(service = %name, error = %e, "feature adapter row unusable")
+                                            })
+                                            .ok()
+                                    })
+                                    .collect();
+                                answer(ServeAnswer::Scores { partials })
+                            }
+                            Err(e) => refused(e),
+                        }
+                    }
+                    .into_actor(self),
+                )
+            }
+        }
+    }
+
+    /// Checks a partial-score request and takes it from the quota; the part and source that
+    /// answer it, or the refusal.
+    fn check_score(
+        &mut self,
+        from: &PartyName,
+        name: &str,
+        version: &str,
         ids: &[String],
-    ) -> PeerResponse {
+    ) -> Result<
+        (
+            std::sync::Arc<consort_components::serving::ServedPart>,
+            Source,
+        ),
+        PeerResponse,
+    > {
         let me = self
             .deps
             .as_ref()
             .map(|d| d.me.to_string())
             .unwrap_or_default();
         let Some(s) = self.services.get(name) else {
-            return refused(format!("{me} serves no service {name}"));
+            return Err(refused(format!("{me} serves no service {name}")));
         };
         if s.role != Role::Host || s.guest != *from {
             warn!(party = %from, service = %name, "partial scores asked by a party that is not the service's guest");
-            return refused(format!("{from} is not the guest of service {name} at {me}"));
+            return Err(refused(format!(
+                "{from} is not the guest of service {name} at {me}"
+            )));
         }
         if ids.len() > MAX_SCORE_IDS || ids.iter().any(|i| i.len() > MAX_ID_BYTES) {
-            return refused(format!(
+            return Err(refused(format!(
                 "at most {MAX_SCORE_IDS} ids of at most {MAX_ID_BYTES} bytes per request"
-            ));
+            )));
         }
         let Some(loaded) = s.versions.get(version) else {
-            return refused(format!(
+            return Err(refused(format!(
                 "{me} has no version {version} of service {name} loaded"
-            ));
+            )));
         };
-        let Some(table) = s.source.as_ref() else {
-            return refused(format!("{me} has no feature source for service {name}"));
+        let Some(source) = s.source.clone() else {
+            return Err(refused(format!(
+                "{me} has no feature source for service {name}"
+            )));
         };
         let per_minute = self
             .deps
@@ -162,15 +222,11 @@ impl Serving {
         });
         if !bucket.take(ids.len(), per_minute) {
             *self.peer.refused.entry(name.to_owned()).or_default() += 1;
-            return refused(format!(
+            return Err(refused(format!(
                 "{me}'s quota for service {name} ({per_minute} partial scores a minute) is spent"
-            ));
+            )));
         }
-        let partials = ids
-            .iter()
-            .map(|id| table.row(id).and_then(|row| loaded.part.partial(row).ok()))
-            .collect();
-        answer(ServeAnswer::Scores { partials })
+        Ok((loaded.part.clone(), source))
     }
 
     fn prepare_for(

@@ -9,9 +9,10 @@ use consort_components::serving::FeatureTable;
 use consort_protocol::PartyName;
 use consort_protocol::serving::{ServingOptions, valid_service_name};
 
-use super::ServingDeps;
+use super::adapter::Adapter;
 use super::rpc::{MAX_VERSIONS, WireState};
-use super::state::{Loaded, Role, Service, load_part, needed, with_role};
+use super::state::{Loaded, Role, Service, Source, load_part, needed, with_role};
+use super::{ServingDeps, SourceKind};
 use crate::model_manager::LoadForServing;
 
 /// Who asks for a state.
@@ -154,37 +155,52 @@ fn check_shape(name: &str, wire: &WireState) -> Result<(), String> {
 }
 
 /// This party's feature source for `name`: required at a host, optional at a guest (requests
-/// then carry the guest's features). Every feature a loaded version needs must be in it.
+/// then carry the guest's features). Every feature a loaded version needs must be in a table
+/// (an adapter is asked at request time).
 async fn source(
     deps: &ServingDeps,
     current: Option<&Service>,
     name: &str,
     role: Role,
     versions: &BTreeMap<String, Loaded>,
-) -> Result<Option<Arc<FeatureTable>>, String> {
+) -> Result<Option<Source>, String> {
     let me = deps.me.as_str();
     let Some(config) = deps.sources.get(name) else {
         if role == Role::Host {
             return Err(format!(
                 "{me} has no feature source for service {name}: add [serving.sources.{name}] \
-                 with table = \"…\" to its consort.toml"
+                 with table = \"…\" (or command = [...]) to its consort.toml"
             ));
         }
         return Ok(None);
     };
+    let table_name = match &config.source {
+        SourceKind::Command { command, timeout } => {
+            if role != Role::Host {
+                return Err(format!(
+                    "{me}: a feature adapter serves a host's features; as {}, service {name} \
+                     takes a table or the requests' features",
+                    role.as_str()
+                ));
+            }
+            let adapter = match current.and_then(|c| c.source.clone()) {
+                Some(Source::Command(a, _)) => a,
+                _ => Adapter::start(name, command.clone()),
+            };
+            return Ok(Some(Source::Command(adapter, *timeout)));
+        }
+        SourceKind::Table(t) => t.clone(),
+    };
     let table = match current.and_then(|c| c.source.clone()) {
-        Some(t) => t,
-        None => {
-            let (tables, t) = (deps.tables.clone(), config.table.clone());
+        Some(Source::Table(t)) => t,
+        _ => {
+            let (tables, t) = (deps.tables.clone(), table_name.clone());
             let data = tokio::task::spawn_blocking(move || tables.get(&t))
                 .await
-                .map_err(|e| format!("{me}: loading table {}: {e}", config.table))?
-                .map_err(|e| format!("{me}: table {}: {e}", config.table))?
+                .map_err(|e| format!("{me}: loading table {table_name}: {e}"))?
+                .map_err(|e| format!("{me}: table {table_name}: {e}"))?
                 .ok_or_else(|| {
-                    format!(
-                        "{me} has no table {} (the feature source of service {name})",
-                        config.table
-                    )
+                    format!("{me} has no table {table_name} (the feature source of service {name})")
                 })?;
             Arc::new(FeatureTable::new(data))
         }
@@ -192,10 +208,9 @@ async fn source(
     for (v, l) in versions {
         if let Some(f) = l.part.features.iter().find(|f| !table.has_feature(f)) {
             return Err(format!(
-                "{me}: table {} lacks feature '{f}' that version {v} needs",
-                config.table
+                "{me}: table {table_name} lacks feature '{f}' that version {v} needs"
             ));
         }
     }
-    Ok(Some(table))
+    Ok(Some(Source::Table(table)))
 }

@@ -57,9 +57,17 @@ pub(crate) struct Service {
     pub(crate) previous: Option<Split>,
     pub(crate) options: ServingOptions,
     /// This party's features by id (a host's source; a guest's when configured).
-    pub(crate) source: Option<Arc<FeatureTable>>,
-    /// Partial-score ids a host still answers this minute (the host's quota).
+    pub(crate) source: Option<Source>,
     pub(crate) changed_at_ms: u64,
+}
+
+/// A loaded feature source.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A table indexed by id.
+    Table(Arc<FeatureTable>),
+    /// A running adapter, and its time limit per request.
+    Command(Arc<super::adapter::Adapter>, std::time::Duration),
 }
 
 /// What is persisted per service (the models and tables are reloaded from their stores).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use consort_actors::serving::SourceConfig;
+use consort_actors::serving::{SourceConfig, SourceKind};
 use consort_protocol::serving::valid_service_name;
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +51,20 @@ impl Default for ServingSection {
     }
 }
 
-/// `[serving.sources.NAME]`
+/// `[serving.sources.NAME]`: a table or a command, not both.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
-    /// An uploaded table holding this party's features by id.
-    pub table: String,
+    /// An uploaded table holding this party's features by id (indexed in memory at deploy).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A host's feature adapter: a long-running command speaking JSON lines (one request
+    /// `{"ids": [...]}` in, one answer `{"rows": [{feature: value} | null, ...]}` out).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// How long the adapter may take to answer one request, in milliseconds.
+    #[serde(default = "default_adapter_timeout_ms")]
+    pub timeout_ms: u64,
     /// Partial scores this party answers the guest per minute for the service (a host's
     /// quota: scores asked for without limit leak the features they come from).
     #[serde(default = "default_quota")]
@@ -65,6 +73,10 @@ pub struct SourceSection {
 
 fn default_max_body_bytes() -> usize {
     1 << 20
+}
+
+fn default_adapter_timeout_ms() -> u64 {
+    1000
 }
 
 fn default_quota() -> u64 {
@@ -134,10 +146,29 @@ impl ServingSection {
                     "not a service name ([a-z0-9][a-z0-9_-]{0,63})".into(),
                 ));
             }
-            if !consort_storage::valid_table_name(&s.table) {
+            match (&s.table, &s.command) {
+                (Some(t), None) => {
+                    if !consort_storage::valid_table_name(t) {
+                        return Err(invalid(
+                            &format!("{key}.table"),
+                            format!("'{t}' is not a table name"),
+                        ));
+                    }
+                }
+                (None, Some(c)) => {
+                    if c.first().is_none_or(|p| p.is_empty()) {
+                        return Err(invalid(
+                            &format!("{key}.command"),
+                            "must name a program".into(),
+                        ));
+                    }
+                }
+                _ => return Err(invalid(&key, "set either table or command".into())),
+            }
+            if s.timeout_ms == 0 || s.timeout_ms > 60_000 {
                 return Err(invalid(
-                    &format!("{key}.table"),
-                    format!("'{}' is not a table name", s.table),
+                    &format!("{key}.timeout_ms"),
+                    "out of range (1 ..= 60000)".into(),
                 ));
             }
             if s.quota_per_minute == 0 {
@@ -158,7 +189,13 @@ impl ServingSection {
                 (
                     name.clone(),
                     SourceConfig {
-                        table: s.table.clone(),
+                        source: match (&s.table, &s.command) {
+                            (Some(t), _) => SourceKind::Table(t.clone()),
+                            (None, c) => SourceKind::Command {
+                                command: c.clone().unwrap_or_default(),
+                                timeout: std::time::Duration::from_millis(s.timeout_ms),
+                            },
+                        },
                         quota_per_minute: s.quota_per_minute,
                     },
                 )
