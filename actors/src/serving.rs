@@ -66,6 +66,13 @@ pub enum SourceKind {
         /// How long one answer may take.
         timeout: std::time::Duration,
     },
+    /// An HTTP endpoint taking the same JSON (`POST`), with its time limit per request.
+    Http {
+        /// `http://HOST:PORT/PATH`.
+        url: String,
+        /// How long one answer may take.
+        timeout: std::time::Duration,
+    },
 }
 
 /// What a working Serving actor needs.

@@ -17,6 +17,16 @@ use std::net::SocketAddr;
 
 const T: Duration = Duration::from_secs(120);
 
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn deploy(fed: &Federation, rev: &str, service: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--json", "serve", "deploy", rev, "--service", service];
     args.extend_from_slice(extra);
@@ -37,11 +47,33 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
          [serving.sources.breast-pp]\ntable = \"breast_host\"\n";
     // The host's features from an adapter (a command speaking JSON lines) that exits after
     // every third answer: the daemon starts it again.
+    // And from one at an HTTP endpoint.
+    let adapter_port = free_port();
     let host_sources = format!(
-        "{host_sources}[serving.sources.breast-ad]\ncommand = [\"{}\", \"{}\", \"--exit-after\", \"3\"]\n",
+        "{host_sources}[serving.sources.breast-ad]\ncommand = [\"{}\", \"{}\", \"--exit-after\", \"3\"]\n\
+         [serving.sources.breast-http]\nurl = \"http://127.0.0.1:{adapter_port}/features\"\n",
         env!("CARGO_BIN_EXE_csv_features"),
         example_data("breast_hetero_host.csv")
     );
+    let mut endpoint = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_csv_features"))
+            .args([
+                &example_data("breast_hetero_host.csv"),
+                "--http",
+                &format!("127.0.0.1:{adapter_port}"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(endpoint.0.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "listening");
     // Mallory: a configured partner of the host, but not a party of the model.
     let s0 = setup(
         "\n[serving.sources.breast]\ntable = \"breast_guest\"\n",
@@ -365,6 +397,24 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         &infer_body("no-such-id", f0),
     );
     assert_eq!(s, 400, "{b}");
+    deploy(&fed, &format!("{model}@{version}"), "breast-http", &[]);
+    for (id, f, _) in rows.iter().take(20) {
+        let (s, b) = client.post("/v1/services/breast-http/infer", &infer_body(id, f));
+        assert_eq!(s, 200, "{b}");
+        assert!(
+            (b["score"].as_f64().unwrap() - offline[id]).abs() <= 1e-9,
+            "{b}"
+        );
+    }
+    // The endpoint gone: the host refuses, and the guest names it.
+    endpoint.0.kill().unwrap();
+    endpoint.0.wait().unwrap();
+    let (s, b) = client.post("/v1/services/breast-http/infer", &infer_body(id0, f0));
+    assert_eq!(s, 503, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("feature endpoint"),
+        "{b}"
+    );
 
     // Declared pre- and post-processing: a default for a missing feature, clipping, a
     // calibration and a threshold, each checked against the plain service's answers.

@@ -1,10 +1,12 @@
-//! A host's feature adapter: a long-running command the host registers, speaking JSON lines.
+//! A host's feature adapter: a long-running command the host registers, speaking JSON lines,
+//! or an HTTP endpoint.
 //!
-//! For each partial-score request the daemon writes one line `{"ids": ["a", "b", ...]}` to the
-//! command's stdin and reads one line back, `{"rows": [{"x0": 1.5, ...}, null, ...]}`: one
-//! object of features (or null: unknown id) per id, in order. The command starts at deploy,
-//! serves every version of the service, and is started again after it fails, times out or
-//! exits; it stops with the service. Its stderr goes to the daemon's log.
+//! Both take `{"ids": ["a", "b", ...]}` and answer `{"rows": [{"x0": 1.5, ...}, null, ...]}`:
+//! one object of features (or null: unknown id) per id, in order. A command gets the request
+//! as one line on its stdin and answers one line on its stdout; it starts at deploy, serves
+//! every version of the service, and is started again after it fails, times out or exits; it
+//! stops with the service (its stderr goes to the daemon's log). An endpoint gets the request
+//! as the body of a `POST` and answers it as the body of a 200.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -25,17 +27,30 @@ pub(crate) type Row = HashMap<String, f64>;
 
 type Reply = Result<Vec<Option<Row>>, String>;
 
-struct Ask {
+pub(crate) struct Ask {
     ids: Vec<String>,
     timeout: Duration,
     reply: oneshot::Sender<Reply>,
 }
 
-/// A running adapter (its task owns the process).
+/// A running adapter.
 #[derive(Debug)]
-pub(crate) struct Adapter {
-    tx: mpsc::Sender<Ask>,
+pub(crate) enum Adapter {
+    /// A command (its task owns the process).
+    Command(mpsc::Sender<Ask>),
+    /// An HTTP endpoint.
+    Http {
+        /// Where to POST.
+        uri: hyper::Uri,
+        /// The client (kept-alive connections).
+        client: HttpClient,
+    },
 }
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
 
 #[derive(Deserialize)]
 struct Answer {
@@ -48,23 +63,87 @@ impl Adapter {
     pub(crate) fn start(service: &str, command: Vec<String>) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(run(service.to_owned(), command, rx));
-        Arc::new(Self { tx })
+        Arc::new(Self::Command(tx))
+    }
+
+    /// An adapter at `url` (`http://HOST:PORT/PATH`).
+    pub(crate) fn http(url: &str) -> Result<Arc<Self>, String> {
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("feature adapter url '{url}': {e}"))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(format!(
+                "feature adapter url '{url}' is not http://HOST[:PORT]/PATH"
+            ));
+        }
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Ok(Arc::new(Self::Http { uri, client }))
     }
 
     /// The features of `ids`, or why there are none (within `timeout`).
     pub(crate) async fn rows(&self, ids: Vec<String>, timeout: Duration) -> Reply {
+        let tx = match self {
+            Self::Command(tx) => tx,
+            Self::Http { uri, client } => {
+                return match tokio::time::timeout(timeout, post(client, uri, &ids)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(format!(
+                        "the feature endpoint did not answer within {} ms",
+                        timeout.as_millis()
+                    )),
+                };
+            }
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Ask {
-                ids,
-                timeout,
-                reply,
-            })
-            .await
-            .map_err(|_| "the feature adapter stopped".to_owned())?;
+        tx.send(Ask {
+            ids,
+            timeout,
+            reply,
+        })
+        .await
+        .map_err(|_| "the feature adapter stopped".to_owned())?;
         rx.await
             .map_err(|_| "the feature adapter stopped".to_owned())?
     }
+}
+
+async fn post(client: &HttpClient, uri: &hyper::Uri, ids: &[String]) -> Reply {
+    use http_body_util::BodyExt;
+    let body = serde_json::to_vec(&serde_json::json!({ "ids": ids }))
+        .map_err(|e| format!("cannot encode the request: {e}"))?;
+    let req = hyper::Request::post(uri.clone())
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("the feature endpoint {uri} failed: {e}"))?;
+    let status = resp.status();
+    let bytes = http_body_util::Limited::new(resp.into_body(), MAX_LINE as usize)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the feature endpoint's answer: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("the feature endpoint {uri} answered {status}"));
+    }
+    check(serde_json::from_slice(&bytes), ids.len())
+}
+
+/// An answer with one row per id.
+fn check(answer: Result<Answer, serde_json::Error>, ids: usize) -> Reply {
+    let a = answer
+        .map_err(|e| format!("the feature adapter's answer is not {{\"rows\": [...]}}: {e}"))?;
+    if a.rows.len() != ids {
+        return Err(format!(
+            "the feature adapter answered {} rows for {ids} ids",
+            a.rows.len()
+        ));
+    }
+    Ok(a.rows)
 }
 
 struct Process {
@@ -121,16 +200,7 @@ async fn exchange(p: &mut Process, ids: &[String]) -> Reply {
             "the feature adapter's answer exceeds {MAX_LINE} bytes"
         ));
     }
-    let a: Answer = serde_json::from_slice(&answer)
-        .map_err(|e| format!("the feature adapter's answer is not {{\"rows\": [...]}}: {e}"))?;
-    if a.rows.len() != ids.len() {
-        return Err(format!(
-            "the feature adapter answered {} rows for {} ids",
-            a.rows.len(),
-            ids.len()
-        ));
-    }
-    Ok(a.rows)
+    check(serde_json::from_slice(&answer), ids.len())
 }
 
 async fn run(service: String, command: Vec<String>, mut rx: mpsc::Receiver<Ask>) {

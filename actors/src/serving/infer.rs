@@ -540,3 +540,38 @@ impl Batcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_processing_calibrates_then_labels() {
+        let input = InferInput {
+            id: "7".into(),
+            ..InferInput::default()
+        };
+        let opts = ServingOptions {
+            calibration: Some((2.0, -0.5)),
+            threshold: Some(0.6),
+            ..ServingOptions::default()
+        };
+        let out = finish(&input, "v", &opts, 0.7, false, Vec::new(), Instant::now());
+        let want = 1.0 / (1.0 + (-(2.0 * (0.7f64 / 0.3).ln() - 0.5)).exp());
+        assert!((out.score - want).abs() < 1e-15);
+        assert_eq!(out.label, Some(1));
+        let plain = finish(
+            &input,
+            "v",
+            &ServingOptions::default(),
+            0.3,
+            false,
+            Vec::new(),
+            Instant::now(),
+        );
+        assert_eq!((plain.score, plain.label), (0.3, None));
+        // A saturated score stays finite through the logit.
+        let edge = finish(&input, "v", &opts, 1.0, false, Vec::new(), Instant::now());
+        assert!(edge.score.is_finite() && edge.score <= 1.0);
+    }
+}

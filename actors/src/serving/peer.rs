@@ -336,3 +336,27 @@ impl Serving {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_bursts_a_minute_then_refills_at_its_rate() {
+        let mut b = Bucket {
+            tokens: 120.0,
+            at: Instant::now(),
+        };
+        assert!(b.take(100, 120));
+        assert!(!b.take(21, 120), "only 20 left");
+        assert!(b.take(20, 120));
+        // 2 per second: half a second later, one more.
+        b.at -= Duration::from_millis(600);
+        assert!(b.take(1, 120));
+        assert!(!b.take(1, 120));
+        // Never more than a minute's worth, however long it waited.
+        b.at -= Duration::from_secs(3600);
+        assert!(!b.take(121, 120));
+        assert!(b.take(120, 120));
+    }
+}

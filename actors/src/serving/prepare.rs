@@ -174,22 +174,29 @@ async fn source(
         }
         return Ok(None);
     };
-    let table_name = match &config.source {
-        SourceKind::Command { command, timeout } => {
-            if role != Role::Host {
-                return Err(format!(
-                    "{me}: a feature adapter serves a host's features; as {}, service {name} \
-                     takes a table or the requests' features",
-                    role.as_str()
-                ));
-            }
-            let adapter = match current.and_then(|c| c.source.clone()) {
-                Some(Source::Command(a, _)) => a,
-                _ => Adapter::start(name, command.clone()),
-            };
-            return Ok(Some(Source::Command(adapter, *timeout)));
+    // An adapter keeps running across changes of the service's versions.
+    let adapter = |timeout: &std::time::Duration,
+                   start: &dyn Fn() -> Result<Arc<Adapter>, String>|
+     -> Result<Option<Source>, String> {
+        if role != Role::Host {
+            return Err(format!(
+                "{me}: a feature adapter serves a host's features; as {}, service {name} \
+                 takes a table or the requests' features",
+                role.as_str()
+            ));
         }
+        let a = match current.and_then(|c| c.source.clone()) {
+            Some(Source::Command(a, _)) => a,
+            _ => start()?,
+        };
+        Ok(Some(Source::Command(a, *timeout)))
+    };
+    let table_name = match &config.source {
         SourceKind::Table(t) => t.clone(),
+        SourceKind::Command { command, timeout } => {
+            return adapter(timeout, &|| Ok(Adapter::start(name, command.clone())));
+        }
+        SourceKind::Http { url, timeout } => return adapter(timeout, &|| Adapter::http(url)),
     };
     let table = match current.and_then(|c| c.source.clone()) {
         Some(Source::Table(t)) => t,

@@ -51,7 +51,7 @@ impl Default for ServingSection {
     }
 }
 
-/// `[serving.sources.NAME]`: a table or a command, not both.
+/// `[serving.sources.NAME]`: one of a table, a command or an HTTP endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
@@ -62,6 +62,10 @@ pub struct SourceSection {
     /// `{"ids": [...]}` in, one answer `{"rows": [{feature: value} | null, ...]}` out).
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// A host's feature adapter at an HTTP endpoint (`http://HOST:PORT/PATH`) taking the same
+    /// request as the body of a POST and answering as the body of a 200.
+    #[serde(default)]
+    pub url: Option<String>,
     /// How long the adapter may take to answer one request, in milliseconds.
     #[serde(default = "default_adapter_timeout_ms")]
     pub timeout_ms: u64,
@@ -146,8 +150,16 @@ impl ServingSection {
                     "not a service name ([a-z0-9][a-z0-9_-]{0,63})".into(),
                 ));
             }
-            match (&s.table, &s.command) {
-                (Some(t), None) => {
+            match (&s.table, &s.command, &s.url) {
+                (None, None, Some(u)) => {
+                    if !u.starts_with("http://") {
+                        return Err(invalid(
+                            &format!("{key}.url"),
+                            format!("'{u}' is not http://HOST:PORT/PATH"),
+                        ));
+                    }
+                }
+                (Some(t), None, None) => {
                     if !consort_storage::valid_table_name(t) {
                         return Err(invalid(
                             &format!("{key}.table"),
@@ -155,7 +167,7 @@ impl ServingSection {
                         ));
                     }
                 }
-                (None, Some(c)) => {
+                (None, Some(c), None) => {
                     if c.first().is_none_or(|p| p.is_empty()) {
                         return Err(invalid(
                             &format!("{key}.command"),
@@ -163,7 +175,7 @@ impl ServingSection {
                         ));
                     }
                 }
-                _ => return Err(invalid(&key, "set either table or command".into())),
+                _ => return Err(invalid(&key, "set one of table, command or url".into())),
             }
             if s.timeout_ms == 0 || s.timeout_ms > 60_000 {
                 return Err(invalid(
@@ -189,10 +201,14 @@ impl ServingSection {
                 (
                     name.clone(),
                     SourceConfig {
-                        source: match (&s.table, &s.command) {
+                        source: match (&s.table, &s.url) {
                             (Some(t), _) => SourceKind::Table(t.clone()),
-                            (None, c) => SourceKind::Command {
-                                command: c.clone().unwrap_or_default(),
+                            (None, Some(url)) => SourceKind::Http {
+                                url: url.clone(),
+                                timeout: std::time::Duration::from_millis(s.timeout_ms),
+                            },
+                            (None, None) => SourceKind::Command {
+                                command: s.command.clone().unwrap_or_default(),
                                 timeout: std::time::Duration::from_millis(s.timeout_ms),
                             },
                         },
