@@ -38,13 +38,8 @@ pub(crate) struct Ask {
 pub(crate) enum Adapter {
     /// A command (its task owns the process).
     Command(mpsc::Sender<Ask>),
-    /// An HTTP endpoint.
-    Http {
-        /// Where to POST.
-        uri: hyper::Uri,
-        /// The client (kept-alive connections).
-        client: HttpClient,
-    },
+    /// An HTTP endpoint: where to POST, and the client (kept-alive connections).
+    Http(Box<(hyper::Uri, HttpClient)>),
 }
 
 type HttpClient = hyper_util::client::legacy::Client<
@@ -79,14 +74,15 @@ impl Adapter {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http();
-        Ok(Arc::new(Self::Http { uri, client }))
+        Ok(Arc::new(Self::Http(Box::new((uri, client)))))
     }
 
     /// The features of `ids`, or why there are none (within `timeout`).
     pub(crate) async fn rows(&self, ids: Vec<String>, timeout: Duration) -> Reply {
         let tx = match self {
             Self::Command(tx) => tx,
-            Self::Http { uri, client } => {
+            Self::Http(endpoint) => {
+                let (uri, client) = &**endpoint;
                 return match tokio::time::timeout(timeout, post(client, uri, &ids)).await {
                     Ok(r) => r,
                     Err(_) => Err(format!(
