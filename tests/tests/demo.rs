@@ -20,6 +20,10 @@ fn demo_trains_across_two_daemons_and_cleans_up() {
         "{v}"
     );
     assert_eq!(v["model_version"], v["job_id"]);
+    // Then deployed online at both parties, and every id of the guest's file scored through
+    // the serving path.
+    assert_eq!(v["online"]["service"], "demo", "{v}");
+    assert_eq!(v["online"]["scored"], 569, "{v}");
     assert_eq!(v["kept"], false);
     // The daemons it started are gone, and so are their data directories: no process on this
     // machine runs with one of them, and the pids it reported are real, distinct daemons' pids
@@ -75,6 +79,8 @@ fn demo_with_three_parties_shows_progress_and_the_auc() {
         "hetero_lr",
         "AUC 0.99",
         "model breast-hetero-lr.",
+        "online as service 'demo'",
+        "569 ids in",
     ] {
         assert!(human.stdout.contains(needle), "{needle}: {}", human.stdout);
     }

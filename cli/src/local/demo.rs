@@ -20,9 +20,9 @@ use consort_protocol::layout as paths;
 /// A failed demo step.
 #[derive(Debug, thiserror::Error)]
 #[error("demo: {0}")]
-pub struct DemoError(String);
+pub struct DemoError(pub(super) String);
 
-fn err(msg: impl Into<String>) -> DemoError {
+pub(super) fn err(msg: impl Into<String>) -> DemoError {
     DemoError(msg.into())
 }
 
@@ -48,7 +48,7 @@ impl Drop for Running {
     }
 }
 
-fn step(json: bool, text: &str) {
+pub(super) fn step(json: bool, text: &str) {
     if !json {
         println!("▸ {text}");
     }
@@ -68,12 +68,17 @@ struct Party {
     listen: Vec<String>,
 }
 
-async fn ask<C: Call>(client: &mut Client, request: C) -> Result<C::Reply, DemoError> {
+pub(super) async fn ask<C: Call>(client: &mut Client, request: C) -> Result<C::Reply, DemoError> {
     client.call(request).await.map_err(|e| err(e.to_string()))
 }
 
 /// `consortd init` + `consortd run` of one party; every table may be used with every partner.
-async fn start_party(consortd: &Path, base: &Path, name: &'static str) -> Result<Party, DemoError> {
+async fn start_party(
+    consortd: &Path,
+    base: &Path,
+    name: &'static str,
+    extra_config: &str,
+) -> Result<Party, DemoError> {
     let dir = base.join(name);
     let out = Command::new(consortd)
         .args([
@@ -101,7 +106,8 @@ async fn start_party(consortd: &Path, base: &Path, name: &'static str) -> Result
     let config = dir.join(paths::CONFIG_FILE);
     let text = std::fs::read_to_string(&config)
         .map_err(|e| err(format!("cannot read {}: {e}", config.display())))?;
-    let text = text.replacen("[policy.tables]\n", "[policy.tables]\n\"*\" = [\"*\"]\n", 1);
+    let text =
+        text.replacen("[policy.tables]\n", "[policy.tables]\n\"*\" = [\"*\"]\n", 1) + extra_config;
     std::fs::write(&config, text)
         .map_err(|e| err(format!("cannot write {}: {e}", config.display())))?;
     let log = base.join(format!("{name}.log"));
@@ -208,7 +214,17 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     );
     let mut parties = Vec::new();
     for name in names {
-        parties.push(start_party(&consortd, &base, name).await?);
+        // insurer-b serves its features for the online step from the table it uploads.
+        let extra = if *name == "insurer-b" {
+            format!(
+                "\n[serving.sources.{}]\ntable = \"{}_host\"\n",
+                super::demo_online::SERVICE,
+                args.data
+            )
+        } else {
+            String::new()
+        };
+        parties.push(start_party(&consortd, &base, name, &extra).await?);
     }
     step(
         json,
@@ -355,6 +371,9 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
         );
         println!("  model {model_id}@{job} (each party holds only its own weights)");
     }
+    let online =
+        super::demo_online::online(&mut parties[0].client, &model_id, &job, &guest_csv, json)
+            .await?;
 
     let dirs: Vec<String> = parties
         .iter()
@@ -370,7 +389,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
         if json {
             println!(
                 "{}",
-                json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "model_id": model_id, "model_version": job, "kept": true, "dirs": dirs})
+                json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "model_id": model_id, "model_version": job, "online": online, "kept": true, "dirs": dirs})
             );
         } else {
             println!("\nThe daemons keep running. Talk to each with:");
@@ -407,7 +426,7 @@ pub async fn run(args: &DemoArgs, json: bool) -> Result<(), DemoError> {
     if json {
         println!(
             "{}",
-            json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "elapsed_s": elapsed_s, "model_id": model_id, "model_version": job, "kept": false, "pids": pids, "dirs": dirs})
+            json!({"job_id": job, "status": info.status, "auc": auc, "ks": ks, "intersection": rows, "job_s": job_s, "elapsed_s": elapsed_s, "model_id": model_id, "model_version": job, "online": online, "kept": false, "pids": pids, "dirs": dirs})
         );
     } else {
         println!("done in {elapsed_s:.2} s.");

@@ -495,6 +495,18 @@ antientropy_s = 3
 # command = ["python3", "/srv/ops/prep.py"]
 # env = {{ PYTHONUNBUFFERED = "1" }}
 # timeout_s = 600
+
+# Online serving (`consort serve …`). At a guest, the inference APIs (loopback; beyond it a
+# token_file and tls_cert/tls_key are required):
+# [serving]
+# listen = "127.0.0.1:8470"          # HTTP/JSON: POST /v1/services/NAME/infer
+# grpc_listen = "127.0.0.1:8471"     # gRPC: consort.inference.v1.Inference
+# token_file = "api.token"           # bearer token, file mode 0600
+# At every party, where its features for a service come from (a host needs one; a guest may
+# take them from the requests), and a host's quota of partial scores for its guest:
+# [serving.sources.breast]
+# table = "breast_host"              # or command = ["..."] (JSON lines), or url = "http://..."
+# quota_per_minute = 600000
 "#
     )
 }
@@ -536,6 +548,39 @@ mod tests {
             (
                 "party = \"a\"\n[operators.x]\ncommand = []",
                 "operators.x.command",
+            ),
+            (
+                "party = \"a\"\n[serving]\nlisten = \"0.0.0.0:8470\"",
+                "serving.listen",
+            ),
+            (
+                "party = \"a\"\n[serving]\nlisten = \"0.0.0.0:1\"\ntoken_file = \"t\"",
+                "serving.listen",
+            ),
+            (
+                "party = \"a\"\n[serving]\ngrpc_listen = \"nope\"",
+                "serving.grpc_listen",
+            ),
+            (
+                "party = \"a\"\n[serving]\ntls_cert = \"c.pem\"",
+                "serving.tls_cert",
+            ),
+            (
+                "party = \"a\"\n[serving.sources.x]\ntable = \"t\"\ncommand = [\"a\"]",
+                "serving.sources.x",
+            ),
+            ("party = \"a\"\n[serving.sources.x]\n", "serving.sources.x"),
+            (
+                "party = \"a\"\n[serving.sources.X]\ntable = \"t\"",
+                "serving.sources.X",
+            ),
+            (
+                "party = \"a\"\n[serving.sources.x]\nurl = \"ftp://h/\"",
+                "serving.sources.x.url",
+            ),
+            (
+                "party = \"a\"\n[serving.sources.x]\ntable = \"../t\"",
+                "serving.sources.x.table",
             ),
         ];
         for (text, key) in cases {
