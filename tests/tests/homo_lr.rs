@@ -221,6 +221,44 @@ fn two_parties_global_model_is_the_row_weighted_mean_of_their_local_models() {
         })
     };
     assert_eq!(artifact(a), artifact(b));
+    // Online, at either data party alone (homo LR needs no partner to score): every test row
+    // scores as the final model says.
+    let model_id = b.cli(&["--json", "model", "list"]).json()[0]["model_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for p in [a, b] {
+        let out = p.cli(&[
+            "serve",
+            "deploy",
+            &format!("{model_id}@{id}"),
+            "--service",
+            "homo",
+        ]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.contains("this party: local"), "{}", out.stdout);
+    }
+    let test_csv = example_data("breast_homo_test.csv");
+    let scores = fed.job_file("homo_scores.csv", "");
+    let out = b.cli(&[
+        "serve", "predict", "homo", "--input", &test_csv, "-o", &scores,
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let (w, b0) = final_model(&fed, b, &id);
+    let rows = parse_rows(&std::fs::read_to_string(&test_csv).unwrap());
+    let text = std::fs::read_to_string(&scores).unwrap();
+    let online: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(online.len(), rows.len());
+    for ((_, x), s) in rows.iter().zip(&online) {
+        let z: f64 = w.iter().zip(x).map(|(w, x)| w * x).sum::<f64>() + b0;
+        let want = 1.0 / (1.0 + (-z).exp());
+        assert!((s - want).abs() <= 1e-12, "{s} {want}");
+    }
+
     // And the global model scores the held-out test set well at both.
     for p in &fed.parties {
         let m = p

@@ -105,7 +105,13 @@ pub(crate) fn load_part(me: &str, m: &ServingModel) -> Result<(Role, Loaded), St
                 .iter()
                 .find(|p| p.component == "hetero_lr" && p.role == *r)
         })
-        .or_else(|| m.parts.iter().find(|p| p.component == "homo_lr"))
+        .or_else(|| {
+            // A data party's homo LR part (the arbiter's holds the same model, but an arbiter
+            // has no features to score).
+            m.parts
+                .iter()
+                .find(|p| p.component == "homo_lr" && p.role != "arbiter")
+        })
         .ok_or_else(|| {
             format!(
                 "model {}@{} has no hetero_lr part as guest or host, nor a homo_lr part, at \
