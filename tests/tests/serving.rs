@@ -231,6 +231,22 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     assert!(v["p99_micros"].as_u64().unwrap() > 0);
     let text = fed.parties[0].cli(&["serve", "stats", "breast"]);
     assert!(text.stdout.contains(&version), "{}", text.stdout);
+    // The same labels again from a file through the CLI (the guest's CSV: id, y, features):
+    // twice the pairs, the same AUC.
+    let out = fed.parties[0].cli(&[
+        "--json",
+        "serve",
+        "feedback",
+        "breast",
+        &example_data("breast_hetero_guest.csv"),
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.json()["matched"], 569, "{}", out.stdout);
+    let stats = fed.parties[0]
+        .cli(&["--json", "serve", "stats", "breast"])
+        .json();
+    assert_eq!(stats["versions"][0]["labelled"], 569 * 2, "{stats}");
+    assert!((stats["versions"][0]["auc"].as_f64().unwrap() - want).abs() < 1e-12);
 
     // A partner that is not the model's guest gets nothing from the host.
     let score = ServeRpc::Score {
