@@ -10,9 +10,11 @@
 //!   commit or abort a service's new state, or for partial scores;
 //! - [`StoreStats`].
 //!
-//! The folder holds the parts: [`rpc`] (wire), `state` (a service and its record), `coordinate`
-//! (the guest's two phases), `peer` (the host's side), `infer` (the request path, host batching
-//! and the cache), `stats` (latency, errors, online AUC/KS).
+//! The folder holds the parts: [`rpc`] (wire), `state` (a service and its record), `prepare`
+//! (building a state: versions, checks, feature source), `coordinate` (the guest's two phases),
+//! `peer` (the host's side: changes, partial scores, quota), `infer` (the request path, host
+//! batching and the cache), `adapter` (a host's feature command or endpoint), `stats`
+//! (latency, errors, online AUC/KS).
 
 mod adapter;
 mod coordinate;

@@ -13,7 +13,8 @@ pub enum ServeCommand {
     /// `[serving.sources.NAME]` in its consort.toml), then all switch together; one refusal or
     /// an unreachable party changes nothing anywhere, and the error names the party. A new
     /// service gets all the traffic; deploying another version of the same model into an
-    /// existing service loads it without traffic (then `serve route` or `serve promote`).
+    /// existing service loads it without traffic (then `serve route` or `serve promote`); the
+    /// service keeps its options.
     Deploy {
         /// The model: ID@REV (a version, tag, branch or commit; ID alone: its main branch).
         model: String,
