@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "consort",
     version,
-    about = "Drive a local consortd: partners, federated jobs, tables and model versions",
+    about = "Drive a local consortd: partners, federated jobs, tables, model versions and serving",
     long_about = None
 )]
 pub struct Cli {
@@ -109,6 +109,14 @@ pub enum Command {
     /// document, its "warnings" array empty when nothing needs attention.
     #[command(verbatim_doc_comment)]
     Security,
+    /// Print a completion script for a shell, e.g. `consort completions bash >
+    /// /etc/bash_completion.d/consort` or `consort completions zsh > "${fpath[1]}/_consort"`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these definitions: `consort man > consort.1`.
+    Man,
 }
 
 /// `consort task ...` (inside a script operator).

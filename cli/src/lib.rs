@@ -84,5 +84,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Data(cmd) => remote::data::run_data(&target, cmd, json).await,
         Command::Model(cmd) => remote::data::run_model(&target, cmd, json).await,
         Command::Serve(cmd) => remote::serve::run(&target, cmd, json).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "consort", &mut script);
+            output::write_stdout(&script)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| failure::fail("io", format!("cannot render the man page: {e}")))?;
+            output::write_stdout(&page)
+        }
     }
 }

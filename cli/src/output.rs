@@ -8,6 +8,21 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     }
 }
 
+/// Writes `bytes` to stdout; a reader that went away (`| head`) ends the command quietly with
+/// the shell's SIGPIPE status.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), crate::failure::Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => Err(crate::failure::fail(
+            "io",
+            format!("cannot write to stdout: {e}"),
+        )),
+    }
+}
+
 /// "3.2s ago", "never".
 pub(crate) fn ago(unix_ms: Option<u64>) -> String {
     let Some(ms) = unix_ms else {
