@@ -303,6 +303,25 @@ pub enum MetricCommand {
         /// Name.
         name: String,
     },
+    /// Draw a series as a line chart, SVG or PNG by the output's extension (one line per role
+    /// that logged it), e.g. `consort metric plot JOB lr loss -o loss.svg`.
+    Plot {
+        /// Job id.
+        id: String,
+        /// Task.
+        task: String,
+        /// NAME, or NAMESPACE/NAME when two namespaces have one.
+        name: String,
+        /// The file to write: .svg or .png.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 800)]
+        width: u32,
+        /// Height in pixels.
+        #[arg(long, default_value_t = 500)]
+        height: u32,
+    },
 }
 
 /// `consort partner ...`

@@ -5,6 +5,7 @@ use consort_protocol::ErrorCode;
 use crate::client::ClientError;
 
 /// Failure of a CLI command, with its exit code.
+#[derive(Debug)]
 pub(crate) struct Failure {
     /// For scripts (`--json`): `not_running`, `not_found`, `protocol`, `invalid_job`, ...
     pub(crate) code: &'static str,

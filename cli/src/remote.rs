@@ -4,4 +4,5 @@ pub(crate) mod data;
 pub(crate) mod job;
 pub(crate) mod network;
 pub(crate) mod node;
+pub(crate) mod plot;
 pub(crate) mod serve;

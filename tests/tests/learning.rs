@@ -149,6 +149,7 @@ fn hetero_lr_trains_across_two_daemons_stores_the_model_and_predicts() {
 
     assert_succeeds(&fed.parties, &id, T);
     let train_auc = auc(&fed, &id);
+    plots_of_the_loss(&fed.parties[0], &id);
     eprintln!(
         "breast train AUC: federated {train_auc:.5}, centralized reference {central_auc:.5}, \
          guest features only {alone_auc:.5}"
@@ -311,4 +312,74 @@ fn a_table_the_policy_does_not_share_gets_the_job_rejected() {
         alone.parties[0].cli(&["--json", "job", "list"]).json(),
         serde_json::json!([])
     );
+}
+
+/// `consort metric plot` of the training loss, as SVG and as PNG, each parsed back: the SVG is
+/// XML with one point per iteration (10) for each role that logged it (guest and arbiter are
+/// both bank-a); the PNG decodes at the asked size and is not blank.
+fn plots_of_the_loss(party: &consort_tests::Party, job: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("loss.svg");
+    let out = party.cli(&[
+        "--json",
+        "metric",
+        "plot",
+        job,
+        "lr",
+        "loss",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.json()["points"], 20, "{}", out.stdout);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let circles = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
+    assert_eq!(circles, 20, "one marker per point");
+    assert!(text.contains("train/loss"), "the title names the series");
+    let png_path = dir.path().join("loss.png");
+    let out = party.cli(&[
+        "metric",
+        "plot",
+        job,
+        "lr",
+        "train/loss",
+        "-o",
+        png_path.to_str().unwrap(),
+        "--width",
+        "640",
+        "--height",
+        "400",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (640, 400));
+    let white = buf[..info.buffer_size()]
+        .iter()
+        .filter(|b| **b == 255)
+        .count();
+    assert!(white < info.buffer_size() * 99 / 100, "a blank image");
+    // Bad requests are named.
+    let bad = party.cli(&[
+        "metric",
+        "plot",
+        job,
+        "lr",
+        "nope",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("train/loss"), "{}", bad.stderr);
+    let bad = party.cli(&["metric", "plot", job, "lr", "loss", "-o", "loss.gif"]);
+    assert!(bad.stderr.contains(".svg or a .png"), "{}", bad.stderr);
 }

@@ -330,7 +330,9 @@ pub(crate) async fn run_metric(
     json_out: bool,
 ) -> Result<(), Failure> {
     let id = match &cmd {
-        MetricCommand::List { id, .. } | MetricCommand::Get { id, .. } => id.clone(),
+        MetricCommand::List { id, .. }
+        | MetricCommand::Get { id, .. }
+        | MetricCommand::Plot { id, .. } => id.clone(),
     };
     let mut client = target.connect().await?;
     let metrics = client.call(call::MetricList { job: id.clone() }).await?;
@@ -392,6 +394,22 @@ pub(crate) async fn run_metric(
             }
             Ok(())
         }
+        MetricCommand::Plot {
+            task,
+            name,
+            output,
+            width,
+            height,
+            ..
+        } => super::plot::metric(
+            &metrics,
+            &id,
+            &task,
+            &name,
+            &output,
+            (width, height),
+            json_out,
+        ),
     }
 }
 
