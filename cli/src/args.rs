@@ -212,6 +212,15 @@ pub enum JobCommand {
         /// Job id.
         id: String,
     },
+    /// Draw the job's DAG, each task coloured by its state and its parties listed, as SVG or
+    /// PNG by the output's extension: `consort job dag JOB -o dag.svg`.
+    Dag {
+        /// Job id.
+        id: String,
+        /// The file to write: .svg or .png.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
     /// Jobs known here, newest first.
     List {
         /// Only jobs in this state (pending, running, success, failed, canceled, rejected).

@@ -593,6 +593,9 @@ pub struct TaskInfo {
     pub status: String,
     /// State per party (a party with two roles shows its least advanced run).
     pub parties: std::collections::BTreeMap<String, PartyRunInfo>,
+    /// The tasks that must succeed first (inputs and `depends_on`).
+    #[serde(default)]
+    pub upstream: Vec<String>,
 }
 
 /// A task's run at one party.

@@ -150,6 +150,7 @@ fn hetero_lr_trains_across_two_daemons_stores_the_model_and_predicts() {
     assert_succeeds(&fed.parties, &id, T);
     let train_auc = auc(&fed, &id);
     plots_of_the_loss(&fed.parties[0], &id);
+    dag_of(&fed.parties[1], &id);
     eprintln!(
         "breast train AUC: federated {train_auc:.5}, centralized reference {central_auc:.5}, \
          guest features only {alone_auc:.5}"
@@ -382,4 +383,60 @@ fn plots_of_the_loss(party: &consort_tests::Party, job: &str) {
     assert!(bad.stderr.contains("train/loss"), "{}", bad.stderr);
     let bad = party.cli(&["metric", "plot", job, "lr", "loss", "-o", "loss.gif"]);
     assert!(bad.stderr.contains(".svg or a .png"), "{}", bad.stderr);
+}
+
+/// `consort job dag` of the finished training job at the host: an SVG naming each of the 4
+/// tasks with its state at both parties, and the same as a PNG.
+fn dag_of(party: &consort_tests::Party, job: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("dag.svg");
+    let out = party.cli(&["--json", "job", "dag", job, "-o", svg.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.json()["tasks"], 4, "{}", out.stdout);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for task in [
+        "reader (reader)",
+        "psi (psi)",
+        "lr (hetero_lr)",
+        "eval (evaluation)",
+    ] {
+        assert!(texts.contains(&task), "{task} not drawn: {texts:?}");
+    }
+    assert_eq!(
+        texts.iter().filter(|t| **t == "success").count(),
+        4,
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("bank-a: success") && t.contains("insurer-b: success")),
+        "{texts:?}"
+    );
+    // Three arrows (reader → psi → lr → eval), each a shaft and a head.
+    let paths = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .count();
+    assert_eq!(paths, 6, "{text}");
+    let png_path = dir.path().join("dag.png");
+    let out = party.cli(&["job", "dag", job, "-o", png_path.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert!(
+        info.width > 800 && info.height > 100,
+        "{}x{}",
+        info.width,
+        info.height
+    );
 }

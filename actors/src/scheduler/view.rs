@@ -160,6 +160,7 @@ pub fn job_info_with(
                     component: t.component.clone(),
                     status: task_status.to_owned(),
                     parties: per_party,
+                    upstream: t.upstream.iter().cloned().collect(),
                 });
             }
         }

@@ -202,6 +202,11 @@ pub(crate) async fn run(target: &Target, cmd: JobCommand, json_out: bool) -> Res
             }
             Ok(())
         }
+        JobCommand::Dag { id, output } => {
+            let mut client = target.connect().await?;
+            let info = show(&mut client, &id).await?;
+            super::plot::dag(&info, &output, json_out)
+        }
         JobCommand::List { status } => {
             let mut client = target.connect().await?;
             let mut jobs = client.call(call::JobList {}).await?;

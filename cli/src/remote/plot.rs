@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use consort_protocol::MetricInfo;
+use consort_protocol::{JobInfo, MetricInfo};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
@@ -88,27 +88,12 @@ pub(crate) fn metric(
         .collect();
     let (namespace, short) = (&series[0].namespace, &series[0].name);
     let title = format!("{task} · {namespace}/{short} · {job}");
-    fonts()?;
-    let draw_err = |e: String| fail("plot", format!("cannot draw the chart: {e}"));
-    let bytes = match format {
-        Format::Svg => {
-            let mut text = String::new();
-            {
-                let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
-                chart(&root, &title, short, &lines).map_err(draw_err)?;
-            }
-            text.into_bytes()
-        }
-        Format::Png => {
-            let mut rgb = vec![0u8; width as usize * height as usize * 3];
-            {
-                let root =
-                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-                chart(&root, &title, short, &lines).map_err(draw_err)?;
-            }
-            encode_png(&rgb, width, height)?
-        }
-    };
+    let bytes = render(
+        format,
+        (width, height),
+        |root| chart(root, &title, short, &lines),
+        |root| chart(root, &title, short, &lines),
+    )?;
     std::fs::write(output, &bytes)
         .map_err(|e| fail("io", format!("cannot write {}: {e}", output.display())))?;
     let points: usize = lines.iter().map(|(_, p)| p.len()).sum();
@@ -122,6 +107,159 @@ pub(crate) fn metric(
             output.display(),
             lines.len()
         );
+    }
+    Ok(())
+}
+
+/// Draws with `svg` or `png` (the same drawing, one per backend type) and returns the file's
+/// bytes.
+fn render(
+    format: Format,
+    (width, height): (u32, u32),
+    svg: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+    png: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<Vec<u8>, Failure> {
+    fonts()?;
+    let draw_err = |e: String| fail("plot", format!("cannot draw: {e}"));
+    Ok(match format {
+        Format::Svg => {
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
+                svg(&root).map_err(draw_err)?;
+            }
+            text.into_bytes()
+        }
+        Format::Png => {
+            let mut rgb = vec![0u8; width as usize * height as usize * 3];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                png(&root).map_err(draw_err)?;
+            }
+            encode_png(&rgb, width, height)?
+        }
+    })
+}
+
+/// `consort job dag JOB -o FILE`: tasks in columns by depth (a task stands right of everything
+/// it waits for), an arrow from each upstream task, each box coloured by the task's state.
+pub(crate) fn dag(job: &JobInfo, output: &Path, json: bool) -> Result<(), Failure> {
+    let format = format_of(output)?;
+    // Depth: 0 for a task without upstream tasks, else one more than its deepest upstream
+    // (tasks arrive in dependency order).
+    let mut depth: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for t in &job.tasks {
+        let d = t
+            .upstream
+            .iter()
+            .filter_map(|u| depth.get(u.as_str()))
+            .max()
+            .map_or(0, |d| d + 1);
+        depth.insert(&t.name, d);
+    }
+    let columns = depth.values().max().map_or(1, |d| d + 1);
+    let mut rows_in = vec![0usize; columns];
+    let mut place: std::collections::HashMap<&str, (usize, usize)> = Default::default();
+    for t in &job.tasks {
+        let d = depth.get(t.name.as_str()).copied().unwrap_or(0);
+        place.insert(&t.name, (d, rows_in[d]));
+        rows_in[d] += 1;
+    }
+    let rows = rows_in.iter().copied().max().unwrap_or(1).max(1);
+    let (bw, bh, gx, gy, top) = (240i32, 70i32, 70i32, 30i32, 60i32);
+    let width = (columns as i32 * (bw + gx) + gx) as u32;
+    let height = (top + rows as i32 * (bh + gy) + gy) as u32;
+    let title = format!("{} · {} · {}", job.name, job.job_id, job.status);
+    let at = |name: &str| -> Option<(i32, i32)> {
+        let (c, r) = *place.get(name)?;
+        Some((gx + c as i32 * (bw + gx), top + r as i32 * (bh + gy)))
+    };
+    fn colour(status: &str) -> RGBColor {
+        match status {
+            "success" => RGBColor(46, 160, 67),
+            "running" => RGBColor(31, 111, 235),
+            "failed" => RGBColor(207, 34, 46),
+            "canceled" => RGBColor(140, 140, 140),
+            _ => RGBColor(210, 153, 34),
+        }
+    }
+    fn draw<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        job: &JobInfo,
+        title: &str,
+        at: &dyn Fn(&str) -> Option<(i32, i32)>,
+        (bw, bh): (i32, i32),
+    ) -> Result<(), String> {
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        root.draw(&Text::new(title.to_owned(), (16, 18), ("sans-serif", 18)))
+            .map_err(e)?;
+        for t in &job.tasks {
+            let Some((x, y)) = at(&t.name) else { continue };
+            for u in &t.upstream {
+                if let Some((ux, uy)) = at(u) {
+                    let (from, to) = ((ux + bw, uy + bh / 2), (x, y + bh / 2));
+                    root.draw(&PathElement::new(vec![from, to], BLACK.stroke_width(2)))
+                        .map_err(e)?;
+                    let head = vec![(x - 10, y + bh / 2 - 6), to, (x - 10, y + bh / 2 + 6)];
+                    root.draw(&PathElement::new(head, BLACK.stroke_width(2)))
+                        .map_err(e)?;
+                }
+            }
+            let c = colour(&t.status);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + bw, y + bh)],
+                c.mix(0.18).filled(),
+            ))
+            .map_err(e)?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + bw, y + bh)],
+                c.stroke_width(2),
+            ))
+            .map_err(e)?;
+            root.draw(&Text::new(
+                format!("{} ({})", t.name, t.component),
+                (x + 8, y + 8),
+                ("sans-serif", 15),
+            ))
+            .map_err(e)?;
+            root.draw(&Text::new(
+                t.status.clone(),
+                (x + 8, y + 28),
+                ("sans-serif", 13).into_font().color(&c),
+            ))
+            .map_err(e)?;
+            let parties: Vec<String> = t
+                .parties
+                .iter()
+                .map(|(p, r)| format!("{p}: {} #{}", r.state, r.attempt))
+                .collect();
+            root.draw(&Text::new(
+                parties.join("  "),
+                (x + 8, y + 48),
+                ("sans-serif", 11),
+            ))
+            .map_err(e)?;
+        }
+        root.present().map_err(e)?;
+        Ok(())
+    }
+    let size = (bw, bh);
+    let bytes = render(
+        format,
+        (width, height),
+        |root| draw(root, job, &title, &at, size),
+        |root| draw(root, job, &title, &at, size),
+    )?;
+    std::fs::write(output, &bytes)
+        .map_err(|e| fail("io", format!("cannot write {}: {e}", output.display())))?;
+    if json {
+        print_json(
+            &serde_json::json!({"file": output.display().to_string(), "bytes": bytes.len(), "tasks": job.tasks.len()}),
+        );
+    } else {
+        println!("wrote {} ({} tasks)", output.display(), job.tasks.len());
     }
     Ok(())
 }
@@ -215,6 +353,60 @@ mod tests {
             name: "loss".into(),
             points: (0..n).map(|i| (i as f64, 0.7 / (1.0 + i as f64))).collect(),
             meta: None,
+        }
+    }
+
+    #[test]
+    fn a_dag_puts_each_task_right_of_what_it_waits_for() {
+        use consort_protocol::{PartyRunInfo, TaskInfo};
+        let run = |state: &str| PartyRunInfo {
+            state: state.into(),
+            attempt: 1,
+            started_at: None,
+            elapsed_s: None,
+            error: None,
+        };
+        let task = |name: &str, component: &str, status: &str, up: &[&str]| TaskInfo {
+            name: name.into(),
+            component: component.into(),
+            status: status.into(),
+            parties: [
+                ("bank-a".to_owned(), run(status)),
+                ("insurer-b".to_owned(), run(status)),
+            ]
+            .into_iter()
+            .collect(),
+            upstream: up.iter().map(|u| u.to_string()).collect(),
+        };
+        let job = JobInfo {
+            job_id: "j1".into(),
+            name: "breast".into(),
+            status: "running".into(),
+            initiator: "bank-a".into(),
+            parties: Default::default(),
+            submitted_at_ms: 0,
+            reason: None,
+            tasks: vec![
+                task("reader", "reader", "success", &[]),
+                task("psi", "psi", "success", &["reader"]),
+                task("scale", "feature_scale", "success", &["psi"]),
+                task("lr", "hetero_lr", "running", &["scale"]),
+                task("stats", "statistics", "failed", &["psi"]),
+                task("eval", "evaluation", "waiting", &["lr", "stats"]),
+            ],
+            revision: 0,
+        };
+        let dir = std::env::temp_dir().join(format!("consort-dag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for file in ["dag.svg", "dag.png"] {
+            dag(&job, &dir.join(file), true).expect("drawn");
+        }
+        let svg = std::fs::read_to_string(dir.join("dag.svg")).expect("svg");
+        // Five columns: reader, psi, scale|stats, lr, eval.
+        assert!(svg.contains("width=\"1620\""), "{}", &svg[..200]);
+        assert_eq!(svg.matches("<polyline").count(), 2 * 6, "six arrows");
+        if std::env::var_os("CONSORT_KEEP_PLOTS").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
