@@ -39,6 +39,7 @@ use tracing::{info, warn};
 
 pub use infer::Infer;
 pub use peer::DEFAULT_QUOTA_PER_MINUTE;
+pub use stats::{ServingSeries, VersionLabels};
 
 use crate::failure::Failure;
 use crate::model_manager::ModelManager;
@@ -282,6 +283,22 @@ impl Serving {
             )));
         }
         Err(Failure::NotFound(format!("no service {name} here")))
+    }
+}
+
+/// The Prometheus series of serving (shared: the caller encodes them).
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesOf;
+
+impl Message for SeriesOf {
+    type Result = ServingSeries;
+}
+
+impl Handler<SeriesOf> for Serving {
+    type Result = actix::MessageResult<SeriesOf>;
+
+    fn handle(&mut self, _msg: SeriesOf, _ctx: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(self.stats.series.clone())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The inference APIs: HTTP/JSON ([`json`]) and gRPC ([`grpc`]), on one hyper stack, each
 //! translating requests into [`Infer`](consort_actors::serving::Infer) and
-//! [`ServeControl`](consort_actors::serving::ServeControl) messages for the Serving actor.
+//! [`ServeControl`](consort_actors::serving::ServeControl) messages for the Serving actor; and
+//! the board's listener (`/metrics` for Prometheus so far, asking each actor for its numbers).
 //!
 //! They run on their own small multi-threaded tokio runtime, so parsing and writing requests
 //! does not share a thread with the actors; the listeners are bound before the daemon says it
@@ -8,6 +9,7 @@
 
 pub mod grpc;
 pub mod json;
+mod metrics;
 mod tls;
 
 use std::net::SocketAddr;
@@ -58,17 +60,22 @@ pub struct Bound {
     pub http: Option<SocketAddr>,
     /// gRPC.
     pub grpc: Option<SocketAddr>,
+    /// The board's listener (`/metrics`).
+    pub board: Option<SocketAddr>,
 }
 
-/// Binds the configured APIs and serves them on their own runtime until `shutdown`.
+/// Binds the configured APIs (and the board's listener, `board`) and serves them on their own
+/// runtime until `shutdown`.
 pub fn start(
     api: &ServingApi,
-    serving: Addr<Serving>,
+    board: Option<SocketAddr>,
+    actors: &consort_actors::Actors,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Bound> {
-    if api.http.is_none() && api.grpc.is_none() {
+    if api.http.is_none() && api.grpc.is_none() && board.is_none() {
         return Ok(Bound::default());
     }
+    let serving: Addr<Serving> = actors.serving.clone();
     let bind = |addr: SocketAddr, what: &str| -> anyhow::Result<std::net::TcpListener> {
         let l = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} (serving.{what})"))?;
@@ -77,10 +84,19 @@ pub fn start(
     };
     let http = api.http.map(|a| bind(a, "listen")).transpose()?;
     let grpc = api.grpc.map(|a| bind(a, "grpc_listen")).transpose()?;
+    let board_listener = board
+        .map(|a| {
+            std::net::TcpListener::bind(a)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .with_context(|| format!("cannot listen on {a} (board.listen)"))
+        })
+        .transpose()?;
     let bound = Bound {
         http: http.as_ref().and_then(|l| l.local_addr().ok()),
         grpc: grpc.as_ref().and_then(|l| l.local_addr().ok()),
+        board: board_listener.as_ref().and_then(|l| l.local_addr().ok()),
     };
+    let actors = actors.clone();
     let tls = match &api.tls {
         Some((cert, key)) => Some(Arc::new(tls::load(cert, key)?)),
         None => None,
@@ -118,6 +134,14 @@ pub fn start(
                         }
                     }));
                 }
+                if let Some(l) = board_listener {
+                    let stop = shutdown.clone();
+                    tasks.push(tokio::spawn(async move {
+                        if let Err(e) = metrics::serve(l, actors, stop).await {
+                            warn!(error = %e, "the board listener stopped");
+                        }
+                    }));
+                }
                 for t in tasks {
                     let _ = t.await;
                 }
@@ -127,6 +151,7 @@ pub fn start(
     info!(
         http = ?bound.http,
         grpc = ?bound.grpc,
+        board = ?bound.board,
         tls = api.tls.is_some(),
         token = api.token.is_some(),
         "inference APIs listening"

@@ -80,6 +80,28 @@ impl HttpConn {
         })
     }
 
+    /// GETs `path`; the status and the body's bytes.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, Bytes), String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let req = hyper::Request::get(path)
+            .header("host", &self.host)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
     /// POSTs `body` (JSON) to `path`; the status and the body's bytes.
     pub async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
@@ -189,6 +211,8 @@ pub struct Setup {
     pub fed: Federation,
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// bank-a's board listener (`/metrics`).
+    pub board: SocketAddr,
 }
 
 pub fn setup(guest_extra: &str, host_extra: &str) -> Setup {
@@ -197,11 +221,12 @@ pub fn setup(guest_extra: &str, host_extra: &str) -> Setup {
     for i in 0..2 {
         fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
     }
-    let (http, grpc) = (free_port(), free_port());
+    let (http, grpc, board) = (free_port(), free_port(), free_port());
     fed.append_config(
         0,
         &format!(
-            "\n[serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n"
+            "\n[board]\nlisten = \"127.0.0.1:{board}\"\n\
+             [serving]\nlisten = \"127.0.0.1:{http}\"\ngrpc_listen = \"127.0.0.1:{grpc}\"\n"
         ),
     );
     fed.append_config(0, guest_extra);
@@ -210,6 +235,7 @@ pub fn setup(guest_extra: &str, host_extra: &str) -> Setup {
         fed,
         http: SocketAddr::from(([127, 0, 0, 1], http)),
         grpc: SocketAddr::from(([127, 0, 0, 1], grpc)),
+        board: SocketAddr::from(([127, 0, 0, 1], board)),
     }
 }
 

@@ -17,6 +17,36 @@ use std::net::SocketAddr;
 
 const T: Duration = Duration::from_secs(120);
 
+/// `GET /metrics` at `board`, checked by `promtool check metrics` (installed by `.ci/run`).
+fn scrape(board: SocketAddr) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async {
+        let mut c = HttpConn::connect(board, None).await.unwrap();
+        c.get("/metrics").await.unwrap()
+    });
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// A child process killed when the test ends, however it ends.
 struct KillOnDrop(std::process::Child);
 
@@ -81,7 +111,12 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     );
     let mallory = Hostile::start("mallory", &[(&s0.fed.parties[1], s0.fed.addr(1))]);
     s0.fed.append_config(1, &mallory.partner_toml());
-    let Setup { fed, http, grpc } = s0;
+    let Setup {
+        fed,
+        http,
+        grpc,
+        board,
+    } = s0;
     let mut d = start(&fed);
     upload_breast_hetero(&fed);
     let (model, version) = train(&fed);
@@ -247,6 +282,27 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         .json();
     assert_eq!(stats["versions"][0]["labelled"], 569 * 2, "{stats}");
     assert!((stats["versions"][0]["auc"].as_f64().unwrap() - want).abs() < 1e-12);
+
+    // Prometheus: /metrics passes promtool, and shows the jobs, the partner and the requests.
+    let text = scrape(board);
+    for needle in [
+        "consort_jobs{state=\"success\"} 2",
+        "consort_partner_connected{partner=\"insurer-b\"} 1",
+        &format!("consort_serving_requests_total{{service=\"breast\",version=\"{version}\"}} "),
+        "consort_serving_latency_seconds_bucket{",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    let requests = |text: &str| -> u64 {
+        let key =
+            format!("consort_serving_requests_total{{service=\"breast\",version=\"{version}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&key)).unwrap();
+        line[key.len()..].trim().parse().unwrap()
+    };
+    let before = requests(&text);
+    assert!(before >= 569 * 2 + 50, "{before}");
+    client.post("/v1/services/breast/infer", &infer_body(id0, f0));
+    assert_eq!(requests(&scrape(board)), before + 1, "the counter moves");
 
     // A partner that is not the model's guest gets nothing from the host.
     let score = ServeRpc::Score {

@@ -7,6 +7,9 @@ use std::num::NonZeroUsize;
 use consort_components::evaluation;
 use consort_protocol::serving::{FeedbackReport, ServeStats, VersionStats};
 use lru::LruCache;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use super::infer::Done;
 use super::state::Service;
@@ -32,9 +35,46 @@ struct Counters {
     labelled: Vec<(f64, f64)>,
 }
 
+/// Labels of a version's series: service and version.
+pub type VersionLabels = Vec<(String, String)>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// The Prometheus series of serving, shared with whoever encodes them (cloning shares).
+#[derive(Clone)]
+pub struct ServingSeries {
+    /// Requests answered or failed.
+    pub requests: Family<VersionLabels, Counter>,
+    /// Failed requests.
+    pub errors: Family<VersionLabels, Counter>,
+    /// Host partial scores from the cache, and asked for.
+    pub cache_hits: Family<VersionLabels, Counter>,
+    /// Host partial scores asked for.
+    pub cache_misses: Family<VersionLabels, Counter>,
+    /// Latency inside the daemon, seconds.
+    pub latency: Family<VersionLabels, Histogram>,
+}
+
+impl Default for ServingSeries {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            errors: Family::default(),
+            cache_hits: Family::default(),
+            cache_misses: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
 /// Every service's statistics.
 #[derive(Default)]
 pub(crate) struct Stats {
+    /// The same, for Prometheus.
+    pub(crate) series: ServingSeries,
     /// (service, version) → counters.
     versions: HashMap<(String, String), Counters>,
     /// service → id or request id → (version, score).
@@ -43,6 +83,20 @@ pub(crate) struct Stats {
 
 impl Stats {
     pub(crate) fn record(&mut self, d: &Done) {
+        let labels = vec![
+            ("service".to_owned(), d.service.clone()),
+            ("version".to_owned(), d.version.clone()),
+        ];
+        let s = &self.series;
+        s.requests.get_or_create(&labels).inc();
+        if !d.ok {
+            s.errors.get_or_create(&labels).inc();
+        }
+        s.cache_hits.get_or_create(&labels).inc_by(d.hits);
+        s.cache_misses.get_or_create(&labels).inc_by(d.misses);
+        s.latency
+            .get_or_create(&labels)
+            .observe(d.micros as f64 / 1e6);
         let c = self
             .versions
             .entry((d.service.clone(), d.version.clone()))

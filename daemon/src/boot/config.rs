@@ -82,6 +82,19 @@ pub struct Config {
     /// Online serving: the inference APIs and feature sources.
     #[serde(default)]
     pub serving: crate::serving_config::ServingSection,
+    /// The board's listener (`/metrics` for Prometheus).
+    #[serde(default)]
+    pub board: BoardSection,
+}
+
+/// `[board]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSection {
+    /// Where `/metrics` is served (loopback only until the board's login lands); off when
+    /// absent.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// `[network]`
@@ -402,6 +415,20 @@ impl Config {
             }
         }
         self.serving.check(&invalid)?;
+        if let Some(a) = &self.board.listen {
+            let parsed: std::net::SocketAddr = a.parse().map_err(|e| {
+                invalid(
+                    "board.listen",
+                    format!("'{a}' is not an address (IP:PORT): {e}"),
+                )
+            })?;
+            if !parsed.ip().is_loopback() {
+                return Err(invalid(
+                    "board.listen",
+                    format!("{a} is beyond loopback; the board listens on loopback only"),
+                ));
+            }
+        }
         let base = paths::absolute(path.parent().unwrap_or(Path::new(".")));
         let data_dir = match &self.data_dir {
             Some(d) => paths::absolute(&base.join(d)),
@@ -507,6 +534,10 @@ antientropy_s = 3
 # [serving.sources.breast]
 # table = "breast_host"              # or command = ["..."] (JSON lines), or url = "http://..."
 # quota_per_minute = 600000
+
+# Prometheus metrics at http://ADDR/metrics (loopback only):
+# [board]
+# listen = "127.0.0.1:8480"
 "#
     )
 }

@@ -206,7 +206,8 @@ async fn serve(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let api = config.serving.api(&config_dir)?;
-    crate::http::start(&api, actors.serving.clone(), shutdown.clone())?;
+    let board = config.board.listen.as_deref().and_then(|a| a.parse().ok());
+    crate::http::start(&api, board, &actors, shutdown.clone())?;
     watch_signals(shutdown.clone())?;
     let state = Arc::new(ServerState {
         status,

@@ -1,0 +1,181 @@
+//! `GET /metrics` for Prometheus (text exposition, from prometheus-client), on the board's
+//! listener (`[board] listen`, loopback). Each scrape asks the actors that own the numbers —
+//! the Scheduler (jobs by state), the NetworkActor (partners: connected, round trip, rejected
+//! messages) and Serving (requests, errors, cache, latency histograms per service and
+//! version) — and encodes their answers.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use consort_actors::Actors;
+use consort_actors::network_actor::partners::ListPeers;
+use consort_actors::scheduler::List;
+use consort_actors::serving::SeriesOf;
+use prometheus_client::encoding::text::encode_registry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+type Labels = Vec<(String, String)>;
+
+/// Serves `/metrics` on `listener` until `stop`.
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    actors: Actors,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(actors);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn metrics(State(actors): State<Actors>) -> Response {
+    match scrape(&actors).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+    }
+}
+
+async fn scrape(actors: &Actors) -> Result<String, String> {
+    let gone = |what: &str| format!("the {what} does not answer");
+    let mut registry = Registry::with_prefix("consort");
+
+    let jobs = actors
+        .scheduler
+        .send(List)
+        .await
+        .map_err(|_| gone("scheduler"))?;
+    let by_state: Family<Labels, Gauge> = Family::default();
+    for state in [
+        "pending", "running", "success", "failed", "canceled", "rejected",
+    ] {
+        by_state
+            .get_or_create(&vec![("state".to_owned(), state.to_owned())])
+            .set(0);
+    }
+    for j in &jobs {
+        by_state
+            .get_or_create(&vec![("state".to_owned(), j.status.clone())])
+            .inc();
+    }
+    registry.register("jobs", "Jobs known here, by state", by_state);
+
+    let peers = actors
+        .network
+        .send(ListPeers)
+        .await
+        .map_err(|_| gone("network"))?
+        .map_err(|e| e.to_string())?;
+    let connected: Family<Labels, Gauge> = Family::default();
+    let rtt: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+    let rejected: Family<Labels, Counter> = Family::default();
+    for p in &peers {
+        let l = vec![("partner".to_owned(), p.party.to_string())];
+        connected.get_or_create(&l).set(i64::from(p.connected));
+        if let Some(d) = p.rtt {
+            rtt.get_or_create(&l).set(d.as_secs_f64());
+        }
+        rejected.get_or_create(&l).inc_by(p.rejected);
+    }
+    registry.register(
+        "partner_connected",
+        "Whether a partner is connected (1) or not (0)",
+        connected,
+    );
+    registry.register(
+        "partner_rtt_seconds",
+        "Last measured round trip to a partner",
+        rtt,
+    );
+    registry.register(
+        "partner_rejected_messages",
+        "Messages from a partner refused (bad signature, bounds, quota)",
+        rejected,
+    );
+
+    let s = actors
+        .serving
+        .send(SeriesOf)
+        .await
+        .map_err(|_| gone("serving actor"))?;
+    registry.register(
+        "serving_requests",
+        "Inference requests answered or failed",
+        s.requests,
+    );
+    registry.register("serving_errors", "Inference requests failed", s.errors);
+    registry.register(
+        "serving_cache_hits",
+        "Host partial scores taken from the cache",
+        s.cache_hits,
+    );
+    registry.register(
+        "serving_cache_misses",
+        "Host partial scores asked of the hosts",
+        s.cache_misses,
+    );
+    registry.register(
+        "serving_latency_seconds",
+        "Inference latency inside the guest daemon",
+        s.latency,
+    );
+
+    let mut text = String::new();
+    encode_registry(&mut text, &registry).map_err(|e| e.to_string())?;
+    Ok(classic_text(&text))
+}
+
+/// prometheus-client writes OpenMetrics, whose counter families are named without `_total`
+/// in `# HELP`/`# TYPE` while their samples carry it; the classic text format (what
+/// `text/plain; version=0.0.4` promises, and what `promtool check metrics` reads) names the
+/// family as its samples. Renames those two lines of every counter family.
+fn classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 64);
+    for line in open_metrics.lines() {
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let name = rest.split(' ').next()?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total{}", &rest[name.len()..]))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_families_are_named_as_their_samples() {
+        let open = "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total 3\n\
+                    # HELP x_jobs Jobs.\n# TYPE x_jobs gauge\nx_jobs 2\n";
+        assert_eq!(
+            classic_text(open),
+            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total 3\n\
+             # HELP x_jobs Jobs.\n# TYPE x_jobs gauge\nx_jobs 2\n"
+        );
+    }
+}
