@@ -1467,6 +1467,34 @@ impl Handler<List> for Scheduler {
     }
 }
 
+/// How long this party's finished runs took: (component, seconds), one per task of every job
+/// held (a party with two roles counts its least advanced run), for `/metrics`.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, f64)>")]
+pub struct TaskDurations;
+
+impl Handler<TaskDurations> for Scheduler {
+    type Result = actix::MessageResult<TaskDurations>;
+
+    fn handle(&mut self, _msg: TaskDurations, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(me) = self.deps.as_ref().map(|d| d.me.to_string()) else {
+            return actix::MessageResult(Vec::new());
+        };
+        let mut out = Vec::new();
+        for v in self.views.values() {
+            for t in view::job_info(v, true).tasks {
+                if let Some(run) = t.parties.get(&me)
+                    && matches!(run.state.as_str(), "success" | "failed")
+                    && let Some(s) = run.elapsed_s
+                {
+                    out.push((t.component.clone(), s));
+                }
+            }
+        }
+        actix::MessageResult(out)
+    }
+}
+
 /// May `from` (as `from_role`) send data-channel messages to this party's `to_role` run of
 /// `task` (attempt `attempt`) of `job`? Only for a job this party accepted and that is still
 /// going, for a run the plan gives both ends, at the task's current or next attempt.

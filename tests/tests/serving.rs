@@ -290,6 +290,8 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         "consort_partner_connected{partner=\"insurer-b\"} 1",
         &format!("consort_serving_requests_total{{service=\"breast\",version=\"{version}\"}} "),
         "consort_serving_latency_seconds_bucket{",
+        "consort_task_duration_seconds_count{component=\"hetero_lr\"} 2",
+        "consort_task_duration_seconds_bucket{le=\"+Inf\",component=\"psi\"} 2",
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }

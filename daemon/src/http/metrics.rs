@@ -1,6 +1,6 @@
 //! `GET /metrics` for Prometheus (text exposition, from prometheus-client), on the board's
 //! listener (`[board] listen`, loopback). Each scrape asks the actors that own the numbers —
-//! the Scheduler (jobs by state), the NetworkActor (partners: connected, round trip, rejected
+//! the Scheduler (jobs by state, task durations by component), the NetworkActor (partners: connected, round trip, rejected
 //! messages) and Serving (requests, errors, cache, latency histograms per service and
 //! version) — and encodes their answers.
 
@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use consort_actors::Actors;
 use consort_actors::network_actor::partners::ListPeers;
-use consort_actors::scheduler::List;
+use consort_actors::scheduler::{List, TaskDurations};
 use consort_actors::serving::SeriesOf;
 use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +75,26 @@ async fn scrape(actors: &Actors) -> Result<String, String> {
             .inc();
     }
     registry.register("jobs", "Jobs known here, by state", by_state);
+    let durations = actors
+        .scheduler
+        .send(TaskDurations)
+        .await
+        .map_err(|_| gone("scheduler"))?;
+    fn task_histogram() -> Histogram {
+        // 10 ms to ~3 min.
+        Histogram::new(exponential_buckets(0.01, 2.0, 15))
+    }
+    let tasks: Family<Labels, Histogram> = Family::new_with_constructor(task_histogram);
+    for (component, seconds) in durations {
+        tasks
+            .get_or_create(&vec![("component".to_owned(), component)])
+            .observe(seconds);
+    }
+    registry.register(
+        "task_duration_seconds",
+        "How long this party's finished runs took, by component",
+        tasks,
+    );
 
     let peers = actors
         .network
