@@ -176,6 +176,24 @@ pub struct InferInput {
     pub features: BTreeMap<String, f64>,
 }
 
+impl InferInput {
+    /// One request per row of `data` (its ids, and its features by name).
+    pub fn rows_of(data: &crate::data::Dataset) -> Vec<InferInput> {
+        (0..data.ids.len())
+            .map(|i| InferInput {
+                id: data.ids[i].clone(),
+                request_id: None,
+                features: data
+                    .feature_names
+                    .iter()
+                    .zip(&data.columns)
+                    .map(|(n, c)| (n.clone(), c[i]))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// How long one party's part took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartyTiming {

@@ -82,38 +82,28 @@ impl HttpConn {
 
     /// GETs `path`; the status and the body's bytes.
     pub async fn get(&mut self, path: &str) -> Result<(u16, Bytes), String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let req = hyper::Request::get(path)
-            .header("host", &self.host)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, bytes))
+        let req = hyper::Request::get(path).header("host", &self.host);
+        self.send(req, Bytes::new()).await
     }
 
     /// POSTs `body` (JSON) to `path`; the status and the body's bytes.
     pub async fn post(&mut self, path: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
         let mut req = hyper::Request::post(path)
             .header("host", &self.host)
             .header("content-type", "application/json");
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        self.send(req, Bytes::from(body)).await
+    }
+
+    async fn send(
+        &mut self,
+        req: hyper::http::request::Builder,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
         let resp = self
             .sender
             .send_request(req)

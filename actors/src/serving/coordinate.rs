@@ -13,9 +13,9 @@ use consort_protocol::serving::{ServeRequest, ServeResponse, ServingOptions, val
 
 use super::prepare::{Asker, prepare};
 use super::rpc::{SERVING_TOPIC, ServeAnswer, ServeRpc, WireState};
-use super::state::{Service, needed};
+use super::state::{Service, needed, persist};
 use super::{Serving, ServingDeps};
-use crate::failure::{Failure, blocking};
+use crate::failure::Failure;
 use crate::model_manager::LoadForServing;
 
 /// How long a host may take to answer a phase (it may load a model and index a table).
@@ -88,19 +88,7 @@ impl Serving {
                     (None, None) => Vec::new(),
                 };
                 two_phase(&deps, &n, wire, &hosts).await?;
-                let record = new.as_ref().map(|s| s.deployment());
-                let key = n.clone();
-                blocking(move || {
-                    match &record {
-                        Some(d) => tree.put(&key, d)?,
-                        None => {
-                            tree.remove(&key)?;
-                        }
-                    }
-                    tree.flush()?;
-                    Ok(())
-                })
-                .await?;
+                persist(tree, n.clone(), new.as_ref().map(|s| s.deployment())).await?;
                 let mut parties = vec![deps.me.to_string()];
                 parties.extend(hosts.iter().map(|h| h.to_string()));
                 Ok::<Outcome, Failure>((new, parties))

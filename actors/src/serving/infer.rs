@@ -227,7 +227,7 @@ impl Serving {
             let score = loaded.part.local(value).map_err(missing)?;
             let out = finish(&input, &version, opts, score, false, Vec::new(), started);
             ctx.address()
-                .do_send(done(&service, &version, &out, 0, 0, Vec::new(), opts));
+                .do_send(done(&service, &version, Ok(&out), 0, 0, Vec::new(), opts));
             return Ok(Box::pin(std::future::ready(Ok(out))));
         }
         let guest_partial = loaded.part.partial(value).map_err(missing)?;
@@ -327,19 +327,11 @@ impl Serving {
                     true
                 }
                 Some(e) => {
-                    let mut d = done(
-                        &service,
-                        &version,
-                        &placeholder(&input, &version),
-                        hits,
-                        misses,
-                        fresh,
-                        &opts,
-                    );
-                    d.ok = false;
-                    d.micros = started.elapsed().as_micros() as u64;
-                    d.kept = None;
-                    addr.do_send(d);
+                    let micros = started.elapsed().as_micros() as u64;
+                    let outcome = Err(micros);
+                    addr.do_send(done(
+                        &service, &version, outcome, hits, misses, fresh, &opts,
+                    ));
                     return Err(e);
                 }
             };
@@ -350,7 +342,15 @@ impl Serving {
             };
             let score = combine(guest_partial, &hosts);
             let out = finish(&input, &version, &opts, score, guest_only, timings, started);
-            addr.do_send(done(&service, &version, &out, hits, misses, fresh, &opts));
+            addr.do_send(done(
+                &service,
+                &version,
+                Ok(&out),
+                hits,
+                misses,
+                fresh,
+                &opts,
+            ));
             Ok(out)
         }))
     }
@@ -388,23 +388,11 @@ enum Wait {
     Failed(String),
 }
 
-fn placeholder(input: &InferInput, version: &str) -> InferOutput {
-    InferOutput {
-        id: input.id.clone(),
-        request_id: input.request_id.clone(),
-        score: f64::NAN,
-        label: None,
-        version: version.to_owned(),
-        guest_only: false,
-        timings: Vec::new(),
-        total_micros: 0,
-    }
-}
-
+/// The report of a request: its answer, or the microseconds it took to fail.
 fn done(
     service: &str,
     version: &str,
-    out: &InferOutput,
+    outcome: Result<&InferOutput, u64>,
     hits: u64,
     misses: u64,
     fresh: Vec<(PartyName, String, f64)>,
@@ -413,9 +401,9 @@ fn done(
     Done {
         service: service.to_owned(),
         version: version.to_owned(),
-        micros: out.total_micros,
-        ok: true,
-        guest_only: out.guest_only,
+        micros: outcome.map_or_else(|micros| micros, |out| out.total_micros),
+        ok: outcome.is_ok(),
+        guest_only: outcome.is_ok_and(|out| out.guest_only),
         hits,
         misses,
         fresh: if opts.cache_ttl_ms > 0 {
@@ -428,7 +416,9 @@ fn done(
         } else {
             0
         },
-        kept: Some((out.id.clone(), out.request_id.clone(), out.score)),
+        kept: outcome
+            .ok()
+            .map(|out| (out.id.clone(), out.request_id.clone(), out.score)),
     }
 }
 

@@ -17,8 +17,7 @@ use tracing::{info, warn};
 use super::Serving;
 use super::prepare::{Asker, prepare};
 use super::rpc::{MAX_ID_BYTES, MAX_SCORE_IDS, ServeAnswer, ServeRpc};
-use super::state::{Role, Service, Source};
-use crate::failure::blocking;
+use super::state::{Role, Service, Source, persist};
 use crate::network_actor::PeerRequest;
 
 /// How long a prepared state waits for its commit.
@@ -312,18 +311,8 @@ impl Serving {
             )));
         };
         let record = new.as_ref().map(|s| s.deployment());
-        let key = name.clone();
         Box::pin(
-            blocking(move || {
-                match &record {
-                    Some(d) => tree.put(&key, d)?,
-                    None => {
-                        tree.remove(&key)?;
-                    }
-                }
-                tree.flush()?;
-                Ok(())
-            })
+            persist(tree, name.clone(), record)
             .into_actor(self)
             .map(move |res, act, _| match res {
                 Ok(()) => {

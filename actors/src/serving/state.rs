@@ -84,6 +84,26 @@ impl Record for Deployment {
     const VERSION: u16 = 1;
 }
 
+/// Writes a service's new state (None: removed) under its name and flushes, on a blocking
+/// thread: the switch of a change, at the guest and at a host alike.
+pub(crate) async fn persist(
+    tree: consort_storage::Tree<Deployment>,
+    name: String,
+    state: Option<Deployment>,
+) -> Result<(), crate::failure::Failure> {
+    crate::failure::blocking(move || {
+        match &state {
+            Some(d) => tree.put(&name, d)?,
+            None => {
+                tree.remove(&name)?;
+            }
+        }
+        tree.flush()?;
+        Ok(())
+    })
+    .await
+}
+
 /// The parties with `role` in a `role:party` list.
 pub(crate) fn with_role(parties: &[String], role: &str) -> Vec<String> {
     parties

@@ -1,7 +1,6 @@
 //! The demo's last act: the trained model deployed online at both parties and every id of the
 //! guest's file scored through the serving path (guest part + the host's partial score).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -44,18 +43,7 @@ pub(super) async fn online(
         .map_err(|e| err(format!("cannot read {}: {e}", guest_csv.display())))?;
     let data = parse_csv(file, &CsvOptions::default())
         .map_err(|e| err(format!("{}: {e}", guest_csv.display())))?;
-    let rows: Vec<InferInput> = (0..data.ids.len())
-        .map(|i| InferInput {
-            id: data.ids[i].clone(),
-            request_id: None,
-            features: data
-                .feature_names
-                .iter()
-                .zip(&data.columns)
-                .map(|(n, c)| (n.clone(), c[i]))
-                .collect::<BTreeMap<_, _>>(),
-        })
-        .collect();
+    let rows = InferInput::rows_of(&data);
     step(
         json,
         &format!(

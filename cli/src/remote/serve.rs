@@ -1,6 +1,5 @@
 //! `consort serve ...`: deployments, routing, scoring and their statistics.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use consort_protocol::call::Serve;
@@ -347,18 +346,7 @@ async fn predict(
         delimiter: b',',
     };
     let data = parse_csv(f, &opts).map_err(|e| bad(format!("{}: {e}", input.display())))?;
-    let rows: Vec<InferInput> = (0..data.ids.len())
-        .map(|i| InferInput {
-            id: data.ids[i].clone(),
-            request_id: None,
-            features: data
-                .feature_names
-                .iter()
-                .zip(&data.columns)
-                .map(|(n, c)| (n.clone(), c[i]))
-                .collect::<BTreeMap<_, _>>(),
-        })
-        .collect();
+    let rows = InferInput::rows_of(&data);
     // --json without -o: the answers as one JSON document instead of CSV.
     let as_json = json && output.is_none();
     let mut out: Box<dyn Write> = match output {
