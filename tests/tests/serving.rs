@@ -341,6 +341,27 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
         rmp_serde::to_vec_named(&take_over).unwrap(),
     );
     refused_to(asked, "belongs to bank-a");
+    // Names are data and sizes are bounded before anything is loaded; a commit needs a prepare.
+    let shaped = |service: &str, versions: usize| ServeRpc::Prepare {
+        tx: 2,
+        service: service.into(),
+        state: Some(WireState {
+            model_id: model.clone(),
+            versions: (0..versions).map(|i| format!("v{i}")).collect(),
+            split: (0..versions).map(|i| (format!("v{i}"), 1)).collect(),
+            previous: None,
+        }),
+    };
+    let ask = |rpc: &ServeRpc| {
+        mallory.app(
+            "insurer-b",
+            SERVING_TOPIC,
+            rmp_serde::to_vec_named(rpc).unwrap(),
+        )
+    };
+    refused_to(ask(&shaped("../../etc", 1)), "is not a service name");
+    refused_to(ask(&shaped("wide", 9)), "1 to 8 versions");
+    refused_to(ask(&ServeRpc::Commit { tx: 2 }), "nothing is prepared");
     let asked = mallory.app("insurer-b", SERVING_TOPIC, b"\x92garbage".to_vec());
     assert!(matches!(asked, Ok(PeerResponse::Error { .. })), "{asked:?}");
 
