@@ -28,7 +28,7 @@ use libp2p::{Multiaddr, PeerId, gossipsub, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
 pub use catch_up::{MAX_BYTES_PER_ORIGIN, MAX_RECORDS_PER_ORIGIN};
-pub use partners::{Diagnosis, Partner};
+pub use partners::{Diagnosis, Partner, Traffic};
 
 use behaviour::{Behaviour, BehaviourOptions};
 use event_loop::EventLoop;
@@ -129,8 +129,10 @@ pub struct PartnerView {
     pub rtt: Option<Duration>,
     /// Last heard from (Unix ms).
     pub last_seen: Option<u64>,
-    /// Dropped messages.
+    /// Dropped messages (refused records included).
     pub rejected: u64,
+    /// Records and data-channel bytes exchanged with it.
+    pub traffic: Traffic,
     /// `config` or `cli`.
     pub source: &'static str,
     /// Identify agent version.
@@ -151,6 +153,7 @@ impl From<&PartnerState> for PartnerView {
             rtt: s.rtt,
             last_seen: s.last_seen,
             rejected: s.rejected,
+            traffic: s.traffic,
             source: s.partner.source,
             agent: s.agent.clone(),
             protocol: s.protocol.clone(),

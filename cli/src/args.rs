@@ -109,6 +109,19 @@ pub enum Command {
     /// document, its "warnings" array empty when nothing needs attention.
     #[command(verbatim_doc_comment)]
     Security,
+    /// Print the address of this daemon's board (jobs, DAGs, logs, plots, models, serving,
+    /// partners in a browser), with its login token, and optionally open it.
+    ///
+    /// The board is served by consortd when its consort.toml has `[board] listen =
+    /// "127.0.0.1:PORT"` (loopback only). The URL carries the login token kept in the data
+    /// directory (board.token, mode 0600): anyone with it can see this party's jobs and, unless
+    /// `[board] read_only = true`, stop, rerun, approve or reject them and promote or roll back
+    /// services. Treat it as a password. --json prints {"url", "read_only"}.
+    Board {
+        /// Open the URL in the desktop's browser (xdg-open, or $BROWSER).
+        #[arg(long)]
+        open: bool,
+    },
     /// Print a completion script for a shell, e.g. `consort completions bash >
     /// /etc/bash_completion.d/consort` or `consort completions zsh > "${fpath[1]}/_consort"`.
     Completions {

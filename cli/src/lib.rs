@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             remote::node::shutdown(&target, no_wait, timeout, json).await
         }
         Command::Security => remote::node::security(&target, json).await,
+        Command::Board { open } => remote::node::board(&target, open, json).await,
         Command::Peers => remote::network::peers(&target, json).await,
         Command::Ping { party } => remote::network::ping(&target, party, json).await,
         Command::Doctor => remote::network::doctor(&target, json).await,

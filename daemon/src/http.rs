@@ -1,12 +1,14 @@
 //! The inference APIs: HTTP/JSON ([`json`]) and gRPC ([`grpc`]), on one hyper stack, each
 //! translating requests into [`Infer`](consort_actors::serving::Infer) and
 //! [`ServeControl`](consort_actors::serving::ServeControl) messages for the Serving actor; and
-//! the board's listener (`/metrics` for Prometheus so far, asking each actor for its numbers).
+//! the board's listener: the [`board`] (pages and `/api`, answered by the control socket's own
+//! handler) and `/metrics` for Prometheus (asking each actor for its numbers).
 //!
 //! They run on their own small multi-threaded tokio runtime, so parsing and writing requests
 //! does not share a thread with the actors; the listeners are bound before the daemon says it
 //! is ready, so a taken port fails the start with a clear error.
 
+pub(crate) mod board;
 pub mod grpc;
 pub mod json;
 mod metrics;
@@ -60,42 +62,66 @@ pub struct Bound {
     pub http: Option<SocketAddr>,
     /// gRPC.
     pub grpc: Option<SocketAddr>,
-    /// The board's listener (`/metrics`).
+    /// The board's listener (the board and `/metrics`).
     pub board: Option<SocketAddr>,
 }
 
-/// Binds the configured APIs (and the board's listener, `board`) and serves them on their own
-/// runtime until `shutdown`.
-pub fn start(
-    api: &ServingApi,
-    board: Option<SocketAddr>,
-    actors: &consort_actors::Actors,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Bound> {
-    if api.http.is_none() && api.grpc.is_none() && board.is_none() {
-        return Ok(Bound::default());
-    }
-    let serving: Addr<Serving> = actors.serving.clone();
+/// The bound listeners, before they serve.
+pub struct Listeners {
+    http: Option<std::net::TcpListener>,
+    grpc: Option<std::net::TcpListener>,
+    board: Option<std::net::TcpListener>,
+    /// Their addresses.
+    pub bound: Bound,
+}
+
+/// Binds the configured APIs and the board's listener (`board`), so a taken port fails the
+/// start before anything serves.
+pub fn bind(api: &ServingApi, board: Option<SocketAddr>) -> anyhow::Result<Listeners> {
     let bind = |addr: SocketAddr, what: &str| -> anyhow::Result<std::net::TcpListener> {
         let l = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("cannot listen on {addr} (serving.{what})"))?;
+            .with_context(|| format!("cannot listen on {addr} ({what})"))?;
         l.set_nonblocking(true)?;
         Ok(l)
     };
-    let http = api.http.map(|a| bind(a, "listen")).transpose()?;
-    let grpc = api.grpc.map(|a| bind(a, "grpc_listen")).transpose()?;
-    let board_listener = board
-        .map(|a| {
-            std::net::TcpListener::bind(a)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .with_context(|| format!("cannot listen on {a} (board.listen)"))
-        })
+    let http = api.http.map(|a| bind(a, "serving.listen")).transpose()?;
+    let grpc = api
+        .grpc
+        .map(|a| bind(a, "serving.grpc_listen"))
         .transpose()?;
+    let board = board.map(|a| bind(a, "board.listen")).transpose()?;
     let bound = Bound {
         http: http.as_ref().and_then(|l| l.local_addr().ok()),
         grpc: grpc.as_ref().and_then(|l| l.local_addr().ok()),
-        board: board_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        board: board.as_ref().and_then(|l| l.local_addr().ok()),
     };
+    Ok(Listeners {
+        http,
+        grpc,
+        board,
+        bound,
+    })
+}
+
+/// Serves the bound `listeners` on their own runtime until `shutdown`: the APIs as `api` says,
+/// the board (when `board` is given) and `/metrics` on the board's listener.
+pub(crate) fn start(
+    listeners: Listeners,
+    api: &ServingApi,
+    board: Option<board::Board>,
+    actors: &consort_actors::Actors,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Listeners {
+        http,
+        grpc,
+        board: board_listener,
+        bound,
+    } = listeners;
+    if http.is_none() && grpc.is_none() && board_listener.is_none() {
+        return Ok(());
+    }
+    let serving: Addr<Serving> = actors.serving.clone();
     let actors = actors.clone();
     let tls = match &api.tls {
         Some((cert, key)) => Some(Arc::new(tls::load(cert, key)?)),
@@ -136,8 +162,20 @@ pub fn start(
                 }
                 if let Some(l) = board_listener {
                     let stop = shutdown.clone();
+                    let mut app = metrics::router(actors);
+                    if let Some(b) = board {
+                        app = app.merge(board::router(Arc::new(b)));
+                    }
                     tasks.push(tokio::spawn(async move {
-                        if let Err(e) = metrics::serve(l, actors, stop).await {
+                        let served = match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => {
+                                axum::serve(l, app)
+                                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = served {
                             warn!(error = %e, "the board listener stopped");
                         }
                     }));
@@ -154,9 +192,9 @@ pub fn start(
         board = ?bound.board,
         tls = api.tls.is_some(),
         token = api.token.is_some(),
-        "inference APIs listening"
+        "inference APIs and board listening"
     );
-    Ok(bound)
+    Ok(())
 }
 
 /// The HTTP status of an inference error.

@@ -6,8 +6,8 @@
 //! to match. A reply of the wrong kind is detected in one place, [`Call::reply`].
 
 use crate::control::{
-    JobInfo, LogLineInfo, MetricInfo, ModelInfo, PeerInfo, PingReport, RecordInfo, SecurityReport,
-    StatusInfo, TableInfo, TaskPart,
+    BoardInfo, JobInfo, LogLineInfo, MetricInfo, ModelInfo, PeerInfo, PingReport, RecordInfo,
+    SecurityReport, StatusInfo, TableInfo, TaskPart,
 };
 use crate::models::{
     DeleteReport, ExportReport, ImportReport, ModelDiffInfo, ModelLogEntry, MoveReport, ReflogInfo,
@@ -343,6 +343,8 @@ calls! {
     } -> String { Response::Done { message } => message }
     /// This daemon's exposure, for an operator's audit.
     Security {} -> Box<SecurityReport> { Response::Security { report } => report }
+    /// Where the board is, with its login token.
+    Board {} -> BoardInfo { Response::Board(info) => info }
 }
 
 /// Reply to [`DataShow`]: a table's schema and first rows.

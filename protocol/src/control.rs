@@ -333,6 +333,8 @@ pub enum Request {
     /// This daemon's exposure, for an operator's audit: identity, the policy in force, who may
     /// read each table, script operators, partners, file modes and listen addresses.
     Security,
+    /// Where this daemon's board is, with its login token.
+    Board,
     /// `consort serve …`.
     Serve(crate::serving::ServeRequest),
     /// Any request kind this daemon does not know (sent by a newer client).
@@ -555,6 +557,18 @@ pub enum Response {
         /// The daemon's exposure (boxed: by far the largest answer).
         report: Box<SecurityReport>,
     },
+    /// Answer to [`Request::Board`].
+    Board(BoardInfo),
+}
+
+/// Where the board is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardInfo {
+    /// The board's address with the login token (`http://IP:PORT/?token=…`); None when
+    /// `[board] listen` is not configured.
+    pub url: Option<String>,
+    /// Whether the board only shows (`[board] read_only`).
+    pub read_only: bool,
 }
 
 /// A job as `consort job show` prints it.
@@ -596,6 +610,10 @@ pub struct TaskInfo {
     /// The tasks that must succeed first (inputs and `depends_on`).
     #[serde(default)]
     pub upstream: Vec<String>,
+    /// Each run's merged parameters (`role@party` → a JSON object), as the job file set them
+    /// for every party.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, crate::json_text::JsonText>,
 }
 
 /// A task's run at one party.

@@ -22,8 +22,8 @@ pub mod peer;
 pub mod serving;
 
 pub use control::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, JobInfo,
-    LogLineInfo, MetricInfo, ModelInfo, ModelPartInfo, PartyRunInfo, PeerInfo, PingReport,
+    BoardInfo, CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode,
+    JobInfo, LogLineInfo, MetricInfo, ModelInfo, ModelPartInfo, PartyRunInfo, PeerInfo, PingReport,
     RecordInfo, Request, Response, ServerMessage, StatusInfo, TableInfo, TaskInfo, TaskPart,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};

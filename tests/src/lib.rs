@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod board;
+pub mod browser;
 pub mod hostile;
 pub mod serving;
 

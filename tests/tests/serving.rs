@@ -47,6 +47,17 @@ fn scrape(board: SocketAddr) -> String {
     text
 }
 
+/// The value of the sample `series` (name and labels, as written) in a scrape.
+fn sample(text: &str, series: &str) -> u64 {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} not in:\n{text}"));
+    line.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{series}: {line}: {e}"))
+}
+
 /// A child process killed when the test ends, however it ends.
 struct KillOnDrop(std::process::Child);
 
@@ -303,6 +314,20 @@ fn breast_serves_online_as_the_predict_job_scores_and_survives_restarts() {
     };
     let before = requests(&text);
     assert!(before >= 569 * 2 + 50, "{before}");
+    // The jobs' records came from the host and went to it; the runs exchanged tensors both
+    // ways over the data channel; an honest partner had nothing refused.
+    let partner = |family: &str| sample(&text, &format!("{family}{{partner=\"insurer-b\"}}"));
+    let channel = |direction: &str| {
+        let series = format!(
+            "consort_data_channel_bytes_total{{partner=\"insurer-b\",direction=\"{direction}\"}}"
+        );
+        sample(&text, &series)
+    };
+    assert!(partner("consort_records_replicated_total") > 0, "{text}");
+    assert!(partner("consort_records_sent_total") > 0, "{text}");
+    assert_eq!(partner("consort_records_refused_total"), 0, "{text}");
+    assert!(channel("sent") > 0, "{text}");
+    assert!(channel("received") > 0, "{text}");
     client.post("/v1/services/breast/infer", &infer_body(id0, f0));
     assert_eq!(requests(&scrape(board)), before + 1, "the counter moves");
 

@@ -95,9 +95,10 @@ impl EventLoop {
             match outcome {
                 Ok(Some(record)) => stored.push(record),
                 Ok(None) => {}
-                Err(why) => self.reject_from(&peer, &why),
+                Err(why) => self.refuse_record_from(&peer, &why),
             }
         }
+        self.count_stored_from(&peer, stored.len());
         if stored.is_empty() {
             return;
         }

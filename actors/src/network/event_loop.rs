@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
 use consort_protocol::audience::Audience;
-use consort_protocol::jobs::JobId;
+use consort_protocol::jobs::{CHANNEL_TOPIC, JobId};
 use consort_protocol::peer::{
     GossipEnvelope, IDENTIFY_PROTOCOL, PeerRequest, PeerRequestBody, PeerResponse, Record,
 };
@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::catch_up::{Done, PageRange};
-use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners};
+use super::partners::{BACKOFF_START, Diagnosis, Partner, Partners, Traffic};
 use super::push_stream::PushEvent;
 use super::relay::{Gathering, OUTBOX_MAX, Outbox};
 use super::{Command, NetError, NetworkEvent, PartnerView};
@@ -51,8 +51,12 @@ pub(crate) fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
 
 /// What an outbound request's answer is for.
 pub(crate) enum Pending {
-    /// A caller waits for it.
-    Reply(oneshot::Sender<Result<PeerResponse, NetError>>),
+    /// A caller waits for it; `channel_bytes` is the size of the data-channel message it
+    /// carries (0 for any other request), counted as sent to the partner once it answers.
+    Reply {
+        reply: oneshot::Sender<Result<PeerResponse, NetError>>,
+        channel_bytes: u64,
+    },
     /// Records from this peer to apply: the answer to one of our digest pages (with its
     /// range) or to a push (`None`).
     CatchUp {
@@ -93,7 +97,8 @@ pub(crate) struct EventLoop {
     pub redial_max: Duration,
     pub antientropy: Duration,
     pub pending: HashMap<OutboundRequestId, Pending>,
-    pub inbound_app: HashMap<u64, ResponseChannel<PeerResponse>>,
+    /// Inbound requests waiting for their answer, with who asked.
+    pub inbound_app: HashMap<u64, (PeerId, ResponseChannel<PeerResponse>)>,
     pub next_app_id: u64,
     pub refused_logged: HashSet<PeerId>,
     pub refused_total: u64,
@@ -417,8 +422,14 @@ impl EventLoop {
                         request_id,
                         response,
                     } => match self.pending.remove(&request_id) {
-                        Some(Pending::Reply(tx)) => {
-                            let _ = tx.send(Ok(response));
+                        Some(Pending::Reply {
+                            reply,
+                            channel_bytes,
+                        }) => {
+                            if let Some(t) = self.traffic(&peer) {
+                                t.channel_bytes_sent += channel_bytes;
+                            }
+                            let _ = reply.send(Ok(response));
                         }
                         Some(Pending::CatchUp { peer, page }) => {
                             self.on_catch_up_response(peer, page, response)
@@ -439,8 +450,8 @@ impl EventLoop {
             }) => {
                 debug!(%peer, %error, "request failed");
                 match self.pending.remove(&request_id) {
-                    Some(Pending::Reply(tx)) => {
-                        let _ = tx.send(Err(NetError::Request(error.to_string())));
+                    Some(Pending::Reply { reply, .. }) => {
+                        let _ = reply.send(Err(NetError::Request(error.to_string())));
                     }
                     Some(Pending::CatchUp { page: Some(_), .. }) | Some(Pending::Sums { .. }) => {
                         self.catching_up.remove(&peer);
@@ -527,6 +538,33 @@ impl EventLoop {
         }
     }
 
+    /// What went between us and `peer`, if it is a partner.
+    pub(crate) fn traffic(&mut self, peer: &PeerId) -> Option<&mut Traffic> {
+        self.partners.get_mut(peer).map(|s| &mut s.traffic)
+    }
+
+    /// A record from `peer` refused: a dropped message, and a refused record.
+    pub(crate) fn refuse_record_from(&mut self, peer: &PeerId, why: &str) {
+        self.reject_from(peer, why);
+        if let Some(t) = self.traffic(peer) {
+            t.records_refused += 1;
+        }
+    }
+
+    /// `n` records from `peer` stored here.
+    pub(crate) fn count_stored_from(&mut self, peer: &PeerId, n: usize) {
+        if let Some(t) = self.traffic(peer) {
+            t.records_stored += n as u64;
+        }
+    }
+
+    /// `n` records sent to `peer`.
+    pub(crate) fn count_sent_to(&mut self, peer: &PeerId, n: usize) {
+        if let Some(t) = self.traffic(peer) {
+            t.records_sent += n as u64;
+        }
+    }
+
     fn on_gossip(
         &mut self,
         via: &PeerId,
@@ -558,7 +596,7 @@ impl EventLoop {
                 "gossip from {source} claims to be from '{}'",
                 envelope.record.origin
             );
-            self.reject_from(via, &why);
+            self.refuse_record_from(via, &why);
             return Reject;
         }
         if envelope.record.origin == self.party {
@@ -567,12 +605,13 @@ impl EventLoop {
         match self.apply_record(envelope.record) {
             Ok(stored) => {
                 if let Some(record) = stored {
+                    self.count_stored_from(via, 1);
                     self.emit(NetworkEvent::RecordsUpdated(vec![record]));
                 }
                 Accept
             }
             Err(why) => {
-                self.reject_from(via, &why);
+                self.refuse_record_from(via, &why);
                 Reject
             }
         }
@@ -619,6 +658,25 @@ impl EventLoop {
                 .map(|s| s.partner.peer_id)
                 .collect();
             self.push(record, peers);
+        } else {
+            self.count_gossiped();
+        }
+    }
+
+    /// A record of ours was published: it went to every peer subscribed to the topic
+    /// (partners are explicit peers, sent every message published on a topic they are on).
+    fn count_gossiped(&mut self) {
+        let topic = self.topic.hash();
+        let to: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in to {
+            self.count_sent_to(&peer, 1);
         }
     }
 
@@ -772,13 +830,13 @@ impl EventLoop {
                 } => {
                     self.next_app_id += 1;
                     let id = self.next_app_id;
-                    self.inbound_app.insert(id, channel);
+                    self.inbound_app.insert(id, (peer, channel));
                     return self.answer_digest(request.from, entries, after, until, id);
                 }
                 PeerRequestBody::Sums { sums, after, until } => {
                     self.next_app_id += 1;
                     let id = self.next_app_id;
-                    self.inbound_app.insert(id, channel);
+                    self.inbound_app.insert(id, (peer, channel));
                     return self.answer_sums(request.from, sums, after, until, id);
                 }
                 PeerRequestBody::Echo { data } => PeerResponse::Echo { data },
@@ -795,9 +853,14 @@ impl EventLoop {
                     }
                 }
                 PeerRequestBody::App { topic, body } => {
+                    if topic == CHANNEL_TOPIC
+                        && let Some(t) = self.traffic(&peer)
+                    {
+                        t.channel_bytes_received += body.len() as u64;
+                    }
                     self.next_app_id += 1;
                     let id = self.next_app_id;
-                    self.inbound_app.insert(id, channel);
+                    self.inbound_app.insert(id, (peer, channel));
                     let party = request.from;
                     self.emit(NetworkEvent::AppRequest {
                         id,
@@ -871,6 +934,12 @@ impl EventLoop {
                     .get(&peer)
                     .map(|s| s.dial_addrs())
                     .unwrap_or_default();
+                let channel_bytes = match &body {
+                    PeerRequestBody::App { topic, body } if topic == CHANNEL_TOPIC => {
+                        body.len() as u64
+                    }
+                    _ => 0,
+                };
                 let req = PeerRequest {
                     from: self.party.clone(),
                     body,
@@ -880,7 +949,13 @@ impl EventLoop {
                     .behaviour_mut()
                     .rr
                     .send_request_with_addresses(&peer, req, addrs);
-                self.pending.insert(id, Pending::Reply(reply));
+                self.pending.insert(
+                    id,
+                    Pending::Reply {
+                        reply,
+                        channel_bytes,
+                    },
+                );
             }
             Command::Respond { id, response } => self.respond_inbound(id, response),
             Command::Dial { party, reply } => {
@@ -901,7 +976,11 @@ impl EventLoop {
 
     /// Answers the inbound request held under `id` (an app request or a digest page).
     pub(crate) fn respond_inbound(&mut self, id: u64, response: PeerResponse) {
-        if let Some(channel) = self.inbound_app.remove(&id) {
+        if let Some((peer, channel)) = self.inbound_app.remove(&id) {
+            if let PeerResponse::Records { records, .. } = &response {
+                // An answer to its catch-up.
+                self.count_sent_to(&peer, records.len());
+            }
             let _ = self
                 .swarm
                 .behaviour_mut()

@@ -41,6 +41,25 @@ pub enum Diagnosis {
     Other(String),
 }
 
+/// What went between this party and one partner since it was added (or since this daemon
+/// started): plain counts, kept by the event loop, the only writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Records received from it (by gossip, push or catch-up, its own or relayed) and stored
+    /// here: new, or newer than the version held.
+    pub records_stored: u64,
+    /// Records received from it and refused (bounds, audience, unknown origin, bad signature,
+    /// quota). Each one also counts in [`PartnerState::rejected`].
+    pub records_refused: u64,
+    /// Records sent to it: pushed (ours, or relayed as a job's hub), gossiped while it was
+    /// subscribed, or in answer to its catch-up.
+    pub records_sent: u64,
+    /// Bytes of data-channel messages sent to it (encoded, headers included) that it answered.
+    pub channel_bytes_sent: u64,
+    /// Bytes of data-channel messages received from it (encoded, headers included).
+    pub channel_bytes_received: u64,
+}
+
 /// Live state of one partner.
 #[derive(Debug)]
 pub struct PartnerState {
@@ -60,6 +79,8 @@ pub struct PartnerState {
     pub last_seen: Option<u64>,
     /// Dropped messages from it.
     pub rejected: u64,
+    /// Records and data-channel bytes exchanged with it.
+    pub traffic: Traffic,
     /// Next redial, and the backoff that led to it.
     pub next_dial: Instant,
     /// Current backoff.
@@ -130,6 +151,7 @@ impl Partners {
                         rtt: None,
                         last_seen: None,
                         rejected: 0,
+                        traffic: Traffic::default(),
                         next_dial: Instant::now(),
                         backoff: BACKOFF_START,
                         agent: None,

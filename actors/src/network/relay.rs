@@ -303,6 +303,7 @@ impl EventLoop {
         if records.is_empty() {
             return;
         }
+        self.count_sent_to(&peer, records.len());
         let records = PackedRecords::pack(records.iter().map(|r| r.encoded.as_slice()));
         if self.pushes.by_request.contains(&peer) {
             return self.push_by_request(peer, records);

@@ -161,6 +161,19 @@ pub fn job_info_with(
                     status: task_status.to_owned(),
                     parties: per_party,
                     upstream: t.upstream.iter().cloned().collect(),
+                    params: t
+                        .runs
+                        .iter()
+                        .map(|r| {
+                            let params = serde_json::Value::Object(
+                                r.params
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                            );
+                            (format!("{}@{}", r.role, r.party), params.into())
+                        })
+                        .collect(),
                 });
             }
         }

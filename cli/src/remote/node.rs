@@ -9,7 +9,7 @@ use consort_protocol::control::{FileReport, SecurityReport, TableRule};
 use consort_protocol::{StatusInfo, layout};
 use serde_json::json;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, fail};
 use crate::output::{format_duration, print_json};
 use crate::target::Target;
 
@@ -29,6 +29,44 @@ pub(crate) async fn security(target: &Target, json: bool) -> Result<(), Failure>
         print_json(&report);
     } else {
         print_security(&report);
+    }
+    Ok(())
+}
+
+/// `consort board`: the board's URL with its login token; `--open` hands it to the desktop's
+/// browser.
+pub(crate) async fn board(target: &Target, open: bool, json: bool) -> Result<(), Failure> {
+    let mut client = target.connect().await?;
+    let info = client.call(call::Board {}).await?;
+    let Some(url) = &info.url else {
+        return Err(fail(
+            "not_configured",
+            "this daemon serves no board: add `[board]\nlisten = \"127.0.0.1:8480\"` to its \
+             consort.toml and restart it"
+                .into(),
+        ));
+    };
+    if json {
+        print_json(&info);
+    } else {
+        println!("{url}");
+        if info.read_only {
+            println!("(read-only: [board] read_only = true)");
+        }
+    }
+    if open {
+        let browser = std::env::var("BROWSER").unwrap_or_else(|_| "xdg-open".into());
+        std::process::Command::new(&browser)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                fail(
+                    "io",
+                    format!("cannot run {browser}: {e} (open the URL yourself)"),
+                )
+            })?;
     }
     Ok(())
 }

@@ -82,7 +82,7 @@ pub struct Config {
     /// Online serving: the inference APIs and feature sources.
     #[serde(default)]
     pub serving: crate::serving_config::ServingSection,
-    /// The board's listener (`/metrics` for Prometheus).
+    /// The board (jobs, models, serving and partners in a browser) and `/metrics`.
     #[serde(default)]
     pub board: BoardSection,
 }
@@ -91,10 +91,13 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardSection {
-    /// Where `/metrics` is served (loopback only until the board's login lands); off when
-    /// absent.
+    /// Where the board and `/metrics` are served (loopback only); off when absent.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Show only: the board refuses every action (stop, rerun, approve, reject, promote,
+    /// rollback) with 403.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// `[network]`
@@ -535,9 +538,12 @@ antientropy_s = 3
 # table = "breast_host"              # or command = ["..."] (JSON lines), or url = "http://..."
 # quota_per_minute = 600000
 
-# Prometheus metrics at http://ADDR/metrics (loopback only):
+# The board (jobs, DAGs, logs, plots, models, serving, partners) at http://ADDR/ — `consort
+# board` prints the address with its login token — and Prometheus metrics at
+# http://ADDR/metrics (loopback only):
 # [board]
 # listen = "127.0.0.1:8480"
+# read_only = false                  # true: show only, refuse stop/rerun/approve/promote
 "#
     )
 }

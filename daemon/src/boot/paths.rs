@@ -6,3 +6,5 @@ pub use consort_protocol::layout::{
 
 /// sled database directory inside the data directory.
 pub const DB_DIR: &str = "db";
+/// The board's login token (mode 0600), made at the first start with `[board] listen`.
+pub const BOARD_TOKEN_FILE: &str = "board.token";

@@ -16,7 +16,7 @@ use consort_actors::executor::OperatorSpec;
 use consort_actors::network;
 use consort_actors::scheduler::Policy;
 use consort_actors::{Actors, JobDeps};
-use consort_protocol::StatusInfo;
+use consort_protocol::{BoardInfo, StatusInfo};
 use consort_storage::{
     DaemonMeta, Mailbox, Models, PartnerOverrides, RecordStore, Store, StoreOptions, Tables,
     Tracking,
@@ -206,16 +206,36 @@ async fn serve(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let api = config.serving.api(&config_dir)?;
-    let board = config.board.listen.as_deref().and_then(|a| a.parse().ok());
-    crate::http::start(&api, board, &actors, shutdown.clone())?;
+    let board_addr = config.board.listen.as_deref().and_then(|a| a.parse().ok());
+    let listeners = crate::http::bind(&api, board_addr)?;
+    let board_token = match listeners.bound.board {
+        Some(_) => Some(crate::http::board::load_token(
+            &settings.data_dir.join(paths::BOARD_TOKEN_FILE),
+        )?),
+        None => None,
+    };
+    let read_only = config.board.read_only;
+    let board_info = BoardInfo {
+        url: listeners
+            .bound
+            .board
+            .zip(board_token.as_ref())
+            .map(|(a, t)| format!("http://{a}/?token={t}")),
+        read_only,
+    };
     watch_signals(shutdown.clone())?;
     let state = Arc::new(ServerState {
         status,
         started,
-        actors,
+        actors: actors.clone(),
         shutdown: shutdown.clone(),
         max_frame_bytes: settings.config.max_frame_bytes,
+        board: board_info,
     });
+    let board = listeners.bound.board.zip(board_token).map(|(a, token)| {
+        crate::http::board::Board::new(state.clone(), token, read_only, a.port())
+    });
+    crate::http::start(listeners, &api, board, &actors, shutdown.clone())?;
     info!(
         socket = %settings.socket.display(),
         ready_ms = started.elapsed().as_millis() as u64,

@@ -1,7 +1,8 @@
 //! `GET /metrics` for Prometheus (text exposition, from prometheus-client), on the board's
 //! listener (`[board] listen`, loopback). Each scrape asks the actors that own the numbers —
-//! the Scheduler (jobs by state, task durations by component), the NetworkActor (partners: connected, round trip, rejected
-//! messages) and Serving (requests, errors, cache, latency histograms per service and
+//! the Scheduler (jobs by state, task durations by component), the NetworkActor (per partner:
+//! connected, round trip, rejected messages, records replicated, refused and sent, data-channel
+//! bytes each way) and Serving (requests, errors, cache, latency histograms per service and
 //! version) — and encodes their answers.
 
 use axum::Router;
@@ -19,23 +20,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 type Labels = Vec<(String, String)>;
 
-/// Serves `/metrics` on `listener` until `stop`.
-pub(crate) async fn serve(
-    listener: std::net::TcpListener,
-    actors: Actors,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    let app = Router::new()
+/// `GET /metrics`.
+pub(crate) fn router(actors: Actors) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
-        .with_state(actors);
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+        .with_state(actors)
 }
 
 async fn metrics(State(actors): State<Actors>) -> Response {
@@ -105,13 +97,29 @@ async fn scrape(actors: &Actors) -> Result<String, String> {
     let connected: Family<Labels, Gauge> = Family::default();
     let rtt: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
     let rejected: Family<Labels, Counter> = Family::default();
+    let replicated: Family<Labels, Counter> = Family::default();
+    let refused: Family<Labels, Counter> = Family::default();
+    let sent: Family<Labels, Counter> = Family::default();
+    let channel: Family<Labels, Counter> = Family::default();
     for p in &peers {
-        let l = vec![("partner".to_owned(), p.party.to_string())];
+        let party = || ("partner".to_owned(), p.party.to_string());
+        let l = vec![party()];
         connected.get_or_create(&l).set(i64::from(p.connected));
         if let Some(d) = p.rtt {
             rtt.get_or_create(&l).set(d.as_secs_f64());
         }
         rejected.get_or_create(&l).inc_by(p.rejected);
+        let t = &p.traffic;
+        replicated.get_or_create(&l).inc_by(t.records_stored);
+        refused.get_or_create(&l).inc_by(t.records_refused);
+        sent.get_or_create(&l).inc_by(t.records_sent);
+        for (direction, bytes) in [
+            ("sent", t.channel_bytes_sent),
+            ("received", t.channel_bytes_received),
+        ] {
+            let l = vec![party(), ("direction".to_owned(), direction.to_owned())];
+            channel.get_or_create(&l).inc_by(bytes);
+        }
     }
     registry.register(
         "partner_connected",
@@ -125,8 +133,28 @@ async fn scrape(actors: &Actors) -> Result<String, String> {
     );
     registry.register(
         "partner_rejected_messages",
-        "Messages from a partner refused (bad signature, bounds, quota)",
+        "Messages from a partner refused (malformed, misattributed, over a bound), refused records included",
         rejected,
+    );
+    registry.register(
+        "records_replicated",
+        "Replicated records received from a partner (gossip, push or catch-up; its own or relayed) and stored here as new or newer versions",
+        replicated,
+    );
+    registry.register(
+        "records_refused",
+        "Replicated records received from a partner and refused (bounds, audience, unknown origin, bad signature, quota); each also counts in consort_partner_rejected_messages_total",
+        refused,
+    );
+    registry.register(
+        "records_sent",
+        "Replicated records sent to a partner: pushed (ours, or relayed as a job's hub), gossiped, or in answer to its catch-up",
+        sent,
+    );
+    registry.register(
+        "data_channel_bytes",
+        "Bytes of data-channel messages (what a job's runs exchange, encoded) with a partner, by direction: sent counts the messages it answered, received all that arrived",
+        channel,
     );
 
     let s = actors

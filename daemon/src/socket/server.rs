@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use consort_actors::Actors;
 use consort_protocol::{
-    CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode, FrameCodec,
-    FrameError, Request, Response, ServerMessage, StatusInfo,
+    BoardInfo, CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode,
+    FrameCodec, FrameError, Request, Response, ServerMessage, StatusInfo,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -43,6 +43,8 @@ pub(crate) struct ServerState {
     pub shutdown: CancellationToken,
     /// Frame limit.
     pub max_frame_bytes: usize,
+    /// Where the board is (for `consort board`).
+    pub board: BoardInfo,
 }
 
 /// Accepts connections until shutdown; each is served on its own task tracked by `tasks`.
@@ -183,7 +185,11 @@ async fn serve_connection(stream: UnixStream, state: &ServerState) {
     }
 }
 
-async fn handle(state: &ServerState, request: Request) -> Result<Response, ControlError> {
+/// Answers one control request: the socket's clients and the board's `/api` alike.
+pub(crate) async fn handle(
+    state: &ServerState,
+    request: Request,
+) -> Result<Response, ControlError> {
     match request {
         Request::Status => {
             let stores = state.actors.store_counts().await.map_err(|e| {
@@ -245,6 +251,7 @@ async fn handle(state: &ServerState, request: Request) -> Result<Response, Contr
         | Request::TaskLog { .. }
         | Request::TaskMetricMeta { .. } => crate::jobs::handle_task(state, request).await,
         Request::Security => crate::security::handle(state).await,
+        Request::Board => Ok(Response::Board(state.board.clone())),
         Request::Serve(r) => crate::serve::handle(state, r).await,
         Request::Unknown => Err(ControlError::new(
             ErrorCode::UnknownRequest,
