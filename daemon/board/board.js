@@ -22,7 +22,7 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -39,6 +39,12 @@ function when(ms) {
   return d.toISOString().replace("T", " ").slice(0, 19);
 }
 
+/** A metric value: integers as they are, others to 4 decimals. */
+function num(v) {
+  const n = Number(v);
+  return Number.isInteger(n) ? String(n) : n.toFixed(4);
+}
+
 function seconds(s) {
   if (s === undefined || s === null) return "";
   if (s < 1) return (s * 1000).toFixed(0) + " ms";
@@ -46,17 +52,11 @@ function seconds(s) {
   return (s / 60).toFixed(1) + " min";
 }
 
-/** A job's duration: from submission to the end of its last run seen here. */
+/** A job's duration: from submission to its end, or until now while it runs. */
 function jobDuration(job) {
-  let end = 0;
-  for (const t of job.tasks || []) {
-    for (const r of Object.values(t.parties || {})) {
-      if (r.started_at && r.elapsed_s !== null && r.elapsed_s !== undefined) {
-        end = Math.max(end, r.started_at + r.elapsed_s * 1000);
-      }
-    }
-  }
-  return end > job.submitted_at_ms ? (end - job.submitted_at_ms) / 1000 : null;
+  if (job.ended_at_ms) return Math.max(0, job.ended_at_ms - job.submitted_at_ms) / 1000;
+  if (job.status === "running" || job.status === "pending") return (Date.now() - job.submitted_at_ms) / 1000;
+  return null;
 }
 
 async function api(path) {
@@ -88,14 +88,28 @@ function toast(text, error) {
   toastTimer = setTimeout(() => (t.className = "toast hidden"), 5000);
 }
 
+/** A button that acts (hidden on a read-only board); a dangerous one asks for a second
+ *  click within 4 s. */
 function actionButton(label, run, danger) {
   if (READ_ONLY) return null;
-  return el("button", {
+  let armed = null;
+  const b = el("button", {
     class: danger ? "danger" : "",
+    "data-action": label.toLowerCase().replace(/ /g, "-"),
     onclick: async () => {
-      try { await run(); } catch (e) { toast(label + ": " + e.message, true); }
+      if (danger && !armed) {
+        b.textContent = label + "? Click again";
+        armed = setTimeout(() => { armed = null; b.textContent = label; }, 4000);
+        return;
+      }
+      clearTimeout(armed);
+      armed = null;
+      b.textContent = label;
+      b.disabled = true;
+      try { await run(); } catch (e) { toast(label + ": " + e.message, true); } finally { b.disabled = false; }
     },
   }, label);
+  return b;
 }
 
 /** Loads an SVG this daemon drew into `holder`. */
@@ -167,7 +181,7 @@ async function viewJobs(params) {
         el("td", {}, j.initiator),
         el("td", {}, parties.join(", ")),
         el("td", {}, when(j.submitted_at_ms)),
-        el("td", {}, j.status === "running" || j.status === "pending" ? "…" : ""));
+        el("td", {}, j.ended_at_ms ? seconds(jobDuration(j)) : j.status === "running" || j.status === "pending" ? "running " + seconds(jobDuration(j)) : ""));
     }));
     if (!shown.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no jobs" + (filter === "all" ? "" : " " + filter))));
   };
@@ -322,7 +336,7 @@ async function viewModels() {
         return el("tr", { class: "clickable", "data-model": id, onclick: () => (location.hash = "#/model/" + encodeURIComponent(id)) },
           el("td", {}, el("a", { href: "#/model/" + encodeURIComponent(id) }, id)), el("td", {}, newest.name), el("td", {}, vs.length),
           el("td", {}, when(newest.created_at_ms)), el("td", {}, newest.parties.join(", ")),
-          el("td", {}, Object.entries(newest.metrics).map(([k, v]) => `${k} ${Number(v).toFixed(4)}`).join(" · ")));
+          el("td", {}, Object.entries(newest.metrics).map(([k, v]) => `${k} ${num(v)}`).join(" · ")));
       }))));
   if (!byId.size) main.append(el("p", { class: "muted" }, "no models here yet"));
 }
@@ -371,7 +385,7 @@ async function viewModel(id) {
       el("tbody", {}, entries.map((e, i) => el("tr", { "data-commit": e.id },
         el("td", { class: "lane" }, graph[i]), el("td", {}, el("code", {}, e.id.slice(0, 12))), el("td", {}, e.commit.model_version),
         el("td", {}, e.branches.map((b) => el("span", { class: "branch" }, b)), e.tags.map((t) => el("span", { class: "tag" }, t))),
-        el("td", {}, e.commit.message), el("td", {}, Object.entries(e.commit.metrics || {}).map(([k, v]) => `${k} ${Number(v).toFixed(4)}`).join(" · ")),
+        el("td", {}, e.commit.message), el("td", {}, Object.entries(e.commit.metrics || {}).map(([k, v]) => `${k} ${num(v)}`).join(" · ")),
         el("td", {}, when(e.commit.created_at_ms)))))),
     el("h2", {}, "Diff"), el("div", { class: "toolbar" }, pickA, " → ", pickB, el("button", { onclick: showDiff }, "Compare")), diff);
   if (entries.length > 1) showDiff();

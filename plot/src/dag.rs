@@ -174,6 +174,7 @@ mod tests {
                 task("eval", "evaluation", "waiting", &["lr", "stats"]),
             ],
             revision: 0,
+            ended_at_ms: None,
         };
         let svg = String::from_utf8(dag(Format::Svg, &job).expect("svg")).expect("utf-8");
         // Five columns: reader, psi, scale|stats, lr, eval.

@@ -594,6 +594,9 @@ pub struct JobInfo {
     /// compares); only meaningful to the daemon that answered.
     #[serde(default)]
     pub revision: u64,
+    /// When the job ended (Unix ms: the last run's end seen here), once it has.
+    #[serde(default)]
+    pub ended_at_ms: Option<u64>,
 }
 
 /// One task of a job, with its state at each party.

@@ -120,3 +120,55 @@ pub fn meta(page: &str, name: &str) -> Option<String> {
     let len = rest[start..].find('"')?;
     Some(rest[start..start + len].to_owned())
 }
+
+/// A logged-in session of a board: its address, the login cookie and the page's CSRF token.
+pub struct Session {
+    /// The board's address.
+    pub addr: SocketAddr,
+    /// `NAME=VALUE` of the login cookie.
+    pub cookie: String,
+    /// The CSRF token of the board's page.
+    pub csrf: String,
+}
+
+impl Session {
+    /// Logs in with the URL `consort board --json` gave (`http://ADDR/?token=…`).
+    pub fn login(url: &str) -> Session {
+        let rest = url.strip_prefix("http://").expect("an http URL");
+        let (addr, path) = rest.split_once('/').expect("a path");
+        let addr: SocketAddr = addr.parse().expect("an address");
+        let login = request(addr, "GET", &format!("/{path}"), &[], "").expect("login");
+        assert_eq!(login.status, 303, "{login:?}");
+        let cookie = cookie_of(&login).expect("a cookie");
+        let page = request(addr, "GET", "/", &[("Cookie", &cookie)], "").expect("page");
+        assert_eq!(page.status, 200, "{page:?}");
+        let csrf = meta(&page.body, "csrf").expect("a CSRF token");
+        Session { addr, cookie, csrf }
+    }
+
+    /// `GET /api{path}` as JSON.
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = request(self.addr, "GET", &format!("/api{path}"), &[("Cookie", &self.cookie)], "")
+            .expect("GET");
+        let v = serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
+        (r.status, v)
+    }
+
+    /// `POST /api{path}` with the CSRF token, as the page's buttons send it.
+    pub fn act(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = request(
+            self.addr,
+            "POST",
+            &format!("/api{path}"),
+            &[
+                ("Cookie", &self.cookie),
+                ("X-Consort-Csrf", &self.csrf),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+        .expect("POST");
+        let v = serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
+        (r.status, v)
+    }
+}

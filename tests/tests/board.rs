@@ -58,6 +58,7 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
     // The guest's board acts; the host's is read-only. A gate keeps the second job's task
     // running until the test opens it.
     let gate = PathBuf::from(fed.job_file("gate", "")).with_extension("open");
+    let hold = PathBuf::from(fed.job_file("hold", "")).with_extension("open");
     let script = fed.job_file("gate.sh", "while [ ! -e \"$GATE\" ]; do sleep 0.02; done\n");
     for (i, port, read_only) in [(0, board_a, false), (1, board_b, true)] {
         fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
@@ -65,8 +66,10 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
             i,
             &format!(
                 "\n[board]\nlisten = \"127.0.0.1:{port}\"\nread_only = {read_only}\n\
-                 [operators.gate]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ GATE = \"{}\" }}\n",
-                gate.display()
+                 [operators.gate]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ GATE = \"{}\" }}\n\
+                 [operators.hold]\ncommand = [\"sh\", \"{script}\"]\nenv = {{ GATE = \"{}\" }}\n",
+                gate.display(),
+                hold.display()
             ),
         );
     }
@@ -222,13 +225,18 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
     eprintln!("screenshot of the job page: {}", shot.display());
 
     // A running job's page follows it without a reload: the gated task is seen running, then
-    // (after the gate opens) success, by the same page.
+    // (after the gate opens) success, by the same page. The job comes from the partner, with
+    // markup in a parameter: the page shows it as text.
+    let hostile = "<img id=pwn src=x onerror=\\\"window.pwned=1\\\">";
     let gated = submit(
-        a,
+        b,
         &fed.job_file(
             "gated.yaml",
-            "name: gated\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  \
-             first: {component: noop}\n  nap: {component: \"script:gate\", depends_on: [first]}\n",
+            &format!(
+                "name: gated\nparties: {{guest: [bank-a], host: [insurer-b]}}\ntasks:\n  \
+                 first: {{component: noop}}\n  nap: {{component: \"script:gate\", depends_on: [first], \
+                 params: {{note: \"{hostile}\"}}}}\n"
+            ),
         ),
     );
     wait_for("nap running", T, || {
@@ -240,6 +248,23 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
         &mut page,
         "nap shown running",
         "document.querySelector('#tasks tr[data-task=nap]')?.dataset.status === 'running'",
+    );
+    page.eval("document.querySelector('#tasks tr[data-task=nap]').click()")
+        .unwrap();
+    let params = until(
+        &mut page,
+        "the task's parameters shown",
+        "document.querySelector('[data-task-detail=nap] pre')?.textContent",
+    );
+    assert!(
+        params.as_str().unwrap().contains("<img id=pwn"),
+        "{params}"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('pwn') === null && window.pwned === undefined")
+            .unwrap(),
+        true,
+        "a partner's markup stays text"
     );
     let loaded_at = page.eval("window.consortBoard.loadedAt").unwrap();
     std::fs::write(&gate, "").unwrap();
@@ -266,6 +291,44 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
         "the job shown as success",
         "document.querySelector('#job')?.dataset.status === 'success'",
     );
+
+    // Stop from the page: the red button asks for a second click, then the job is canceled at
+    // every party (the same request as `consort job stop`).
+    let held = submit(
+        a,
+        &fed.job_file(
+            "held.yaml",
+            "name: held\nparties: {guest: [bank-a], host: [insurer-b]}\ntasks:\n  \
+             hold: {component: \"script:hold\"}\n",
+        ),
+    );
+    wait_for("hold running", T, || {
+        (task_of(&job_show(a, &held), "hold")["status"] == "running").then_some(())
+    });
+    page.navigate(&format!("http://127.0.0.1:{board_a}/#/job/{held}"))
+        .unwrap();
+    until(
+        &mut page,
+        "hold shown running",
+        "document.querySelector('#tasks tr[data-task=hold]')?.dataset.status === 'running'",
+    );
+    let stop = "document.querySelector('button[data-action=stop]')";
+    page.eval(&format!("{stop}.click()")).unwrap();
+    assert_eq!(
+        page.eval(&format!("{stop}.textContent")).unwrap(),
+        "Stop? Click again"
+    );
+    assert_eq!(job_show(a, &held)["status"], "running", "one click stops nothing");
+    page.eval(&format!("{stop}.click()")).unwrap();
+    for p in &fed.parties {
+        consort_tests::wait_job_state(p, &held, &["canceled"], T);
+    }
+    until(
+        &mut page,
+        "the job shown canceled",
+        "document.querySelector('#job')?.dataset.status === 'canceled'",
+    );
+    std::fs::write(&hold, "").unwrap();
 
     // The partners page: insurer-b connected.
     page.navigate(&format!("http://127.0.0.1:{board_a}/#/partners"))

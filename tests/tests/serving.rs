@@ -694,6 +694,8 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     assert_eq!(weights(guest, "risk"), split);
     assert_eq!(versions_of(&mut client, &ids, &rows), routed);
 
+    board_shows_and_moves_the_service(&s, &model, [&v1, &v2, &v3], &split);
+
     // A route the host cannot follow (it no longer has v3) changes nothing anywhere.
     let out = host.cli(&["model", "delete", &format!("{model}@{v3}"), "--force"]);
     assert_eq!(out.code, Some(0), "{out:?}");
@@ -713,6 +715,70 @@ fn gray_rollout_splits_promotes_and_rolls_back_at_every_party() {
     assert_eq!(weights(guest, "risk"), split);
     assert_eq!(weights(host, "risk"), split);
     assert_eq!(versions_of(&mut client, &ids[..300], &rows), routed[..300]);
+}
+
+/// The guest's board: the models page with the model's three versions in its history and a
+/// diff; the serving page with the split; promote and rollback through the board (the page's
+/// CSRF token, the same control requests as the CLI) change every party.
+fn board_shows_and_moves_the_service(
+    s: &Setup,
+    model: &str,
+    [v1, v2, v3]: [&String; 3],
+    split: &[(String, u64)],
+) {
+    let (guest, host) = (&s.fed.parties[0], &s.fed.parties[1]);
+    let url = guest.cli(&["--json", "board"]).json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = consort_tests::browser::Browser::launch().unwrap();
+    let mut page = browser.open(&url).unwrap();
+    let base = format!("http://{}/", s.board);
+    let wait = |page: &mut consort_tests::browser::Page<'_>, js: &str| {
+        page.wait_for(js, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    page.navigate(&format!("{base}#/models")).unwrap();
+    wait(
+        &mut page,
+        &format!("document.querySelector('#models tr[data-model=\"{model}\"]')?.children[2]?.textContent === '3'"),
+    );
+    page.navigate(&format!("{base}#/model/{model}")).unwrap();
+    let versions = wait(
+        &mut page,
+        "(() => { const r = [...document.querySelectorAll('#history tbody tr')]; \
+         return r.length === 3 && r.map(tr => tr.children[2].textContent); })()",
+    );
+    assert_eq!(versions, json!([v3, v2, v1]), "newest first");
+    wait(
+        &mut page,
+        "document.querySelector('#diff table, #diff p') !== null",
+    );
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("board");
+    std::fs::create_dir_all(&shots).unwrap();
+    page.screenshot(&shots.join("model-page.png")).unwrap();
+    page.navigate(&format!("{base}#/serving")).unwrap();
+    let weights_shown = wait(
+        &mut page,
+        "(() => { const r = [...document.querySelectorAll('[data-service=risk] tr[data-version]')]; \
+         return r.length === 2 && r.map(tr => [tr.dataset.version, Number(tr.dataset.weight)]); })()",
+    );
+    assert_eq!(weights_shown, json!(split));
+    page.screenshot(&shots.join("serving-page.png")).unwrap();
+
+    let board = consort_tests::board::Session::login(&url);
+    let (code, body) = board.act("/serving/risk/promote", &json!({ "version": v2 }));
+    assert_eq!(code, 200, "{body}");
+    assert!(weights(host, "risk").contains(&(v2.clone(), 100)));
+    assert!(weights(guest, "risk").contains(&(v2.clone(), 100)));
+    let (code, body) = board.act("/serving/risk/rollback", &json!({}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(weights(host, "risk"), split);
+    assert_eq!(weights(guest, "risk"), split);
+    let (code, served) = board.get("/serving/risk");
+    assert_eq!(code, 200);
+    assert_eq!(served["service"]["versions"].as_array().unwrap().len(), 2);
+    let _ = v1;
 }
 
 #[test]

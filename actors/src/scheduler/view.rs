@@ -188,6 +188,11 @@ pub fn job_info_with(
         reason: reason(view, status),
         tasks,
         revision: view.revision,
+        ended_at_ms: if status.is_final() {
+            view.runs.values().filter_map(|r| r.ended_at_ms).max()
+        } else {
+            None
+        },
     }
 }
 
