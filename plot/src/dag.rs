@@ -1,6 +1,7 @@
 //! A job's DAG: tasks in columns by depth (a task stands right of everything it waits for), an
 //! arrow from each upstream task, each box coloured by the task's state and listing its state
-//! and attempt at every party.
+//! and attempt at every party. A DAG too deep for the widest chart goes top to bottom instead
+//! (a task below everything it waits for).
 
 use std::collections::HashMap;
 
@@ -19,7 +20,12 @@ const TOP: i32 = 60;
 struct Layout<'a> {
     place: HashMap<&'a str, (i32, i32)>,
     size: (u32, u32),
+    /// Depth grows downwards rather than rightwards.
+    vertical: bool,
 }
+
+/// The widest (or highest) chart drawn.
+const MAX_SIDE: i32 = 8000;
 
 fn layout(job: &JobInfo) -> Layout<'_> {
     // Depth: 0 for a task without upstream tasks, else one more than its deepest upstream
@@ -34,25 +40,44 @@ fn layout(job: &JobInfo) -> Layout<'_> {
             .map_or(0, |d| d + 1);
         depth.insert(&t.name, d);
     }
-    let columns = depth.values().max().map_or(1, |d| d + 1);
-    let mut rows_in = vec![0usize; columns];
-    let mut place = HashMap::new();
-    let ((bw, bh), (gx, gy)) = (BOX, GAP);
+    let levels = depth.values().max().map_or(1, |d| d + 1);
+    let mut in_level = vec![0usize; levels];
+    let mut slot = HashMap::new();
     for t in &job.tasks {
         let d = depth.get(t.name.as_str()).copied().unwrap_or(0);
-        let r = rows_in[d];
-        rows_in[d] += 1;
-        place.insert(
-            t.name.as_str(),
-            (gx + d as i32 * (bw + gx), TOP + r as i32 * (bh + gy)),
-        );
+        slot.insert(t.name.as_str(), (d, in_level[d]));
+        in_level[d] += 1;
     }
-    let rows = rows_in.iter().copied().max().unwrap_or(1).max(1);
-    let width = (columns as i32 * (bw + gx) + gx) as u32;
-    let height = (TOP + rows as i32 * (bh + gy) + gy) as u32;
+    let across = in_level.iter().copied().max().unwrap_or(1).max(1) as i32;
+    let ((bw, bh), (gx, gy)) = (BOX, GAP);
+    let vertical = levels as i32 * (bw + gx) + gx > MAX_SIDE;
+    let place = slot
+        .into_iter()
+        .map(|(name, (d, i))| {
+            let (d, i) = (d as i32, i as i32);
+            let at = if vertical {
+                (gx + i * (bw + gx), TOP + d * (bh + 2 * gy))
+            } else {
+                (gx + d * (bw + gx), TOP + i * (bh + gy))
+            };
+            (name, at)
+        })
+        .collect();
+    let (width, height) = if vertical {
+        (across * (bw + gx) + gx, TOP + levels as i32 * (bh + 2 * gy))
+    } else {
+        (
+            levels as i32 * (bw + gx) + gx,
+            TOP + across * (bh + gy) + gy,
+        )
+    };
     Layout {
         place,
-        size: (width.clamp(100, 8000), height.clamp(100, 8000)),
+        size: (
+            width.clamp(100, MAX_SIDE) as u32,
+            height.clamp(100, MAX_SIDE) as u32,
+        ),
+        vertical,
     }
 }
 
@@ -83,10 +108,17 @@ fn draw<DB: DrawingBackend>(
         };
         for u in &t.upstream {
             if let Some(&(ux, uy)) = l.place.get(u.as_str()) {
-                let (from, to) = ((ux + bw, uy + bh / 2), (x, y + bh / 2));
+                let (from, to, head) = if l.vertical {
+                    let to = (x + bw / 2, y);
+                    let head = vec![(to.0 - 6, y - 10), to, (to.0 + 6, y - 10)];
+                    ((ux + bw / 2, uy + bh), to, head)
+                } else {
+                    let to = (x, y + bh / 2);
+                    let head = vec![(x - 10, to.1 - 6), to, (x - 10, to.1 + 6)];
+                    ((ux + bw, uy + bh / 2), to, head)
+                };
                 root.draw(&PathElement::new(vec![from, to], BLACK.stroke_width(2)))
                     .map_err(err)?;
-                let head = vec![(x - 10, y + bh / 2 - 6), to, (x - 10, y + bh / 2 + 6)];
                 root.draw(&PathElement::new(head, BLACK.stroke_width(2)))
                     .map_err(err)?;
             }
@@ -183,5 +215,27 @@ mod tests {
         assert!(svg.contains("insurer-b: running #1"));
         let png = dag(Format::Png, &job).expect("png");
         assert!(png.starts_with(b"\x89PNG"));
+
+        // Fifty tasks in one chain: top to bottom, every box inside the chart.
+        let chain = JobInfo {
+            tasks: (0..50)
+                .map(|i| {
+                    let up = format!("t{}", i.max(1) - 1);
+                    let up: &[&str] = if i == 0 { &[] } else { &[up.as_str()] };
+                    task(&format!("t{i}"), "noop", "success", up)
+                })
+                .collect(),
+            ..job
+        };
+        let svg = String::from_utf8(dag(Format::Svg, &chain).expect("svg")).expect("utf-8");
+        assert!(svg.contains("width=\"380\""), "{}", &svg[..200]);
+        assert!(svg.contains("t49 (noop)"));
+        let height: i32 = svg
+            .split("height=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next())
+            .and_then(|h| h.parse().ok())
+            .expect("height");
+        assert_eq!(height, TOP + 50 * (BOX.1 + 2 * GAP.1));
     }
 }

@@ -148,8 +148,14 @@ impl Session {
 
     /// `GET /api{path}` as JSON.
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = request(self.addr, "GET", &format!("/api{path}"), &[("Cookie", &self.cookie)], "")
-            .expect("GET");
+        let r = request(
+            self.addr,
+            "GET",
+            &format!("/api{path}"),
+            &[("Cookie", &self.cookie)],
+            "",
+        )
+        .expect("GET");
         let v = serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
         (r.status, v)
     }

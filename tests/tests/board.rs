@@ -120,6 +120,22 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
     assert_eq!(cells[3], "bank-a", "{cells}");
     assert!(cells[4].as_str().unwrap().contains("insurer-b"), "{cells}");
 
+    // Filtered by state.
+    page.navigate(&format!("http://127.0.0.1:{board_a}/#/jobs?status=failed"))
+        .unwrap();
+    until(
+        &mut page,
+        "no failed jobs",
+        "document.querySelector('#jobs tbody td.muted')?.textContent === 'no jobs failed'",
+    );
+    page.navigate(&format!("http://127.0.0.1:{board_a}/#/jobs?status=success"))
+        .unwrap();
+    until(
+        &mut page,
+        "the job among the successful ones",
+        &format!("document.querySelector('{row}') !== null"),
+    );
+
     // The job's page: the DAG with its 4 tasks and their states at both parties.
     page.navigate(&format!("http://127.0.0.1:{board_a}/#/job/{id}"))
         .unwrap();
@@ -256,10 +272,7 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
         "the task's parameters shown",
         "document.querySelector('[data-task-detail=nap] pre')?.textContent",
     );
-    assert!(
-        params.as_str().unwrap().contains("<img id=pwn"),
-        "{params}"
-    );
+    assert!(params.as_str().unwrap().contains("<img id=pwn"), "{params}");
     assert_eq!(
         page.eval("document.getElementById('pwn') === null && window.pwned === undefined")
             .unwrap(),
@@ -318,7 +331,11 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
         page.eval(&format!("{stop}.textContent")).unwrap(),
         "Stop? Click again"
     );
-    assert_eq!(job_show(a, &held)["status"], "running", "one click stops nothing");
+    assert_eq!(
+        job_show(a, &held)["status"],
+        "running",
+        "one click stops nothing"
+    );
     page.eval(&format!("{stop}.click()")).unwrap();
     for p in &fed.parties {
         consort_tests::wait_job_state(p, &held, &["canceled"], T);

@@ -741,7 +741,9 @@ fn board_shows_and_moves_the_service(
     page.navigate(&format!("{base}#/models")).unwrap();
     wait(
         &mut page,
-        &format!("document.querySelector('#models tr[data-model=\"{model}\"]')?.children[2]?.textContent === '3'"),
+        &format!(
+            "document.querySelector('#models tr[data-model=\"{model}\"]')?.children[2]?.textContent === '3'"
+        ),
     );
     page.navigate(&format!("{base}#/model/{model}")).unwrap();
     let versions = wait(
