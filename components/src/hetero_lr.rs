@@ -39,7 +39,7 @@ mod arbiter;
 pub(crate) mod common;
 mod guest;
 mod host;
-mod wire;
+pub(crate) mod wire;
 
 use consort_protocol::job::Role;
 
@@ -76,4 +76,4 @@ pub fn hetero_lr(ctx: &dyn TaskContext) -> Result<(), TaskError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -19,6 +19,7 @@ pub mod psi;
 mod reader;
 pub mod reference;
 mod registry;
+pub mod secureboost;
 pub mod serving;
 #[cfg(test)]
 mod test_util;

@@ -316,6 +316,18 @@ impl PublicKey {
         self.nn.to_mont(&x)
     }
 
+    /// `[[2^bits · a]]`: `bits` Montgomery squarings. Packs several values into one plaintext
+    /// (`Σ_j 2^(j·w) · v_j`, by Horner's rule), so one decryption opens them all.
+    pub fn shift(&self, a: &Ciphertext, bits: u32) -> Ciphertext {
+        let mut x = a.0.clone();
+        let mut out = vec![0u64; x.len()];
+        for _ in 0..bits {
+            self.nn.mul_into(&x, &x, &mut out);
+            std::mem::swap(&mut x, &mut out);
+        }
+        Ciphertext(x)
+    }
+
     /// `[[k · a]]` for a machine integer `k` (negative: one inverse).
     pub fn mul_scalar(&self, a: &Ciphertext, k: i64) -> Result<Ciphertext, PaillierError> {
         let base = if k < 0 {

@@ -1,4 +1,4 @@
-//! `hetero_lr`'s messages (MessagePack, named fields, version `v`). Ciphertexts travel as one
+//! `hetero_lr`'s messages (the helpers — `send`, `recv`, versions — serve `hetero_secureboost` too) (MessagePack, named fields, version `v`). Ciphertexts travel as one
 //! blob of fixed-width big-endian values ([`crate::paillier::PublicKey::encode_ciphertexts`]),
 //! plaintext residues mod N likewise at the width of N.
 
@@ -100,7 +100,7 @@ pub struct Partial {
 
 /// Encodes a message.
 pub fn enc<T: Serialize>(msg: &T) -> Result<Vec<u8>, TaskError> {
-    rmp_serde::to_vec_named(msg).map_err(|e| fail(format!("hetero_lr: cannot encode: {e}")))
+    rmp_serde::to_vec_named(msg).map_err(|e| fail(format!("cannot encode a message: {e}")))
 }
 
 /// Sends a message.
@@ -120,10 +120,10 @@ pub fn dec<T: DeserializeOwned + Versioned>(
     bytes: &[u8],
 ) -> Result<T, TaskError> {
     let msg: T = rmp_serde::from_slice(bytes)
-        .map_err(|e| fail(format!("hetero_lr: bad '{tag}' message from {from}: {e}")))?;
+        .map_err(|e| fail(format!("bad '{tag}' message from {from}: {e}")))?;
     if msg.version() != WIRE_VERSION {
         return Err(fail(format!(
-            "hetero_lr: '{tag}' message from {from} has version {}, expected {WIRE_VERSION}",
+            "'{tag}' message from {from} has version {}, expected {WIRE_VERSION}",
             msg.version()
         )));
     }
@@ -151,7 +151,7 @@ pub fn recv_one<T: DeserializeOwned + Versioned>(
     recv(ctx, from, tag)?
         .into_iter()
         .next()
-        .ok_or_else(|| fail(format!("hetero_lr: nobody to receive '{tag}' from")))
+        .ok_or_else(|| fail(format!("nobody to receive '{tag}' from")))
 }
 
 /// Ciphertexts from a peer, checked, with the expected count.
