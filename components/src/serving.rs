@@ -2,7 +2,8 @@
 //! online serving (issue 12; the Serving actor, deployments and the APIs build on it).
 //!
 //! A party's deployed unit is its part of the trained pipeline: the `feature_scale` fitted in
-//! training, when the pipeline had one, and its `hetero_lr` part or its `homo_lr` model.
+//! training, when the pipeline had one, and its `hetero_lr` or `hetero_secureboost` part or its
+//! `homo_lr` model.
 //! [`ServedPart::partial`] takes one row of named features and computes the party's partial
 //! score with the same operations in the same order as the batch path (`feature_scale::apply`,
 //! then `hetero_lr::common::linear`), so an id's online score equals its batch score exactly,
@@ -15,6 +16,8 @@ use std::collections::HashMap;
 use crate::feature_scale::FeatureScaleModel;
 use crate::hetero_lr::common::{HeteroLrModel, sigmoid};
 use crate::homo_lr::{self, HomoLrModel};
+use crate::secureboost::SecureBoostModel;
+use crate::secureboost::tree::Split;
 
 /// Why a part cannot be loaded or cannot score a row.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,6 +31,41 @@ pub enum ServingError {
     /// A hetero part asked to score alone, or a homo model asked for a partial score.
     #[error("a {0} part does not score that way")]
     Kind(String),
+    /// A host's answer does not fit the model.
+    #[error("{0}")]
+    Host(String),
+}
+
+/// What a host answers for one id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostValue {
+    /// An LR part's partial score.
+    Score(f64),
+    /// A tree part's directions: bit `i` set when its `i`-th split (by id) sends the row left.
+    Dirs(std::sync::Arc<[u8]>),
+}
+
+/// What the guest computes for one id before the hosts answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuestValue {
+    /// An LR guest's partial score (with the intercept).
+    Score(f64),
+    /// A tree guest's features, in its header's order.
+    Row(Vec<f64>),
+}
+
+/// The model inside a part.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// Hetero or homo LR.
+    Linear { weights: Vec<f64>, intercept: f64 },
+    /// A SecureBoost guest: its trees, and each host's split ids in order.
+    TreesGuest {
+        model: Box<SecureBoostModel>,
+        host_splits: HashMap<String, Vec<u32>>,
+    },
+    /// A SecureBoost host: its splits, by id.
+    TreesHost { splits: Vec<(u32, usize, f64)> },
 }
 
 /// One party's deployed part of an LR pipeline.
@@ -37,9 +75,7 @@ pub struct ServedPart {
     pub role: String,
     /// The features it needs, in the order of its weights.
     pub features: Vec<String>,
-    weights: Vec<f64>,
-    /// The guest's intercept (0 at a host).
-    intercept: f64,
+    kind: Kind,
     /// Per feature: the training scaler's offset and scale, when it scaled that feature.
     scaling: Vec<Option<(f64, f64)>>,
 }
@@ -58,14 +94,65 @@ impl ServedPart {
         }
         let scaling = scaling_for(&model.header, scale)?;
         Ok(Self {
-            intercept: if model.role == "guest" {
-                model.intercept
-            } else {
-                0.0
+            kind: Kind::Linear {
+                intercept: if model.role == "guest" {
+                    model.intercept
+                } else {
+                    0.0
+                },
+                weights: model.weights,
             },
             role: model.role,
             features: model.header,
-            weights: model.weights,
+            scaling,
+        })
+    }
+
+    /// Loads a `hetero_secureboost` part (guest or host) and the `feature_scale` model that fed
+    /// it in training, if any.
+    pub fn secureboost(model: &[u8], scale: Option<&[u8]>) -> Result<Self, ServingError> {
+        let model =
+            SecureBoostModel::from_bytes(model).map_err(|e| ServingError::Model(e.to_string()))?;
+        let scaling = scaling_for(&model.header, scale)?;
+        let kind = match model.role.as_str() {
+            "guest" => {
+                let mut host_splits: HashMap<String, Vec<u32>> = HashMap::new();
+                for node in model.trees.iter().flat_map(|t| &t.nodes) {
+                    if let Some(Split::Host { party, split_id }) = &node.split {
+                        host_splits
+                            .entry(party.clone())
+                            .or_default()
+                            .push(*split_id);
+                    }
+                }
+                for ids in host_splits.values_mut() {
+                    ids.sort_unstable();
+                    ids.dedup();
+                }
+                Kind::TreesGuest {
+                    model: Box::new(model.clone()),
+                    host_splits,
+                }
+            }
+            "host" => {
+                let mut splits: Vec<(u32, usize, f64)> = model
+                    .splits
+                    .iter()
+                    .map(|s| (s.id, s.feature as usize, s.threshold))
+                    .collect();
+                splits.sort_by_key(|s| s.0);
+                Kind::TreesHost { splits }
+            }
+            other => {
+                return Err(ServingError::Model(format!(
+                    "a hetero_secureboost part of role '{other}' does not score"
+                )));
+            }
+        };
+        Ok(Self {
+            role: model.role,
+            features: model.header,
+            kind,
             scaling,
         })
     }
@@ -85,19 +172,24 @@ impl ServedPart {
             role: "homo".into(),
             scaling: scaling_for(&model.feature_names, scale)?,
             features: model.feature_names,
-            weights: model.weights,
-            intercept: model.intercept,
+            kind: Kind::Linear {
+                weights: model.weights,
+                intercept: model.intercept,
+            },
         })
     }
 
     /// This hetero part's partial score for one row: `b + Σ w_j · scaled(x_j)` (b only at the
     /// guest), the features looked up by name.
     pub fn partial(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<f64, ServingError> {
+        let Kind::Linear { weights, intercept } = &self.kind else {
+            return Err(ServingError::Kind(self.role.clone()));
+        };
         if self.role == "homo" {
             return Err(ServingError::Kind(self.role.clone()));
         }
-        let mut u = self.intercept;
-        for (x, w) in self.row(feature)?.into_iter().zip(&self.weights) {
+        let mut u = *intercept;
+        for (x, w) in self.row(feature)?.into_iter().zip(weights) {
             u += w * x;
         }
         Ok(u)
@@ -105,13 +197,105 @@ impl ServedPart {
 
     /// A homo LR model's score for one row: `sigmoid(w · scaled(x) + b)`.
     pub fn local(&self, feature: impl Fn(&str) -> Option<f64>) -> Result<f64, ServingError> {
+        let Kind::Linear { weights, intercept } = &self.kind else {
+            return Err(ServingError::Kind(self.role.clone()));
+        };
         if self.role != "homo" {
             return Err(ServingError::Kind(self.role.clone()));
         }
         let x = self.row(feature)?;
-        Ok(homo_lr::sigmoid(
-            homo_lr::dot(&self.weights, &x) + self.intercept,
-        ))
+        Ok(homo_lr::sigmoid(homo_lr::dot(weights, &x) + intercept))
+    }
+
+    /// Whether this part is a tree model's (its hosts answer directions, not scores).
+    pub fn is_trees(&self) -> bool {
+        !matches!(self.kind, Kind::Linear { .. })
+    }
+
+    /// A host's answer for one row: its partial score (LR) or its splits' directions (trees).
+    pub fn host_value(
+        &self,
+        feature: impl Fn(&str) -> Option<f64>,
+    ) -> Result<HostValue, ServingError> {
+        match &self.kind {
+            Kind::TreesHost { splits } => {
+                let x = self.row(feature)?;
+                let mut bits = vec![0u8; splits.len().div_ceil(8)];
+                for (i, (_, f, threshold)) in splits.iter().enumerate() {
+                    if x.get(*f).is_some_and(|v| v <= threshold) {
+                        bits[i / 8] |= 1 << (i % 8);
+                    }
+                }
+                Ok(HostValue::Dirs(bits.into()))
+            }
+            _ => self.partial(feature).map(HostValue::Score),
+        }
+    }
+
+    /// The guest's part for one row, before the hosts answer.
+    pub fn guest_value(
+        &self,
+        feature: impl Fn(&str) -> Option<f64>,
+    ) -> Result<GuestValue, ServingError> {
+        match &self.kind {
+            Kind::TreesGuest { .. } => self.row(feature).map(GuestValue::Row),
+            _ => self.partial(feature).map(GuestValue::Score),
+        }
+    }
+
+    /// The score from the guest's part and the hosts' answers `(party, value)`: LR sums the
+    /// partial scores ([`combine`]); trees walk the guest's trees, a host's split going the way
+    /// the host said. Without hosts (`hosts` empty) an LR guest scores its part alone; trees
+    /// cannot.
+    pub fn score(
+        &self,
+        guest: &GuestValue,
+        hosts: &[(&str, &HostValue)],
+    ) -> Result<f64, ServingError> {
+        match (&self.kind, guest) {
+            (Kind::TreesGuest { model, host_splits }, GuestValue::Row(x)) => {
+                let dirs: HashMap<&str, &[u8]> = hosts
+                    .iter()
+                    .map(|(p, v)| match v {
+                        HostValue::Dirs(d) => Ok((*p, &d[..])),
+                        HostValue::Score(_) => Err(ServingError::Host(format!(
+                            "{p} answered a score for a tree model"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut s = model.init_score;
+                for tree in &model.trees {
+                    s += tree
+                        .walk(|split| match split {
+                            Split::Guest { feature, threshold } => {
+                                x.get(*feature as usize).map(|v| v <= threshold)
+                            }
+                            Split::Host { party, split_id } => {
+                                let i = host_splits.get(party)?.binary_search(split_id).ok()?;
+                                let d = dirs.get(party.as_str())?;
+                                Some(d.get(i / 8)? & (1 << (i % 8)) != 0)
+                            }
+                        })
+                        .ok_or_else(|| {
+                            ServingError::Host("a tree model needs every host's directions".into())
+                        })?;
+                }
+                Ok(sigmoid(s))
+            }
+            (Kind::Linear { .. }, GuestValue::Score(u)) => {
+                let scores: Vec<(&str, f64)> = hosts
+                    .iter()
+                    .map(|(p, v)| match v {
+                        HostValue::Score(s) => Ok((*p, *s)),
+                        HostValue::Dirs(_) => Err(ServingError::Host(format!(
+                            "{p} answered directions for an LR model"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(combine(*u, &scores))
+            }
+            _ => Err(ServingError::Kind(self.role.clone())),
+        }
     }
 
     /// The row's features in the model's order, scaled as in training.

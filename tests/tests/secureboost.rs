@@ -115,7 +115,15 @@ fn breast_trains_to_fates_auc_versions_the_model_and_predicts() {
     assert_eq!(loss[0]["points"].as_array().unwrap().len(), 2, "{loss}");
     for p in &fed.parties {
         let imp = p
-            .cli(&["--json", "metric", "get", &id, "sbt", "importance", "splits"])
+            .cli(&[
+                "--json",
+                "metric",
+                "get",
+                &id,
+                "sbt",
+                "importance",
+                "splits",
+            ])
             .json();
         assert!(!imp.as_array().unwrap().is_empty(), "{}: {imp}", p.name);
     }
@@ -192,8 +200,16 @@ tasks:
 }
 
 #[test]
-fn three_parties_train_and_predict() {
+fn three_parties_train_predict_and_serve_online_as_the_predict_job() {
     let fed = federation(&["bank-a", "insurer-b", "clinic-c"]);
+    let http = consort_tests::free_port();
+    fed.append_config(0, &format!("\n[serving]\nlisten = \"127.0.0.1:{http}\"\n"));
+    for (i, table) in [(1, "breast_host_a"), (2, "breast_host_b")] {
+        fed.append_config(
+            i,
+            &format!("\n[serving.sources.risk]\ntable = \"{table}\"\n"),
+        );
+    }
     let _d = fed.start_connected();
     // The host's 20 features split between two hosts.
     let text = std::fs::read_to_string(example_data("breast_hetero_host.csv")).unwrap();
@@ -205,7 +221,13 @@ fn three_parties_train_and_predict() {
         second.push_str(&format!("{},{}\n", f[0], f[11..].join(",")));
     }
     for (i, (name, csv)) in [
-        (0, ("breast_guest", std::fs::read_to_string(example_data("breast_hetero_guest.csv")).unwrap())),
+        (
+            0,
+            (
+                "breast_guest",
+                std::fs::read_to_string(example_data("breast_hetero_guest.csv")).unwrap(),
+            ),
+        ),
         (1, ("breast_host_a", first)),
         (2, ("breast_host_b", second)),
     ] {
@@ -219,7 +241,10 @@ fn three_parties_train_and_predict() {
             "sbt3.yaml",
             &train_job(
                 "breast-sbt-3",
-                &[("insurer-b", "breast_host_a"), ("clinic-c", "breast_host_b")],
+                &[
+                    ("insurer-b", "breast_host_a"),
+                    ("clinic-c", "breast_host_b"),
+                ],
                 "{num_trees: 3, max_depth: 3, key_bits: 1024}",
             ),
         ),
@@ -228,4 +253,73 @@ fn three_parties_train_and_predict() {
     let a = auc(&fed, &id);
     eprintln!("three parties: AUC {a}");
     assert!(a >= 0.976, "{a}");
+
+    // The batch predict job's scores.
+    let models = fed.parties[0].cli(&["--json", "model", "list"]).json();
+    let model_id = models[0]["model_id"].as_str().unwrap().to_owned();
+    let predict = format!(
+        "name: sbt3-predict
+parties: {{guest: [bank-a], host: [insurer-b, clinic-c]}}
+tasks:
+  reader:
+    component: reader
+    role_params: {{guest: {{table: breast_guest}}}}
+    party_params:
+      insurer-b: {{table: breast_host_a}}
+      clinic-c: {{table: breast_host_b}}
+  psi:
+    component: psi
+    inputs: {{data: reader.data}}
+  sbt:
+    component: hetero_secureboost
+    inputs: {{test_data: psi.data}}
+    model: {{id: {model_id}, version: {id}}}
+"
+    );
+    let pid = submit(&fed.parties[0], &fed.job_file("predict3.yaml", &predict));
+    assert_succeeds(&fed.parties, &pid, T);
+    let batch: std::collections::HashMap<String, f64> =
+        scores(&fed, &pid, "predict_output").into_iter().collect();
+    assert_eq!(batch.len(), 569);
+
+    // Deployed online: every id's score over HTTP equals the batch score; the hosts answer
+    // with the directions of their splits, from their own tables.
+    let out = fed.parties[0].cli(&[
+        "--json",
+        "serve",
+        "deploy",
+        &format!("{model_id}@{id}"),
+        "--service",
+        "risk",
+    ]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut client =
+        consort_tests::serving::Http::new(std::net::SocketAddr::from(([127, 0, 0, 1], http)), None);
+    let rows = consort_tests::serving::guest_rows();
+    let requests: Vec<Value> = rows
+        .iter()
+        .map(|(id, f, _)| serde_json::json!({"id": id, "features": f}))
+        .collect();
+    let (status, body) = client.post(
+        "/v1/services/risk/batch",
+        &serde_json::json!({ "requests": requests }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 569);
+    let mut worst = 0.0f64;
+    for (item, (id, _, _)) in items.iter().zip(&rows) {
+        let score = item["score"].as_f64().unwrap_or_else(|| panic!("{item}"));
+        worst = worst.max((score - batch[id]).abs());
+    }
+    eprintln!("largest |online − batch| over 569 ids: {worst:.1e}");
+    assert!(worst <= 1e-12, "{worst}");
+    // One id at a time, too.
+    let (id0, f0, _) = &rows[0];
+    let (status, one) = client.post(
+        "/v1/services/risk/infer",
+        &serde_json::json!({"id": id0, "features": f0}),
+    );
+    assert_eq!(status, 200, "{one}");
+    assert!((one["score"].as_f64().unwrap() - batch[id0]).abs() <= 1e-12);
 }

@@ -78,7 +78,7 @@ fn load(models: &Models, model_id: &str, rev: &str) -> Result<ServingModel, Fail
     for p in &commit.parts {
         if matches!(
             p.component.as_str(),
-            "hetero_lr" | "homo_lr" | "feature_scale"
+            "hetero_lr" | "hetero_secureboost" | "homo_lr" | "feature_scale"
         ) {
             parts.push(PartBytes {
                 task: p.task.clone(),

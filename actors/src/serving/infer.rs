@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{AsyncContext, Context, Handler, Message, ResponseFuture};
-use consort_components::serving::{ServingError, combine};
+use consort_components::serving::{HostValue, ServingError};
 use consort_protocol::PartyName;
 use consort_protocol::peer::{PeerRequestBody, PeerResponse};
 use consort_protocol::serving::{
@@ -49,8 +49,8 @@ const MAX_INFLIGHT: usize = 2;
 /// Requests waiting for one host before new ones are refused.
 const QUEUE: usize = 8192;
 
-/// A host's answer for one id: its partial score, or why there is none.
-type HostResult = Result<f64, HostError>;
+/// A host's answer for one id: its partial score or directions, or why there is none.
+type HostResult = Result<HostValue, HostError>;
 
 #[derive(Debug, Clone)]
 enum HostError {
@@ -68,15 +68,15 @@ struct Pending {
 /// (service, version, host).
 type HostKey = (String, String, PartyName);
 
-/// A host's partial scores by id, with when each was learnt.
-type Cache = LruCache<String, (f64, Instant)>;
+/// A host's answers by id, with when each was learnt.
+type Cache = LruCache<String, (HostValue, Instant)>;
 
 /// Batchers and caches, per service.
 #[derive(Default)]
 pub(crate) struct InferState {
     /// (service, version, host) → its batcher's queue.
     batchers: HashMap<HostKey, mpsc::Sender<Pending>>,
-    /// (service, version, host) → id → (partial score, when it was learnt).
+    /// (service, version, host) → id → (the host's answer, when it was learnt).
     caches: HashMap<HostKey, Cache>,
 }
 
@@ -97,8 +97,8 @@ pub(crate) struct Done {
     pub(crate) guest_only: bool,
     pub(crate) hits: u64,
     pub(crate) misses: u64,
-    /// Host partial scores learnt: (host, id, partial).
-    fresh: Vec<(PartyName, String, f64)>,
+    /// Host answers learnt: (host, id, answer).
+    fresh: Vec<(PartyName, String, HostValue)>,
     cache_entries: usize,
     /// The score given, by id and request id (for feedback).
     pub(crate) kept: Option<(String, Option<String>, f64)>,
@@ -119,7 +119,7 @@ impl Handler<Done> for Serving {
                     .caches
                     .entry((d.service.clone(), d.version.clone(), host.clone()))
                     .or_insert_with(|| LruCache::new(cap))
-                    .put(id.clone(), (*v, Instant::now()));
+                    .put(id.clone(), (v.clone(), Instant::now()));
             }
         }
         self.stats.record(&d);
@@ -230,7 +230,8 @@ impl Serving {
                 .do_send(done(&service, &version, Ok(&out), 0, 0, Vec::new(), opts));
             return Ok(Box::pin(std::future::ready(Ok(out))));
         }
-        let guest_partial = loaded.part.partial(value).map_err(missing)?;
+        let guest_part = loaded.part.guest_value(value).map_err(missing)?;
+        let part = loaded.part.clone();
         let guest_micros = started.elapsed().as_micros() as u64;
         // Each host: from the cache, or asked.
         let mut waits = Vec::new();
@@ -244,7 +245,7 @@ impl Serving {
                 && at.elapsed() < ttl
             {
                 hits += 1;
-                waits.push((host.clone(), Wait::Hit(*v)));
+                waits.push((host.clone(), Wait::Hit(v.clone())));
                 continue;
             }
             misses += 1;
@@ -305,7 +306,7 @@ impl Serving {
                             micros: asked.elapsed().as_micros() as u64,
                             cached: false,
                         });
-                        fresh.push((host.clone(), input.id.clone(), v));
+                        fresh.push((host.clone(), input.id.clone(), v.clone()));
                         parts.push((host, v));
                     }
                     Err(HostError::UnknownId(m)) => {
@@ -335,12 +336,29 @@ impl Serving {
                     return Err(e);
                 }
             };
-            let hosts: Vec<(&str, f64)> = if guest_only {
+            let hosts: Vec<(&str, &HostValue)> = if guest_only {
                 Vec::new()
             } else {
-                parts.iter().map(|(h, v)| (h.as_str(), *v)).collect()
+                parts.iter().map(|(h, v)| (h.as_str(), v)).collect()
             };
-            let score = combine(guest_partial, &hosts);
+            let score = match part.score(&guest_part, &hosts) {
+                Ok(s) => s,
+                Err(e) => {
+                    let micros = started.elapsed().as_micros() as u64;
+                    addr.do_send(done(
+                        &service,
+                        &version,
+                        Err(micros),
+                        hits,
+                        misses,
+                        fresh,
+                        &opts,
+                    ));
+                    return Err(InferError::Internal {
+                        message: format!("version {version} of service {service}: {e}"),
+                    });
+                }
+            };
             let out = finish(&input, &version, &opts, score, guest_only, timings, started);
             addr.do_send(done(
                 &service,
@@ -383,7 +401,7 @@ impl Serving {
 }
 
 enum Wait {
-    Hit(f64),
+    Hit(HostValue),
     Asked(oneshot::Receiver<HostResult>),
     Failed(String),
 }
@@ -395,7 +413,7 @@ fn done(
     outcome: Result<&InferOutput, u64>,
     hits: u64,
     misses: u64,
-    fresh: Vec<(PartyName, String, f64)>,
+    fresh: Vec<(PartyName, String, HostValue)>,
     opts: &ServingOptions,
 ) -> Done {
     Done {
@@ -492,7 +510,7 @@ impl Batcher {
             version: self.version.clone(),
             ids: batch.iter().map(|p| p.id.clone()).collect(),
         };
-        let result: Result<Vec<Option<f64>>, String> = async {
+        let result: Result<Vec<Option<HostValue>>, String> = async {
             let body = rmp_serde::to_vec_named(&rpc).map_err(|e| e.to_string())?;
             let req = PeerRequestBody::App {
                 topic: SERVING_TOPIC.to_owned(),
@@ -501,8 +519,15 @@ impl Batcher {
             match self.net.request(host.as_str(), req, self.deadline).await {
                 Ok(PeerResponse::App { body }) => match rmp_serde::from_slice(&body) {
                     Ok(ServeAnswer::Scores { partials }) if partials.len() == batch.len() => {
-                        Ok(partials)
+                        Ok(partials
+                            .into_iter()
+                            .map(|p| p.map(HostValue::Score))
+                            .collect())
                     }
+                    Ok(ServeAnswer::Directions { dirs }) if dirs.len() == batch.len() => Ok(dirs
+                        .into_iter()
+                        .map(|d| d.map(|d| HostValue::Dirs(d.into_vec().into())))
+                        .collect()),
                     Ok(ServeAnswer::Refused { reason }) => Err(format!("{host} refused: {reason}")),
                     Ok(other) => Err(format!("{host} answered {other:?}")),
                     Err(e) => Err(format!("{host} sent a malformed answer: {e}")),

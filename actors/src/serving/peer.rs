@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::{ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
+use consort_components::serving::HostValue;
 use consort_protocol::PartyName;
 use consort_protocol::peer::PeerResponse;
 use consort_protocol::serving::ServingOptions;
@@ -115,6 +116,31 @@ impl Handler<PeerRequest> for Serving {
     }
 }
 
+/// The answer for a host's values: partial scores (LR) or directions (trees).
+fn host_answer(values: Vec<Option<HostValue>>) -> ServeAnswer {
+    if values.iter().any(|v| matches!(v, Some(HostValue::Dirs(_)))) {
+        ServeAnswer::Directions {
+            dirs: values
+                .into_iter()
+                .map(|v| match v {
+                    Some(HostValue::Dirs(d)) => Some(serde_bytes::ByteBuf::from(d.to_vec())),
+                    _ => None,
+                })
+                .collect(),
+        }
+    } else {
+        ServeAnswer::Scores {
+            partials: values
+                .into_iter()
+                .map(|v| match v {
+                    Some(HostValue::Score(s)) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Serving {
     /// This host's partial scores of `ids`.
     fn score(
@@ -131,11 +157,11 @@ impl Serving {
         let (part, source) = answered;
         match source {
             Source::Table(table) => {
-                let partials = ids
+                let values = ids
                     .iter()
-                    .map(|id| table.row(id).and_then(|row| part.partial(row).ok()))
+                    .map(|id| table.row(id).and_then(|row| part.host_value(row).ok()))
                     .collect();
-                Box::pin(actix::fut::ready(answer(ServeAnswer::Scores { partials })))
+                Box::pin(actix::fut::ready(answer(host_answer(values))))
             }
             Source::Command(adapter, timeout) => {
                 let name = name.to_owned();
@@ -143,18 +169,18 @@ impl Serving {
                     async move {
                         match adapter.rows(ids, timeout).await {
                             Ok(rows) => {
-                                let partials = rows
+                                let values = rows
                                     .iter()
                                     .map(|r| {
                                         let r = r.as_ref()?;
-                                        part.partial(|f| r.get(f).copied())
+                                        part.host_value(|f| r.get(f).copied())
                                             .map_err(|e| {
                                                 warn!(service = %name, error = %e, "feature adapter row unusable")
                                             })
                                             .ok()
                                     })
                                     .collect();
-                                answer(ServeAnswer::Scores { partials })
+                                answer(host_answer(values))
                             }
                             Err(e) => refused(e),
                         }

@@ -82,4 +82,10 @@ pub enum ServeAnswer {
         /// In request order.
         partials: Vec<Option<f64>>,
     },
+    /// A tree model's host: per id asked, which way each of its splits (in the order of their
+    /// ids) sends it, as a bitmap; None for an id this host does not have.
+    Directions {
+        /// In request order.
+        dirs: Vec<Option<serde_bytes::ByteBuf>>,
+    },
 }

@@ -116,14 +116,15 @@ pub(crate) fn with_role(parties: &[String], role: &str) -> Vec<String> {
 
 /// Builds this party's scoring part of a version, and its role.
 pub(crate) fn load_part(me: &str, m: &ServingModel) -> Result<(Role, Loaded), String> {
-    // The scoring part: a hetero_lr part this party played as guest (else host), or a homo_lr
-    // part; then the feature_scale part of the same role, which fed it in training.
+    // The scoring part: a hetero_lr or hetero_secureboost part this party played as guest
+    // (else host), or a homo_lr part; then the feature_scale part of the same role, which fed
+    // it in training.
     let lr = ["guest", "host"]
         .iter()
         .find_map(|r| {
-            m.parts
-                .iter()
-                .find(|p| p.component == "hetero_lr" && p.role == *r)
+            m.parts.iter().find(|p| {
+                (p.component == "hetero_lr" || p.component == "hetero_secureboost") && p.role == *r
+            })
         })
         .or_else(|| {
             // A data party's homo LR part (the arbiter's holds the same model, but an arbiter
@@ -134,8 +135,8 @@ pub(crate) fn load_part(me: &str, m: &ServingModel) -> Result<(Role, Loaded), St
         })
         .ok_or_else(|| {
             format!(
-                "model {}@{} has no hetero_lr part as guest or host, nor a homo_lr part, at \
-                 {me}; only LR models serve yet",
+                "model {}@{} has no hetero_lr or hetero_secureboost part as guest or host, nor \
+                 a homo_lr part, at {me}; only LR and SecureBoost models serve",
                 m.model_id, m.version
             )
         })?;
@@ -160,6 +161,8 @@ pub(crate) fn load_part(me: &str, m: &ServingModel) -> Result<(Role, Loaded), St
     let (role, part) = match (lr.component.as_str(), lr.role.as_str()) {
         ("hetero_lr", "guest") => (Role::Guest, ServedPart::hetero_lr(&lr.bytes, scale)),
         ("hetero_lr", _) => (Role::Host, ServedPart::hetero_lr(&lr.bytes, scale)),
+        ("hetero_secureboost", "guest") => (Role::Guest, ServedPart::secureboost(&lr.bytes, scale)),
+        ("hetero_secureboost", _) => (Role::Host, ServedPart::secureboost(&lr.bytes, scale)),
         _ => (Role::Local, ServedPart::homo_lr(&lr.bytes, scale)),
     };
     Ok((
