@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::{Format, PlotError, err, finite, render};
+use crate::{Format, PlotError, err, finish, finite, render};
 
 const TPR: RGBColor = RGBColor(31, 111, 235);
 const FPR: RGBColor = RGBColor(207, 34, 46);
@@ -240,16 +240,7 @@ fn unit_chart<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     series(&mut chart)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(root, &mut chart, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]

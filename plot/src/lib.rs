@@ -127,6 +127,30 @@ fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String
     e.to_string()
 }
 
+/// A chart on two f64 axes.
+type Chart2d<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Draws the chart's legend at `position`, then presents the drawing.
+fn finish<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut Chart2d<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 /// The finite points of `points`.
 fn finite(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     points

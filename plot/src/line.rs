@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::{Format, PlotError, err, finite, render};
+use crate::{Format, PlotError, err, finish, finite, render};
 
 /// What a line chart shows.
 pub struct LineChart<'a> {
@@ -73,15 +73,7 @@ fn draw<DB: DrawingBackend>(
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    finish(root, &mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

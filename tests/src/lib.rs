@@ -496,6 +496,27 @@ pub fn example_data(name: &str) -> String {
 
 /// Uploads the breast hetero split: the guest half at party 0 as `breast_guest`, the host
 /// half at party 1 as `breast_host`.
+/// The breast hetero LR job with FATE's example settings (bank-a guest and arbiter, insurer-b
+/// host; tables `breast_guest` and `breast_host`): reader → psi → lr → eval.
+pub const BREAST_LR_JOB: &str = "name: breast-lr
+parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
+tasks:
+  reader:
+    component: reader
+    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
+  psi:
+    component: psi
+    inputs: {data: reader.data}
+  lr:
+    component: hetero_lr
+    inputs: {train_data: psi.data}
+    params: {max_iter: 10, batch_size: 300, learning_rate: 0.1, alpha: 0.001, key_bits: 512}
+  eval:
+    component: evaluation
+    roles: [guest]
+    inputs: {data: lr.train_output}
+";
+
 pub fn upload_breast_hetero(fed: &Federation) {
     for (i, (file, name)) in [
         ("breast_hetero_guest.csv", "breast_guest"),

@@ -18,24 +18,7 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(120);
 
-const TRAIN: &str = "name: breast-lr
-parties: {guest: [bank-a], host: [insurer-b], arbiter: [bank-a]}
-tasks:
-  reader:
-    component: reader
-    role_params: {guest: {table: breast_guest}, host: {table: breast_host}}
-  psi:
-    component: psi
-    inputs: {data: reader.data}
-  lr:
-    component: hetero_lr
-    inputs: {train_data: psi.data}
-    params: {max_iter: 10, batch_size: 300, learning_rate: 0.1, alpha: 0.001, key_bits: 512}
-  eval:
-    component: evaluation
-    roles: [guest]
-    inputs: {data: lr.train_output}
-";
+use consort_tests::BREAST_LR_JOB as TRAIN;
 
 /// Where the test leaves its screenshots: `target/tmp/board/`.
 fn output_dir() -> PathBuf {

@@ -37,6 +37,21 @@ fn validate_prints_the_plan_in_dependency_order() {
 }
 
 #[test]
+fn every_example_job_file_is_valid() {
+    let dir = format!("{}/../examples", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = consort(&["job", "validate", path.to_str().unwrap()]);
+            assert_eq!(out.code, Some(0), "{}: {out:?}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} example files");
+}
+
+#[test]
 fn invalid_job_files_name_each_problem_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");

@@ -19,14 +19,14 @@ pub(crate) fn load_csv(path: &str) -> Dataset {
     consort_protocol::data::parse_csv(file, &Default::default()).expect("valid CSV")
 }
 
-fn data(name: &str) -> Dataset {
+pub(crate) fn data(name: &str) -> Dataset {
     load_csv(&format!(
         "{}/../examples/data/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
 }
 
-fn ep(role: Role, party: &str) -> Endpoint {
+pub(crate) fn ep(role: Role, party: &str) -> Endpoint {
     Endpoint {
         role,
         party: PartyName::new(party).expect("name"),

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use consort_protocol::PartyName;
 use consort_protocol::data::Dataset;
 use consort_protocol::job::{JobSpec, PlannedTask, Role, validate};
 
@@ -21,19 +20,7 @@ use crate::evaluation::auc;
 use crate::harness::{RunResult, run_task};
 use crate::registry::{component, schema};
 
-fn data(name: &str) -> Dataset {
-    crate::hetero_lr::tests::load_csv(&format!(
-        "{}/../examples/data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-}
-
-fn ep(role: Role, party: &str) -> Endpoint {
-    Endpoint {
-        role,
-        party: PartyName::new(party).expect("name"),
-    }
-}
+use crate::hetero_lr::tests::{data, ep};
 
 fn plan(hosts: &[&str], params: &str) -> PlannedTask {
     let text = format!(
