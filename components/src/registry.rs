@@ -115,7 +115,7 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
         ),
         "hetero_secureboost" => s(
             vec![Role::Guest, Role::Host],
-            Ports::Named(vec!["train_data", "test_data", "model"]),
+            Ports::Named(vec!["train_data", "validate_data", "test_data", "model"]),
             Ports::Named(vec!["model", "train_output", "predict_output"]),
             vec![
                 ParamSpec::with_default("num_trees", ParamType::Int, json!(3)),
@@ -134,6 +134,7 @@ pub fn schema(name: &str) -> Option<ComponentSchema> {
                 ParamSpec::with_default("key_bits", ParamType::Int, json!(2048)),
                 ParamSpec::with_default("seed", ParamType::Int, json!(42)),
                 ParamSpec::with_default("warm_start", ParamType::Bool, json!(false)),
+                ParamSpec::with_default("early_stopping_rounds", ParamType::Int, json!(0)),
             ],
         ),
         "evaluation" => s(

@@ -25,6 +25,11 @@
 //! guest. Each party's model part holds only what it knows; each logs the importance (splits,
 //! gain) of its own features.
 //!
+//! With `validate_data` wired, the guest follows the log loss on it after each tree (the hosts
+//! send the directions of that tree's splits over it) and, with `early_stopping_rounds`, stops
+//! when it has not improved for that many trees; the model keeps the trees up to the best, and
+//! each host keeps only the splits of those.
+//!
 //! Settings that shape the trees are the guest's; hosts take `num_trees`, `max_depth` and
 //! `max_bin` from it. Sums are exact integers (g and h rounded to 2^-20 per row), so the trees
 //! equal those of plain gradient boosting on the joined data with the same bins and rounding

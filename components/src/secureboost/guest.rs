@@ -80,14 +80,15 @@ struct Grower<'a> {
 pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     let data = required_dataset(ctx, "train_data")?;
     let test = dataset(ctx, "test_data")?;
+    let validate = dataset(ctx, "validate_data")?;
     let host_t = Target::Role(Role::Host);
     let n = data.rows();
     let hosts = hosts(ctx);
 
     let my_hash = ids_hash(&data.ids);
     let mut problems = Vec::new();
-    let labels = labels(&data);
-    if let Err(e) = &labels {
+    let train_labels = labels(&data);
+    if let Err(e) = &train_labels {
         problems.push(e.to_string());
     }
     if n == 0 {
@@ -116,6 +117,24 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
         }
     }
     let warm = crate::hetero_lr::common::warm_start(ctx);
+    let y_val = match (&validate, p.early_stopping_rounds) {
+        (Some(v), _) => match labels(v) {
+            Ok(y) => Some(y),
+            Err(e) => {
+                problems.push(format!("validate_data: {e}"));
+                None
+            }
+        },
+        (None, 0) => None,
+        (None, _) => {
+            problems.push("early_stopping_rounds needs a validate_data input".into());
+            None
+        }
+    };
+    if warm && validate.is_some() {
+        problems
+            .push("a warm start does not follow validate_data yet: wire one or the other".into());
+    }
     let prior = if warm {
         match ctx.input("model")? {
             Some(b) => Some(SecureBoostModel::from_bytes(&b)?),
@@ -145,9 +164,10 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             .unwrap_or_default(),
         warm,
         score_test: test.is_some(),
+        validate: validate.is_some(),
     };
     send(ctx, &host_t, "setup", &setup)?;
-    let (Some((pk, sk)), Ok(y)) = (keys, labels) else {
+    let (Some((pk, sk)), Ok(y)) = (keys, train_labels) else {
         return Err(fail(setup.error));
     };
 
@@ -217,7 +237,13 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
         n,
     };
     let first = model.trees.len();
-    let mut host_gains: Vec<Vec<(u32, f64)>> = vec![Vec::new(); grower.hosts.len()];
+    // Early stopping: the validation rows' log-odds, and the best count of trees so far with
+    // the training scores then.
+    let validate = validate
+        .map(|v| columns_for(&v, &model.header))
+        .transpose()?;
+    let mut val_scores = validate.as_ref().map(|v| vec![model.init_score; v.rows()]);
+    let mut best: Option<(f64, usize, Vec<f64>)> = None;
     let result = (|| -> Result<(), TaskError> {
         for t in 0..p.num_trees {
             if ctx.is_cancelled() {
@@ -230,24 +256,6 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
             for (r, s) in scores.iter_mut().enumerate() {
                 *s += tree.nodes[leaf_of[r] as usize].weight;
             }
-            for node in &tree.nodes {
-                match &node.split {
-                    Some(Split::Guest { feature, .. }) => {
-                        let e = model
-                            .importance
-                            .entry(model.header[*feature as usize].clone())
-                            .or_default();
-                        e.splits += 1;
-                        e.gain += node.gain;
-                    }
-                    Some(Split::Host { party, split_id }) => {
-                        if let Some(i) = model.hosts.iter().position(|h| h == party) {
-                            host_gains[i].push((*split_id, node.gain));
-                        }
-                    }
-                    None => {}
-                }
-            }
             let loss = log_loss(&y, &scores);
             let x = (first as u32 + t) as f64;
             ctx.log_metric("train", "loss", &[(x, loss)])?;
@@ -258,9 +266,83 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 started.elapsed().as_secs_f64()
             ));
             model.trees.push(tree);
+            let (Some(v), Some(vs), Some(yv)) = (&validate, &mut val_scores, &y_val) else {
+                continue;
+            };
+            let dirs = host_dirs(ctx, &grower.hosts, &format!("vdir.{t}"), v)?;
+            let last = SecureBoostModel {
+                trees: model.trees[model.trees.len() - 1..].to_vec(),
+                init_score: 0.0,
+                ..model.clone()
+            };
+            for (s, d) in vs.iter_mut().zip(score_rows(&last, v, &dirs)?) {
+                *s += d;
+            }
+            let vloss = log_loss(yv, vs);
+            ctx.log_metric("validate", "loss", &[(x, vloss)])?;
+            if best.as_ref().is_none_or(|(b, _, _)| vloss < *b) {
+                best = Some((vloss, model.trees.len(), scores.clone()));
+            } else if let Some((b, kept, _)) = &best
+                && model.trees.len() - kept >= p.early_stopping_rounds as usize
+                && p.early_stopping_rounds > 0
+            {
+                ctx.log(&format!(
+                    "hetero_secureboost guest: validation loss {vloss:.6} has not improved on \
+                     {b:.6} for {} trees: stopping, keeping {kept} trees",
+                    p.early_stopping_rounds
+                ));
+                if t + 1 < p.num_trees {
+                    let stop = Gh {
+                        v: WIRE_VERSION,
+                        stop: true,
+                        layout: Layout {
+                            wg: 0,
+                            wh: 0,
+                            wc: 0,
+                            per_cipher: 0,
+                        },
+                        data: Vec::new(),
+                    };
+                    send(
+                        ctx,
+                        &Target::Role(Role::Host),
+                        &format!("gh.{}", t + 1),
+                        &stop,
+                    )?;
+                }
+                break;
+            }
         }
         Ok(())
     })();
+    if result.is_ok()
+        && p.early_stopping_rounds > 0
+        && let Some((_, kept, kept_scores)) = best
+    {
+        model.trees.truncate(kept);
+        scores = kept_scores;
+    }
+    // Importance and the hosts' gains over the model's trees.
+    model.importance.clear();
+    let mut host_gains: Vec<Vec<(u32, f64)>> = vec![Vec::new(); grower.hosts.len()];
+    for node in model.trees.iter().flat_map(|t| &t.nodes) {
+        match &node.split {
+            Some(Split::Guest { feature, .. }) => {
+                let e = model
+                    .importance
+                    .entry(model.header[*feature as usize].clone())
+                    .or_default();
+                e.splits += 1;
+                e.gain += node.gain;
+            }
+            Some(Split::Host { party, split_id }) => {
+                if let Some(i) = model.hosts.iter().position(|h| h == party) {
+                    host_gains[i].push((*split_id, node.gain));
+                }
+            }
+            None => {}
+        }
+    }
     for (i, host) in grower.hosts.iter().enumerate() {
         let finish = Finish {
             v: WIRE_VERSION,
@@ -370,6 +452,7 @@ impl Grower<'_> {
         let cs = encrypt_rows(&layout, grads, &enc);
         let gh = Gh {
             v: WIRE_VERSION,
+            stop: false,
             layout,
             data: self.pk.encode_ciphertexts(&cs),
         };

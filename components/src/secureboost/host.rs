@@ -158,6 +158,14 @@ pub fn train(ctx: &dyn TaskContext) -> Result<(), TaskError> {
         model.importance = prior.importance;
     }
     let mut next_id = model.splits.iter().map(|s| s.id + 1).max().unwrap_or(0);
+    let validate = if setup.validate {
+        Some(columns_for(
+            &required_dataset(ctx, "validate_data")?,
+            &model.header,
+        )?)
+    } else {
+        None
+    };
     let encryptor = pk.encryptor();
 
     for tree in 0..setup.num_trees {
@@ -165,6 +173,13 @@ pub fn train(ctx: &dyn TaskContext) -> Result<(), TaskError> {
             return Err(TaskError::Cancelled);
         }
         let (from, gh): (_, Gh) = recv_one(ctx, &guest, &format!("gh.{tree}"))?;
+        if gh.stop {
+            ctx.log(&format!(
+                "hetero_secureboost host: the guest stopped early, after {tree} trees"
+            ));
+            break;
+        }
+        let first_split = next_id;
         if !gh.layout.fits(&pk) {
             return Err(fail(format!(
                 "hetero_secureboost: {from} sent an unusable layout"
@@ -229,11 +244,28 @@ pub fn train(ctx: &dyn TaskContext) -> Result<(), TaskError> {
             };
             send(ctx, &guest, &format!("dir.{tree}.{depth}"), &dirs)?;
         }
+        if let Some(v) = &validate {
+            let mine = SecureBoostModel {
+                splits: model
+                    .splits
+                    .iter()
+                    .filter(|s| s.id >= first_split)
+                    .cloned()
+                    .collect(),
+                ..model.clone()
+            };
+            send_dirs(ctx, &guest, &format!("vdir.{tree}"), Ok(v.clone()), &mine)?;
+        }
     }
     let (_, finish): (_, Finish) = recv_one(ctx, &guest, "finish")?;
     if !finish.error.is_empty() {
         return Err(fail(finish.error));
     }
+    // Keep the splits of the model's trees (early stopping may have dropped the last ones);
+    // importance over all of them.
+    let kept: std::collections::HashSet<u32> = finish.gains.iter().map(|(id, _)| *id).collect();
+    model.splits.retain(|s| kept.contains(&s.id));
+    model.importance.clear();
     let feature_of: HashMap<u32, u32> = model.splits.iter().map(|s| (s.id, s.feature)).collect();
     for (id, gain) in finish.gains {
         if let Some(&f) = feature_of.get(&id) {

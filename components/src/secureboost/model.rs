@@ -107,6 +107,9 @@ pub struct Params {
     pub other_rate: f64,
     pub key_bits: u64,
     pub seed: u64,
+    /// Stop when the loss on `validate_data` has not improved for this many trees (0: off);
+    /// the model keeps the trees up to the best.
+    pub early_stopping_rounds: u32,
 }
 
 impl Params {
@@ -170,6 +173,7 @@ impl Params {
             other_rate,
             key_bits: key_bits as u64,
             seed: int("seed", 42, 0, i64::MAX)? as u64,
+            early_stopping_rounds: int("early_stopping_rounds", 0, 0, 1000)? as u32,
         })
     }
 }

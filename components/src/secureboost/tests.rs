@@ -599,3 +599,100 @@ fn misaligned_rows_and_bad_settings_fail_with_the_reason_at_every_party() {
     assert!(e.to_string().contains("max_depth"), "{e}");
     let _ = logistic_gh(1.0, 0.0);
 }
+
+/// Rows `range` of `d`.
+fn rows(d: &Dataset, range: std::ops::Range<usize>) -> Dataset {
+    Dataset::new(
+        d.ids[range.clone()].to_vec(),
+        d.feature_names.clone(),
+        d.columns
+            .iter()
+            .map(|c| c[range.clone()].to_vec())
+            .collect(),
+        d.label_name
+            .clone()
+            .zip(d.labels.as_ref().map(|l| l[range.clone()].to_vec())),
+    )
+    .expect("rows")
+}
+
+#[test]
+fn early_stopping_keeps_the_trees_up_to_the_best_validation_loss() {
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
+    let (gt, gv, ht, hv) = (
+        rows(&g, 0..400),
+        rows(&g, 400..569),
+        rows(&h, 0..400),
+        rows(&h, 400..569),
+    );
+    let task = plan(
+        &["insurer-b"],
+        "{num_trees: 40, max_depth: 4, learning_rate: 0.5, key_bits: 512, \
+         min_child_weight: 0.01, early_stopping_rounds: 2}",
+    );
+    let inputs = BTreeMap::from([
+        (
+            ep(Role::Guest, "bank-a"),
+            BTreeMap::from([
+                ("train_data".to_owned(), bytes(&gt)),
+                ("validate_data".to_owned(), bytes(&gv)),
+            ]),
+        ),
+        (
+            ep(Role::Host, "insurer-b"),
+            BTreeMap::from([
+                ("train_data".to_owned(), bytes(&ht)),
+                ("validate_data".to_owned(), bytes(&hv)),
+            ]),
+        ),
+    ]);
+    let results = run(&task, &inputs);
+    ok(&results);
+    let guest = of(&results, "bank-a");
+    let series = |name: &str| -> Vec<f64> {
+        guest
+            .metrics
+            .iter()
+            .filter(|(ns, n, _)| ns == name && n == "loss")
+            .flat_map(|(_, _, p)| p.iter().map(|p| p.1))
+            .collect()
+    };
+    let (train, val) = (series("train"), series("validate"));
+    assert_eq!(train.len(), val.len());
+    assert!(val.len() < 40, "stopped early: {} trees grown", val.len());
+    let best = val
+        .iter()
+        .enumerate()
+        .fold((0, f64::MAX), |b, (i, &v)| if v < b.1 { (i, v) } else { b });
+    assert_eq!(
+        val.len(),
+        best.0 + 3,
+        "two trees without improvement after the best"
+    );
+    let gm = SecureBoostModel::from_bytes(&guest.outputs["model"]).expect("guest");
+    assert_eq!(
+        gm.trees.len(),
+        best.0 + 1,
+        "the model keeps the trees up to the best"
+    );
+    // The host keeps exactly the splits of the kept trees.
+    let hm = SecureBoostModel::from_bytes(&of(&results, "insurer-b").outputs["model"]).expect("h");
+    let mut referenced: Vec<u32> = gm
+        .trees
+        .iter()
+        .flat_map(|t| &t.nodes)
+        .filter_map(|n| match &n.split {
+            Some(Split::Host { split_id, .. }) => Some(*split_id),
+            _ => None,
+        })
+        .collect();
+    referenced.sort_unstable();
+    let mut held: Vec<u32> = hm.splits.iter().map(|s| s.id).collect();
+    held.sort_unstable();
+    assert_eq!(held, referenced);
+    // The train output is the kept trees' scores: predict mode gives the same.
+    predict_mode_reproduces_train_scores(&results, &gt, &[("insurer-b", &ht)]);
+}

@@ -26,12 +26,19 @@ pub struct Setup {
     pub warm: bool,
     /// Whether the guest scores `test_data` after training (hosts send its directions).
     pub score_test: bool,
+    /// Whether the guest follows the loss on `validate_data` after each tree (hosts send the
+    /// directions of that tree's splits over it, tag `vdir.{tree}`).
+    #[serde(default)]
+    pub validate: bool,
 }
 
-/// Guest → hosts, tag `gh.{tree}`: every row's encrypted slot.
+/// Guest → hosts, tag `gh.{tree}`: every row's encrypted slot; or, with `stop`, no more trees
+/// (early stopping).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Gh {
     pub v: u16,
+    #[serde(default)]
+    pub stop: bool,
     pub layout: Layout,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
@@ -102,8 +109,9 @@ pub struct AllDirs {
     pub bitmaps: Vec<serde_bytes::ByteBuf>,
 }
 
-/// Guest → each host, tag `finish`: the gain of each of its splits (for its feature
-/// importance), or why training failed.
+/// Guest → each host, tag `finish`: the gain of each of its splits in the model's trees (for
+/// its feature importance; a split not listed belongs to a tree early stopping dropped), or
+/// why training failed.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Finish {
     pub v: u16,
