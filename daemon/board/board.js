@@ -88,27 +88,33 @@ function toast(text, error) {
   toastTimer = setTimeout(() => (t.className = "toast hidden"), 5000);
 }
 
+/** Dangerous actions clicked once, by action and page, until when a second click confirms:
+ *  kept outside the buttons, which live updates redraw. */
+const armed = new Map();
+
 /** A button that acts (hidden on a read-only board); a dangerous one asks for a second
  *  click within 4 s. */
 function actionButton(label, run, danger) {
   if (READ_ONLY) return null;
-  let armed = null;
+  const key = label + "@" + location.hash;
+  const isArmed = () => (armed.get(key) || 0) > Date.now();
+  const asking = label + "? Click again";
   const b = el("button", {
     class: danger ? "danger" : "",
     "data-action": label.toLowerCase().replace(/ /g, "-"),
     onclick: async () => {
-      if (danger && !armed) {
-        b.textContent = label + "? Click again";
-        armed = setTimeout(() => { armed = null; b.textContent = label; }, 4000);
+      if (danger && !isArmed()) {
+        armed.set(key, Date.now() + 4000);
+        b.textContent = asking;
+        setTimeout(() => { if (!isArmed() && b.isConnected) b.textContent = label; }, 4100);
         return;
       }
-      clearTimeout(armed);
-      armed = null;
+      armed.delete(key);
       b.textContent = label;
       b.disabled = true;
       try { await run(); } catch (e) { toast(label + ": " + e.message, true); } finally { b.disabled = false; }
     },
-  }, label);
+  }, danger && isArmed() ? asking : label);
   return b;
 }
 
