@@ -114,7 +114,8 @@ impl ServedPart {
         let model =
             SecureBoostModel::from_bytes(model).map_err(|e| ServingError::Model(e.to_string()))?;
         let scaling = scaling_for(&model.header, scale)?;
-        let kind = match model.role.as_str() {
+        let (role, features) = (model.role.clone(), model.header.clone());
+        let kind = match role.as_str() {
             "guest" => {
                 let mut host_splits: HashMap<String, Vec<u32>> = HashMap::new();
                 for node in model.trees.iter().flat_map(|t| &t.nodes) {
@@ -130,7 +131,7 @@ impl ServedPart {
                     ids.dedup();
                 }
                 Kind::TreesGuest {
-                    model: Box::new(model.clone()),
+                    model: Box::new(model),
                     host_splits,
                 }
             }
@@ -150,8 +151,8 @@ impl ServedPart {
             }
         };
         Ok(Self {
-            role: model.role,
-            features: model.header,
+            role,
+            features,
             kind,
             scaling,
         })
@@ -584,5 +585,63 @@ mod tests {
     fn a_host_part_ignores_any_intercept() {
         let h = ServedPart::hetero_lr(&model("host", &["a"], &[2.0], 5.0), None).expect("host");
         assert_eq!(h.partial(|_| Some(3.0)), Ok(6.0));
+    }
+
+    /// A tree guest with one host split at the root: a host's answer that is short, of the
+    /// wrong kind or missing is an error, never a panic or a guess.
+    #[test]
+    fn a_tree_guest_refuses_host_answers_that_do_not_fit() {
+        use crate::secureboost::model::{MODEL_VERSION, SecureBoostModel};
+        use crate::secureboost::tree::{Node, Tree};
+        let leaf = |w: f64| Node {
+            split: None,
+            left: 0,
+            right: 0,
+            weight: w,
+            gain: 0.0,
+            count: 1,
+        };
+        let root = Node {
+            split: Some(Split::Host {
+                party: "insurer-b".into(),
+                split_id: 9,
+            }),
+            left: 1,
+            right: 2,
+            weight: 0.0,
+            gain: 1.0,
+            count: 2,
+        };
+        let model = SecureBoostModel {
+            v: MODEL_VERSION,
+            role: "guest".into(),
+            header: vec!["a".into()],
+            trees: vec![Tree {
+                nodes: vec![root, leaf(1.0), leaf(-1.0)],
+            }],
+            init_score: 0.0,
+            hosts: vec!["insurer-b".into()],
+            splits: Vec::new(),
+            importance: Default::default(),
+            objective: "binary:bce".into(),
+        };
+        let g = ServedPart::secureboost(&model.to_bytes().expect("bytes"), None).expect("guest");
+        let row = g.guest_value(|_| Some(0.5)).expect("row");
+        let left = HostValue::Dirs(vec![1u8].into());
+        assert_eq!(g.score(&row, &[("insurer-b", &left)]), Ok(sigmoid(1.0)));
+        let right = HostValue::Dirs(vec![0u8].into());
+        assert_eq!(g.score(&row, &[("insurer-b", &right)]), Ok(sigmoid(-1.0)));
+        for bad in [
+            vec![("insurer-b", HostValue::Dirs(Vec::new().into()))],
+            vec![("insurer-b", HostValue::Score(3.0))],
+            vec![("clinic-c", HostValue::Dirs(vec![1u8].into()))],
+            Vec::new(),
+        ] {
+            let hosts: Vec<(&str, &HostValue)> = bad.iter().map(|(p, v)| (*p, v)).collect();
+            assert!(
+                matches!(g.score(&row, &hosts), Err(ServingError::Host(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -22,20 +22,10 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     let arbiter = one(ctx, Role::Arbiter)?;
     let data = required_dataset(ctx, "train_data");
     let fixed = data.as_ref().map_err(Clone::clone).and_then(fixed_columns);
-    let align = match (&data, &fixed) {
-        (Ok(d), Ok(_)) => Align {
-            v: WIRE_VERSION,
-            error: String::new(),
-            rows: d.rows() as u64,
-            ids_hash: ids_hash(&d.ids),
-        },
-        (Err(e), _) | (_, Err(e)) => Align {
-            v: WIRE_VERSION,
-            error: e.to_string(),
-            rows: 0,
-            ids_hash: Vec::new(),
-        },
-    };
+    let align = Align::of(match (&data, &fixed) {
+        (Ok(d), Ok(_)) => Ok(d),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    });
     send(ctx, &guest, "align", &align)?;
     let (_, setup): (_, Setup) = recv_one(ctx, &guest, "setup")?;
     if !setup.error.is_empty() {

@@ -25,6 +25,26 @@ pub struct Align {
     pub ids_hash: Vec<u8>,
 }
 
+impl Align {
+    /// What a host says of its data: its row count and id hash, or why it is unusable.
+    pub fn of(data: Result<&consort_protocol::data::Dataset, &TaskError>) -> Align {
+        match data {
+            Ok(d) => Align {
+                v: WIRE_VERSION,
+                error: String::new(),
+                rows: d.rows() as u64,
+                ids_hash: super::common::ids_hash(&d.ids),
+            },
+            Err(e) => Align {
+                v: WIRE_VERSION,
+                error: e.to_string(),
+                rows: 0,
+                ids_hash: Vec::new(),
+            },
+        }
+    }
+}
+
 /// Guest → hosts and arbiter, tag `setup`: whether rows agree, and the shared settings.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Setup {

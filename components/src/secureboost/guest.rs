@@ -201,7 +201,7 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 ));
             }
             let dirs = host_dirs(ctx, &hosts, "wdir", &data)?;
-            let s = score_rows(&prior, &data, &dirs)?;
+            let s = score_rows(prior.init_score, &prior.trees, &data, &dirs)?;
             ctx.log(&format!(
                 "hetero_secureboost: warm start from {} trees",
                 prior.trees.len()
@@ -270,12 +270,8 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
                 continue;
             };
             let dirs = host_dirs(ctx, &grower.hosts, &format!("vdir.{t}"), v)?;
-            let last = SecureBoostModel {
-                trees: model.trees[model.trees.len() - 1..].to_vec(),
-                init_score: 0.0,
-                ..model.clone()
-            };
-            for (s, d) in vs.iter_mut().zip(score_rows(&last, v, &dirs)?) {
+            let last = &model.trees[model.trees.len() - 1..];
+            for (s, d) in vs.iter_mut().zip(score_rows(0.0, last, v, &dirs)?) {
                 *s += d;
             }
             let vloss = log_loss(yv, vs);
@@ -362,7 +358,7 @@ pub fn train(ctx: &dyn TaskContext, p: &Params) -> Result<(), TaskError> {
     if let Some(test) = test {
         let test = columns_for(&test, &model.header)?;
         let dirs = host_dirs(ctx, &grower.hosts, "tdir", &test)?;
-        let s = score_rows(&model, &test, &dirs)?;
+        let s = score_rows(model.init_score, &model.trees, &test, &dirs)?;
         let probs = s.iter().map(|&s| sigmoid(s)).collect();
         ctx.output("predict_output", &score_output(&test, probs)?)?;
     }
@@ -555,13 +551,23 @@ impl Grower<'_> {
                     &msg,
                 )?;
             }
-            let dirs = self.host_directions(t, depth, &splits, &row_leaf)?;
+            // The rows of each node split at this level, in row order.
+            let mut rows_of: HashMap<u32, Vec<usize>> = splits
+                .iter()
+                .map(|(node, _, _)| (*node, Vec::new()))
+                .collect();
+            for (r, l) in row_leaf.iter().enumerate() {
+                if let Some(rows) = rows_of.get_mut(l) {
+                    rows.push(r);
+                }
+            }
+            let dirs = self.host_directions(t, depth, &splits, &rows_of)?;
             // Apply the splits.
             let mut next = Vec::new();
             let mut goes_left: HashMap<u32, Vec<bool>> = HashMap::new();
             let mut split_of: HashMap<u32, Split> = HashMap::new();
             for (node, _, at) in &splits {
-                let rows: Vec<usize> = (0..self.n).filter(|&r| row_leaf[r] == *node).collect();
+                let rows = &rows_of[node];
                 let (left, split) = match *at {
                     Where::Own { feature, bin } => (
                         rows.iter()
@@ -800,7 +806,7 @@ impl Grower<'_> {
         t: u32,
         depth: u32,
         splits: &[(u32, f64, Where)],
-        row_leaf: &[u32],
+        rows_of: &HashMap<u32, Vec<usize>>,
     ) -> Result<HashMap<u32, (u32, Vec<u8>)>, TaskError> {
         let tag = format!("dir.{t}.{depth}");
         let mut out = HashMap::new();
@@ -820,7 +826,7 @@ impl Grower<'_> {
                 )));
             }
             for ((node, id), map) in mine.iter().zip(msg.split_ids).zip(msg.bitmaps) {
-                let rows = row_leaf.iter().filter(|l| **l == *node).count();
+                let rows = rows_of.get(node).map_or(0, Vec::len);
                 if map.len() != rows.div_ceil(8) {
                     return Err(fail(format!(
                         "hetero_secureboost: {from}'s directions do not cover the node's rows"
@@ -873,18 +879,18 @@ fn host_dirs(
     Ok(out)
 }
 
-/// Log-odds of every row of `data` (the model's features) under `model`, host splits answered
-/// by `dirs`.
+/// Log-odds of every row of `data` (its columns in the model's header order): `init` plus
+/// each of `trees`, host splits answered by `dirs`.
 fn score_rows(
-    model: &SecureBoostModel,
+    init: f64,
+    trees: &[Tree],
     data: &Dataset,
     dirs: &HashMap<(String, u32), Vec<u8>>,
 ) -> Result<Vec<f64>, TaskError> {
-    let data = columns_for(data, &model.header)?;
     (0..data.rows())
         .map(|r| {
-            let mut s = model.init_score;
-            for tree in &model.trees {
+            let mut s = init;
+            for tree in trees {
                 s += tree
                     .walk(|split| match split {
                         Split::Guest { feature, threshold } => data
@@ -924,7 +930,7 @@ pub fn predict(ctx: &dyn TaskContext, model: &[u8]) -> Result<(), TaskError> {
         )));
     }
     let dirs = host_dirs(ctx, &hosts, "pdir", &test)?;
-    let s = score_rows(&model, &test, &dirs)?;
+    let s = score_rows(model.init_score, &model.trees, &test, &dirs)?;
     let probs = s.iter().map(|&s| sigmoid(s)).collect();
     ctx.output("predict_output", &score_output(&test, probs)?)?;
     ctx.log(&format!(

@@ -98,20 +98,7 @@ fn send_dirs(
 pub fn train(ctx: &dyn TaskContext) -> Result<(), TaskError> {
     let guest = one(ctx, Role::Guest)?;
     let data = required_dataset(ctx, "train_data");
-    let align = match &data {
-        Ok(d) => Align {
-            v: WIRE_VERSION,
-            error: String::new(),
-            rows: d.rows() as u64,
-            ids_hash: ids_hash(&d.ids),
-        },
-        Err(e) => Align {
-            v: WIRE_VERSION,
-            error: e.to_string(),
-            rows: 0,
-            ids_hash: Vec::new(),
-        },
-    };
+    let align = Align::of(data.as_ref());
     send(ctx, &guest, "align", &align)?;
     let (_, setup): (_, Setup) = recv_one(ctx, &guest, "setup")?;
     if !setup.error.is_empty() {

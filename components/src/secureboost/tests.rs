@@ -696,3 +696,90 @@ fn early_stopping_keeps_the_trees_up_to_the_best_validation_loss() {
     // The train output is the kept trees' scores: predict mode gives the same.
     predict_mode_reproduces_train_scores(&results, &gt, &[("insurer-b", &ht)]);
 }
+
+/// A host that takes part until its first histograms, then sends `hist` (what a hostile or
+/// broken partner could send); the real guest must refuse them, naming the host, and not
+/// panic.
+fn hostile_host(
+    ctx: &dyn crate::context::TaskContext,
+    hist: super::wire::Hist,
+) -> Result<(), TaskError> {
+    use super::wire::{Align, Gh, Level, Setup, recv_one, send};
+    let guest = Target::Role(Role::Guest);
+    let data = crate::hetero_lr::common::required_dataset(ctx, "train_data")?;
+    send(ctx, &guest, "align", &Align::of(Ok(&data)))?;
+    let _: (_, Setup) = recv_one(ctx, &guest, "setup")?;
+    let _: (_, Gh) = recv_one(ctx, &guest, "gh.0")?;
+    let _: (_, Level) = recv_one(ctx, &guest, "level.0.0")?;
+    send(ctx, &guest, "hist.0.0", &hist)
+}
+
+fn wrong_nodes(ctx: &dyn crate::context::TaskContext) -> Result<(), TaskError> {
+    if ctx.me().role == Role::Guest {
+        return super::hetero_secureboost(ctx);
+    }
+    let hist = super::wire::Hist {
+        v: super::wire::WIRE_VERSION,
+        nodes: vec![super::wire::NodeHist {
+            node: 7,
+            slots: vec![vec![0]],
+        }],
+        data: Vec::new(),
+    };
+    hostile_host(ctx, hist)
+}
+
+fn bins_out_of_range(ctx: &dyn crate::context::TaskContext) -> Result<(), TaskError> {
+    if ctx.me().role == Role::Guest {
+        return super::hetero_secureboost(ctx);
+    }
+    let hist = super::wire::Hist {
+        v: super::wire::WIRE_VERSION,
+        nodes: vec![super::wire::NodeHist {
+            node: 0,
+            slots: vec![vec![3, 1, 60_000]],
+        }],
+        data: vec![0; 17],
+    };
+    hostile_host(ctx, hist)
+}
+
+#[test]
+fn a_hosts_malformed_histograms_fail_the_guest_with_the_host_named() {
+    let (g, h) = (
+        data("breast_hetero_guest.csv"),
+        data("breast_hetero_host.csv"),
+    );
+    let task = plan(&["insurer-b"], "{num_trees: 1, key_bits: 512}");
+    let inputs = BTreeMap::from([
+        (
+            ep(Role::Guest, "bank-a"),
+            BTreeMap::from([("train_data".to_owned(), bytes(&g))]),
+        ),
+        (
+            ep(Role::Host, "insurer-b"),
+            BTreeMap::from([("train_data".to_owned(), bytes(&h))]),
+        ),
+    ]);
+    for (f, why) in [
+        (
+            wrong_nodes as crate::registry::ComponentFn,
+            "not the nodes asked for",
+        ),
+        (bins_out_of_range, "bins out of order or range"),
+    ] {
+        let results = run_task(
+            "job-1",
+            &task,
+            f,
+            &inputs,
+            &Arc::new(AtomicBool::new(false)),
+        );
+        let e = of(&results, "bank-a")
+            .result
+            .clone()
+            .expect_err("the guest refuses")
+            .to_string();
+        assert!(e.contains("insurer-b") && e.contains(why), "{e}");
+    }
+}
