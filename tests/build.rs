@@ -4,6 +4,7 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(consort_netns)");
+    println!("cargo::rustc-check-cfg=cfg(consort_netlab)");
     // Re-decide when the user or the PATH changes (e.g. a CI job running as root).
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -22,6 +23,25 @@ fn main() {
         Some(_) => true,
         None => root && have_ip,
     };
+    // The NAT tests also need iptables (and tc, from iproute2).
+    let have = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let lab = match forced.as_deref() {
+        Some("0") => false,
+        Some(_) => true,
+        None => enabled && have("iptables"),
+    };
+    if lab {
+        println!("cargo::rustc-cfg=consort_netlab");
+    } else if enabled {
+        println!(
+            "cargo::warning=NAT tests are ignored (they need iptables; `apt-get install iptables`)"
+        );
+    }
     if enabled {
         println!("cargo::rustc-cfg=consort_netns");
     } else {

@@ -69,6 +69,8 @@ fn start_nodes(n: usize) -> (Vec<Node>, Instant) {
                 antientropy: Duration::from_secs(3600),
                 records_per_partner: network::MAX_RECORDS_PER_ORIGIN,
                 record_bytes_per_partner: network::MAX_BYTES_PER_ORIGIN,
+                relay: None,
+                nat: network::NatMode::Public,
             };
             let records = RecordStore::open(&Store::temporary().unwrap()).unwrap();
             Node {

@@ -13,6 +13,7 @@ mod codec;
 mod event_loop;
 mod partners;
 mod push_stream;
+mod reach;
 mod relay;
 mod sums;
 
@@ -27,8 +28,10 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId, gossipsub, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
+pub use behaviour::RelayLimits;
 pub use catch_up::{MAX_BYTES_PER_ORIGIN, MAX_RECORDS_PER_ORIGIN};
 pub use partners::{Diagnosis, Partner, Traffic};
+pub use reach::{Nat, NatMode, Reachability, RelayService, Route, Slot, route_text};
 
 use behaviour::{Behaviour, BehaviourOptions};
 use event_loop::EventLoop;
@@ -88,6 +91,10 @@ pub struct NetworkConfig {
     pub records_per_partner: u64,
     /// Most bytes of record values one partner (as origin) may have us hold.
     pub record_bytes_per_partner: u64,
+    /// Relay for partners behind NAT, within these limits.
+    pub relay: Option<RelayLimits>,
+    /// How this daemon learns whether partners can dial it.
+    pub nat: NatMode,
 }
 
 /// Things the network tells the actors.
@@ -141,6 +148,10 @@ pub struct PartnerView {
     pub protocol: Option<String>,
     /// Latest failure to reach it.
     pub diagnosis: Option<Diagnosis>,
+    /// How it is reached now (the best of its connections).
+    pub route: Option<Route>,
+    /// How the latest hole punch with it went.
+    pub hole_punch: Option<String>,
 }
 
 impl From<&PartnerState> for PartnerView {
@@ -158,6 +169,8 @@ impl From<&PartnerState> for PartnerView {
             agent: s.agent.clone(),
             protocol: s.protocol.clone(),
             diagnosis: s.diagnosis.clone(),
+            route: reach::best(&s.routes),
+            hole_punch: s.hole_punch.clone(),
         }
     }
 }
@@ -171,6 +184,9 @@ pub(crate) enum Command {
     },
     Peers {
         reply: Reply<Vec<PartnerView>>,
+    },
+    Reachability {
+        reply: Reply<Reachability>,
     },
     Away {
         reply: Reply<BTreeMap<PartyName, Option<u64>>>,
@@ -231,6 +247,11 @@ impl NetworkClient {
     /// Every partner's state.
     pub async fn peers(&self) -> Result<Vec<PartnerView>, NetError> {
         self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// This daemon's NAT status, relay slots and relay service.
+    pub async fn reachability(&self) -> Result<Reachability, NetError> {
+        self.call(|reply| Command::Reachability { reply }).await
     }
 
     /// The partners not connected now, each with when it was last heard from (Unix ms): what
@@ -446,6 +467,7 @@ async fn build(
         request_timeout: config.request_timeout,
         kademlia: config.kademlia,
         mdns: config.mdns,
+        relay: config.relay,
     };
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.key.clone())
         .with_tokio()
@@ -455,9 +477,12 @@ async fn build(
             yamux::Config::default,
         )
         .map_err(|e| startup(format!("tcp transport: {e}")))?
+        .with_quic()
         .with_dns()
         .map_err(|e| startup(format!("dns: {e}")))?
-        .with_behaviour(|key| Behaviour::new(key, &opts))
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| startup(format!("relay client: {e}")))?
+        .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, &opts))
         .map_err(|e| startup(format!("behaviour: {e}")))?
         // Partners are few and precious: keep their connections open while idle.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(24 * 3600)))
@@ -541,6 +566,7 @@ async fn build(
         gathering: Default::default(),
         own_jobs: Default::default(),
         sums,
+        reach: reach::Reach::new(config.nat, config.relay),
     };
     for partner in partners {
         event_loop.add_partner(partner)?;

@@ -685,6 +685,63 @@ pub struct PeerInfo {
     pub rejected_messages: u64,
     /// `config` (consort.toml) or `cli` (`consort partner add`).
     pub source: String,
+    /// How it is reached while connected: `direct`, `hole punched` or `relayed via PARTY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// How the latest hole punch with it went (`succeeded`, or why it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hole_punch: Option<String>,
+    /// Why it is unreachable, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// How partners reach this daemon: its NAT status, its slots at partner relays and what it
+/// relays for partners (`consort status`, `peers`, `doctor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReachabilityInfo {
+    /// `public`, `private` or `unknown`.
+    pub nat: String,
+    /// `autonat` (partners tried to dial back) or `config` (`[network] nat`).
+    pub nat_source: String,
+    /// The address partners dialled back, when public.
+    pub public_addr: Option<String>,
+    /// Addresses partners observed this daemon at.
+    pub observed: Vec<String>,
+    /// Slots at partner relays.
+    pub relay_slots: Vec<RelaySlotInfo>,
+    /// What this daemon relays for partners, when `[network] relay = true`.
+    pub relay: Option<RelayServiceInfo>,
+}
+
+/// A slot at a partner relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelaySlotInfo {
+    /// The relay's party.
+    pub relay: String,
+    /// `requested`, `reserved` or `failed: WHY`.
+    pub state: String,
+    /// The address partners reach this daemon at through it, once reserved.
+    pub addr: Option<String>,
+}
+
+/// What a relay carries for its partners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayServiceInfo {
+    /// Partners holding a slot here.
+    pub reservations: Vec<String>,
+    /// Circuits open now.
+    pub circuits: u64,
+    /// Circuits opened since the daemon started.
+    pub circuits_total: u64,
+    /// Slots and circuits refused since the daemon started.
+    pub denied_total: u64,
+    /// Circuits open at once, at most.
+    pub max_circuits: u64,
+    /// Bytes one circuit may carry.
+    pub max_circuit_bytes: u64,
+    /// Seconds one circuit may stay open.
+    pub max_circuit_s: u64,
 }
 
 /// Result of pinging one partner.
@@ -704,6 +761,9 @@ pub struct PingReport {
     pub protocol: Option<String>,
     /// Plain-language diagnosis.
     pub diagnosis: String,
+    /// How it is reached: `direct`, `hole punched` or `relayed via PARTY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// A replicated record, for display.
@@ -743,6 +803,9 @@ pub struct StatusInfo {
     pub pid: u32,
     /// Records held by each actor's store, by actor name.
     pub stores: Vec<StoreCount>,
+    /// How partners reach this daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<ReachabilityInfo>,
 }
 
 /// Number of records an actor's store holds.
@@ -1041,6 +1104,7 @@ mod tests {
                 actor: "scheduler".into(),
                 records: 3,
             }],
+            reachability: None,
         };
         let msgs = [
             ServerMessage::Welcome {

@@ -24,7 +24,8 @@ pub mod serving;
 pub use control::{
     BoardInfo, CONTROL_PROTOCOL, CONTROL_PROTOCOL_VERSION, ClientMessage, ControlError, ErrorCode,
     JobInfo, LogLineInfo, MetricInfo, ModelInfo, ModelPartInfo, PartyRunInfo, PeerInfo, PingReport,
-    RecordInfo, Request, Response, ServerMessage, StatusInfo, TableInfo, TaskInfo, TaskPart,
+    ReachabilityInfo, RecordInfo, RelayServiceInfo, RelaySlotInfo, Request, Response,
+    ServerMessage, StatusInfo, TableInfo, TaskInfo, TaskPart,
 };
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec, FrameError};
 pub use ids::{InvalidName, PartyName};

@@ -184,6 +184,8 @@ impl Hostile {
             antientropy: Duration::from_secs(3600),
             records_per_partner: network::MAX_RECORDS_PER_ORIGIN,
             record_bytes_per_partner: network::MAX_BYTES_PER_ORIGIN,
+            relay: None,
+            nat: network::NatMode::Public,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

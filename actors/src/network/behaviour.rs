@@ -8,7 +8,9 @@ use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, gossipsub, identify, kad, mdns, ping, request_response};
+use libp2p::{
+    StreamProtocol, autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, request_response,
+};
 
 use super::codec::MsgpackCodec;
 
@@ -32,6 +34,41 @@ pub struct Behaviour {
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Slots at partner relays, and connections through them.
+    pub relay_client: relay::client::Behaviour,
+    /// Relaying for partners behind NAT (`[network] relay = true`).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Hole punching: a relayed connection tries to become a direct one.
+    pub dcutr: dcutr::Behaviour,
+    /// Whether partners can dial this daemon back (its NAT status).
+    pub autonat: autonat::Behaviour,
+}
+
+/// What a relay carries for its partners (`[network] relay = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Circuits open at once, over all partners.
+    pub max_circuits: usize,
+    /// Circuits open at once with one partner at either end.
+    pub max_circuits_per_peer: usize,
+    /// Bytes one circuit may carry (both directions) before the relay closes it.
+    pub max_circuit_bytes: u64,
+    /// How long one circuit may stay open.
+    pub max_circuit_duration: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            // A breast job moves ~1 MB between two parties; a credit-default SecureBoost job at
+            // 2048 bits tens of MB. A circuit that reaches its limit closes and the daemons
+            // redial at once (a new circuit), so the limit bounds a burst, not a job.
+            max_circuit_bytes: 1 << 30,
+            max_circuit_duration: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Error type the swarm builder accepts from a behaviour constructor.
@@ -47,11 +84,17 @@ pub struct BehaviourOptions {
     pub kademlia: bool,
     /// Enable mDNS.
     pub mdns: bool,
+    /// Relay for partners, within these limits.
+    pub relay: Option<RelayLimits>,
 }
 
 impl Behaviour {
     /// Builds the behaviour for `key`.
-    pub fn new(key: &Keypair, opts: &BehaviourOptions) -> Result<Self, BoxError> {
+    pub fn new(
+        key: &Keypair,
+        relay_client: relay::client::Behaviour,
+        opts: &BehaviourOptions,
+    ) -> Result<Self, BoxError> {
         let peer_id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -91,6 +134,37 @@ impl Behaviour {
         } else {
             None
         };
+        let relay = opts.relay.map(|l| {
+            let mut server = relay::Behaviour::new(
+                peer_id,
+                relay::Config {
+                    max_reservations: 256,
+                    max_reservations_per_peer: 4,
+                    max_circuits: l.max_circuits,
+                    max_circuits_per_peer: l.max_circuits_per_peer,
+                    max_circuit_bytes: l.max_circuit_bytes,
+                    max_circuit_duration: l.max_circuit_duration,
+                    ..relay::Config::default()
+                },
+            );
+            // Only partners connect at all (the allow list), so the relay is offered to them
+            // whatever AutoNAT thinks of this daemon's own addresses.
+            server.set_status(Some(relay::Status::Enable));
+            server
+        });
+        let autonat = autonat::Behaviour::new(
+            peer_id,
+            autonat::Config {
+                // Partners are often on private address plans (a VPN, a data centre's 10/8):
+                // a verdict between them is still the one that matters.
+                only_global_ips: false,
+                boot_delay: Duration::from_secs(2),
+                retry_interval: Duration::from_secs(20),
+                refresh_interval: Duration::from_secs(300),
+                throttle_server_period: Duration::from_secs(5),
+                ..autonat::Config::default()
+            },
+        );
         Ok(Self {
             allow: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(
@@ -111,6 +185,10 @@ impl Behaviour {
             stream: libp2p_stream::Behaviour::new(),
             kad: kad.into(),
             mdns: mdns.into(),
+            relay_client,
+            relay: relay.into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat,
         })
     }
 }

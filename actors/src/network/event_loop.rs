@@ -16,7 +16,7 @@ use libp2p::identity::{Keypair, PublicKey};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping, relay};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -34,7 +34,7 @@ pub(crate) use consort_protocol::clock::now_ms;
 const OVERFLOW_MAX: usize = 100_000;
 
 /// `addr` without a trailing `/p2p/<peer>` component.
-fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+pub(crate) fn without_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
         .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
         .collect()
@@ -141,6 +141,8 @@ pub(crate) struct EventLoop {
     /// The push streams to and from partners.
     pub(crate) pushes: super::push_stream::Pushes,
     pub(crate) push_events: mpsc::Receiver<PushEvent>,
+    /// NAT status, relay slots and relay service.
+    pub(crate) reach: super::reach::Reach,
 }
 
 impl EventLoop {
@@ -232,11 +234,12 @@ impl EventLoop {
             if state.connections > 0 || state.next_dial > now {
                 continue;
             }
-            to_dial.push((state.partner.peer_id, state.dial_addrs()));
+            to_dial.push(state.partner.peer_id);
             state.next_dial = now + state.backoff;
             state.backoff = (state.backoff * 2).min(self.redial_max);
         }
-        for (peer, addrs) in to_dial {
+        for peer in to_dial {
+            let addrs = self.addrs_to_dial(peer);
             if addrs.is_empty()
                 && any_connected
                 && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
@@ -285,6 +288,7 @@ impl EventLoop {
         if let Some(state) = self.partners.get_mut(&peer) {
             debug!(party = %state.partner.party, %peer, ?diagnosis, "dial failed");
             state.diagnosis = Some(diagnosis);
+            state.direct_failed = true;
         }
     }
 
@@ -299,17 +303,33 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| a != &address)
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                let why = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                self.listener_closed(listener_id, why);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                debug!(%address, "external address confirmed");
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
                 num_established,
+                connection_id,
                 ..
             } => {
+                self.route_opened(peer_id, connection_id, &endpoint);
                 if let Some(state) = self.partners.get_mut(&peer_id) {
                     state.connections = num_established.get();
                     state.connected_at = Some(Instant::now());
                     state.backoff = BACKOFF_START;
-                    if endpoint.is_dialer() {
+                    if endpoint.is_dialer() && !endpoint.is_relayed() {
                         let addr = without_p2p(endpoint.get_remote_address());
                         if !state.partner.addrs.contains(&addr) && !state.discovered.contains(&addr)
                         {
@@ -322,8 +342,10 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                connection_id,
                 ..
             } => {
+                self.route_closed(peer_id, connection_id);
                 let mut lost = None;
                 if num_established == 0 {
                     // Its push stream went with the connection.
@@ -474,6 +496,10 @@ impl EventLoop {
                     self.learn_addrs(peer, vec![addr], "mdns");
                 }
             }
+            BehaviourEvent::Dcutr(event) => self.on_dcutr(event),
+            BehaviourEvent::Autonat(event) => self.on_autonat(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client(event),
+            BehaviourEvent::Relay(event) => self.on_relay_server(event),
             _ => {}
         }
     }
@@ -500,6 +526,8 @@ impl EventLoop {
         let Some(state) = self.partners.get_mut(&peer) else {
             return;
         };
+        state.offers_relay = info.protocols.contains(&relay::HOP_PROTOCOL_NAME);
+        let observed = info.observed_addr.clone();
         if info.protocol_version != IDENTIFY_PROTOCOL {
             warn!(party = %state.partner.party, protocol = %info.protocol_version, "partner speaks another protocol version");
         }
@@ -515,6 +543,7 @@ impl EventLoop {
                 state.discovered.push(addr.clone());
             }
         }
+        self.observed(observed);
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
             for addr in info.listen_addrs {
                 kad.add_address(&peer, addr);
@@ -525,6 +554,8 @@ impl EventLoop {
             self.emit(NetworkEvent::PartnerConnected(party));
             self.catch_up(peer);
         }
+        // A relay partner (re)connected: a private daemon takes a slot there.
+        self.reserve_slots();
     }
 
     // ---- records ----------------------------------------------------------------------------
@@ -899,6 +930,9 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(views);
             }
+            Command::Reachability { reply } => {
+                let _ = reply.send(self.reachability());
+            }
             Command::Away { reply } => {
                 let away = self
                     .partners
@@ -929,11 +963,7 @@ impl EventLoop {
                     let _ = reply.send(Err(NetError::UnknownPartner(party)));
                     return;
                 };
-                let addrs = self
-                    .partners
-                    .get(&peer)
-                    .map(|s| s.dial_addrs())
-                    .unwrap_or_default();
+                let addrs = self.addrs_to_dial(peer);
                 let channel_bytes = match &body {
                     PeerRequestBody::App { topic, body } if topic == CHANNEL_TOPIC => {
                         body.len() as u64

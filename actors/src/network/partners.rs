@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use consort_protocol::PartyName;
+use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
+
+use super::reach::Route;
 
 /// A partner as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,16 @@ pub struct PartnerState {
     pub protocol: Option<String>,
     /// Why the latest attempt failed.
     pub diagnosis: Option<Diagnosis>,
+    /// How each open connection goes.
+    pub routes: HashMap<ConnectionId, Route>,
+    /// Where it was last dialled directly with success.
+    pub reached_at: Option<Multiaddr>,
+    /// A dial failed since the last direct connection: dial it through relays too.
+    pub direct_failed: bool,
+    /// It relays for partners (it offers the circuit relay protocol).
+    pub offers_relay: bool,
+    /// How the latest hole punch with it went.
+    pub hole_punch: Option<String>,
 }
 
 impl PartnerState {
@@ -103,6 +116,17 @@ impl PartnerState {
             }
         }
         out
+    }
+
+    /// Where to reach it directly, for circuits through it: where it was reached, else its
+    /// first configured or discovered address that is not itself a circuit.
+    pub fn base_addr(&self) -> Option<Multiaddr> {
+        self.reached_at.clone().or_else(|| {
+            self.dial_addrs().into_iter().find(|a| {
+                !a.iter()
+                    .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
+            })
+        })
     }
 
     /// Whether it is connected and identified.
@@ -157,6 +181,11 @@ impl Partners {
                         agent: None,
                         protocol: None,
                         diagnosis: None,
+                        routes: HashMap::new(),
+                        reached_at: None,
+                        direct_failed: false,
+                        offers_relay: false,
+                        hole_punch: None,
                     },
                 );
             }

@@ -14,7 +14,8 @@ use libp2p::Multiaddr;
 use super::NetworkActor;
 use crate::failure::{Failure, blocking};
 use crate::network::{
-    Diagnosis, NetError, NetworkClient, Partner, PartnerView, parse_multiaddr, parse_peer_id,
+    Diagnosis, NetError, NetworkClient, Partner, PartnerView, Reachability, parse_multiaddr,
+    parse_peer_id, route_text,
 };
 
 /// Deadline of `consort ping` per partner.
@@ -63,6 +64,24 @@ impl Handler<ListPeers> for NetworkActor {
     fn handle(&mut self, _msg: ListPeers, _ctx: &mut Context<Self>) -> Self::Result {
         let net = self.client.clone();
         Box::pin(async move { net.peers().await.map_err(net_failure) })
+    }
+}
+
+/// This daemon's NAT status, relay slots and relay service.
+#[derive(Debug, Clone)]
+pub struct GetReachability;
+
+impl Message for GetReachability {
+    type Result = Result<Reachability, Failure>;
+}
+
+/// Handler for [`GetReachability`].
+impl Handler<GetReachability> for NetworkActor {
+    type Result = ResponseFuture<Result<Reachability, Failure>>;
+
+    fn handle(&mut self, _msg: GetReachability, _ctx: &mut Context<Self>) -> Self::Result {
+        let net = self.client.clone();
+        Box::pin(async move { net.reachability().await.map_err(net_failure) })
     }
 }
 
@@ -115,7 +134,8 @@ impl Handler<Doctor> for NetworkActor {
     }
 }
 
-fn explain(d: &Diagnosis, party: &str, configured: &str, me: &str) -> String {
+/// A partner's [`Diagnosis`] in words an operator can act on.
+pub fn explain(d: &Diagnosis, party: &str, configured: &str, me: &str) -> String {
     match d {
         Diagnosis::WrongPeerId { addr, obtained } => format!(
             "wrong peer id: {addr} answers as {obtained}, not {configured}; check the peer_id configured for {party}"
@@ -152,12 +172,11 @@ async fn ping(net: &NetworkClient, party: &str, me: &str) -> Result<PingReport, 
     };
     let result = net.request(party, body, PING_DEADLINE).await;
     let rtt = started.elapsed();
-    let after = net
-        .peers()
-        .await
-        .map_err(net_failure)?
-        .into_iter()
+    let views = net.peers().await.map_err(net_failure)?;
+    let after = views
+        .iter()
         .find(|v| v.party.as_str() == party)
+        .cloned()
         .unwrap_or(view);
     let configured = after.peer_id.to_base58();
     let mut report = PingReport {
@@ -171,6 +190,7 @@ async fn ping(net: &NetworkClient, party: &str, me: &str) -> Result<PingReport, 
             None => p,
         }),
         diagnosis: String::new(),
+        route: after.route.map(|r| route_text(r, &views)),
     };
     match result {
         Ok(PeerResponse::Pong { version, .. }) => {

@@ -1,7 +1,7 @@
 //! `consort peers`, `ping`, `doctor`, `partner` and `record`: partners and replicated records.
 
 use consort_protocol::call;
-use consort_protocol::{PeerInfo, PingReport, RecordInfo};
+use consort_protocol::{PeerInfo, PingReport, ReachabilityInfo, RecordInfo};
 use serde_json::json;
 
 use crate::args::{PartnerCommand, RecordCommand};
@@ -13,6 +13,12 @@ use crate::target::Target;
 pub(crate) async fn peers(target: &Target, json: bool) -> Result<(), Failure> {
     let mut client = target.connect().await?;
     let peers = client.call(call::Peers {}).await?;
+    if !json && let Some(r) = client.call(call::Status {}).await?.reachability {
+        for line in reach_lines(&r) {
+            println!("{line}");
+        }
+        println!();
+    }
     print_peers(&peers, json);
     Ok(())
 }
@@ -28,6 +34,11 @@ pub(crate) async fn ping(target: &Target, party: String, json: bool) -> Result<(
 pub(crate) async fn doctor(target: &Target, json: bool) -> Result<(), Failure> {
     let mut client = target.connect().await?;
     let reports = client.call(call::Doctor {}).await?;
+    if !json && let Some(r) = client.call(call::Status {}).await?.reachability {
+        for line in reach_lines(&r) {
+            println!("{line}");
+        }
+    }
     print_pings(&reports, json, false)
 }
 
@@ -95,6 +106,47 @@ pub(crate) async fn record(target: &Target, cmd: RecordCommand, json: bool) -> R
     }
 }
 
+/// How partners reach this daemon, in a few lines (`status`, `peers`, `doctor`).
+pub(crate) fn reach_lines(r: &ReachabilityInfo) -> Vec<String> {
+    let mut nat = format!("NAT       {} ({})", r.nat, r.nat_source);
+    if let Some(a) = &r.public_addr {
+        nat.push_str(&format!(", dialled back at {a}"));
+    }
+    let mut out = vec![nat];
+    if !r.observed.is_empty() {
+        out.push(format!("observed  {}", r.observed.join(" ")));
+    }
+    for s in &r.relay_slots {
+        match &s.addr {
+            Some(a) => out.push(format!("slot      at relay {}: {} ({a})", s.relay, s.state)),
+            None => out.push(format!("slot      at relay {}: {}", s.relay, s.state)),
+        }
+    }
+    if r.nat == "private" && r.relay_slots.is_empty() {
+        out.push(
+            "slot      none: no connected partner relays (a partner with `[network] relay = true`)"
+                .to_owned(),
+        );
+    }
+    if let Some(relay) = &r.relay {
+        let slots = if relay.reservations.is_empty() {
+            "no partner holds a slot".to_owned()
+        } else {
+            format!("slots held by {}", relay.reservations.join(", "))
+        };
+        out.push(format!(
+            "relaying  for partners: {slots}; {} circuits open ({} since start, {} refused); limits {} circuits, {} MiB and {} s per circuit",
+            relay.circuits,
+            relay.circuits_total,
+            relay.denied_total,
+            relay.max_circuits,
+            relay.max_circuit_bytes >> 20,
+            relay.max_circuit_s
+        ));
+    }
+    out
+}
+
 fn print_peers(peers: &[PeerInfo], json: bool) {
     if json {
         return print_json(&peers);
@@ -106,8 +158,8 @@ fn print_peers(peers: &[PeerInfo], json: bool) {
         return;
     }
     println!(
-        "{:<16} {:<10} {:>8} {:>12} {:>8}  {:<54} addrs",
-        "party", "state", "rtt", "last seen", "dropped", "peer id"
+        "{:<16} {:<10} {:<22} {:>8} {:>12} {:>8}  {:<54} addrs",
+        "party", "state", "route", "rtt", "last seen", "dropped", "peer id"
     );
     for p in peers {
         let rtt = p
@@ -116,15 +168,24 @@ fn print_peers(peers: &[PeerInfo], json: bool) {
             .unwrap_or_else(|| "-".into());
         let state = if p.connected { "connected" } else { "down" };
         println!(
-            "{:<16} {:<10} {:>8} {:>12} {:>8}  {:<54} {}",
+            "{:<16} {:<10} {:<22} {:>8} {:>12} {:>8}  {:<54} {}",
             p.party,
             state,
+            p.route.as_deref().unwrap_or("-"),
             rtt,
             ago(p.last_seen),
             p.rejected_messages,
             p.peer_id,
             p.addrs.join(" ")
         );
+    }
+    for p in peers {
+        if let Some(why) = &p.why {
+            println!("{}: {why}", p.party);
+        }
+        if let Some(punch) = p.hole_punch.as_deref().filter(|h| *h != "succeeded") {
+            println!("{}: hole punching {punch}", p.party);
+        }
     }
 }
 
@@ -143,9 +204,10 @@ fn print_pings(reports: &[PingReport], json: bool, single: bool) -> Result<(), F
         for r in reports {
             if r.ok {
                 println!(
-                    "{}: ok, {:.1} ms, consortd {}, {}",
+                    "{}: ok, {:.1} ms, {}, consortd {}, {}",
                     r.party,
                     r.rtt_ms.unwrap_or(0.0),
+                    r.route.as_deref().unwrap_or("direct"),
                     r.version.as_deref().unwrap_or("?"),
                     r.protocol.as_deref().unwrap_or("?")
                 );

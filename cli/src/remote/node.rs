@@ -171,6 +171,11 @@ fn print_status(s: &StatusInfo, json: bool) {
     for (k, v) in rows {
         println!("{k:<9} {v}");
     }
+    if let Some(r) = &s.reachability {
+        for line in super::network::reach_lines(r) {
+            println!("{line}");
+        }
+    }
 }
 
 /// `*` as words; an empty list as `none`.

@@ -131,6 +131,47 @@ pub struct NetworkSection {
     /// Most bytes of replicated record values one partner may have this daemon hold.
     #[serde(default = "default_record_bytes_per_partner")]
     pub record_bytes_per_partner: u64,
+    /// Relay for partners behind NAT (partners only: nobody else may connect).
+    #[serde(default)]
+    pub relay: bool,
+    /// Circuits a relay keeps open at once, over all partners.
+    #[serde(default = "default_relay_max_circuits")]
+    pub relay_max_circuits: u64,
+    /// MiB one relayed circuit may carry before the relay closes it.
+    #[serde(default = "default_relay_max_circuit_mb")]
+    pub relay_max_circuit_mb: u64,
+    /// Seconds one relayed circuit may stay open.
+    #[serde(default = "default_relay_max_circuit_s")]
+    pub relay_max_circuit_s: u64,
+    /// Whether partners can dial this daemon: `auto` (AutoNAT asks partners to dial back),
+    /// `public` (never take a relay slot) or `private` (take one at partner relays at once).
+    #[serde(default)]
+    pub nat: NatSetting,
+}
+
+/// `[network] nat`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatSetting {
+    /// AutoNAT decides.
+    #[default]
+    Auto,
+    /// Reachable.
+    Public,
+    /// Behind NAT.
+    Private,
+}
+
+fn default_relay_max_circuits() -> u64 {
+    consort_actors::network::RelayLimits::default().max_circuits as u64
+}
+fn default_relay_max_circuit_mb() -> u64 {
+    consort_actors::network::RelayLimits::default().max_circuit_bytes >> 20
+}
+fn default_relay_max_circuit_s() -> u64 {
+    consort_actors::network::RelayLimits::default()
+        .max_circuit_duration
+        .as_secs()
 }
 
 impl Default for NetworkSection {
@@ -145,6 +186,11 @@ impl Default for NetworkSection {
             max_message_bytes: default_max_frame_bytes(),
             records_per_partner: default_records_per_partner(),
             record_bytes_per_partner: default_record_bytes_per_partner(),
+            relay: false,
+            relay_max_circuits: default_relay_max_circuits(),
+            relay_max_circuit_mb: default_relay_max_circuit_mb(),
+            relay_max_circuit_s: default_relay_max_circuit_s(),
+            nat: NatSetting::Auto,
         }
     }
 }
@@ -395,10 +441,18 @@ impl Config {
             ("network.redial_max_s", n.redial_max_s),
             ("network.antientropy_s", n.antientropy_s),
             ("network.request_timeout_s", n.request_timeout_s),
+            ("network.relay_max_circuit_s", n.relay_max_circuit_s),
+            ("network.relay_max_circuits", n.relay_max_circuits),
         ] {
             if v == 0 || v > 86_400 {
                 return Err(invalid(key, format!("{v} is out of range (1 ..= 86400)")));
             }
+        }
+        if n.relay_max_circuit_mb == 0 || n.relay_max_circuit_mb > 1 << 20 {
+            return Err(invalid(
+                "network.relay_max_circuit_mb",
+                format!("{} is out of range (1 ..= 1048576)", n.relay_max_circuit_mb),
+            ));
         }
         if n.max_message_bytes < 1024 || n.max_message_bytes > u32::MAX as usize {
             return Err(invalid(
@@ -510,6 +564,15 @@ kademlia = true
 # Longest pause between redials of an unreachable partner, and the catch-up period (seconds).
 redial_max_s = 30
 antientropy_s = 3
+# Behind NAT: "auto" asks partners to dial back (AutoNAT); "private" takes a slot at partner
+# relays at once; "public" never does. A daemon partners can dial may relay for them
+# (partners only), within limits per circuit; a relayed connection tries to become direct by
+# hole punching and stays relayed when the NATs do not allow it.
+nat = "auto"
+relay = false
+# relay_max_circuits = 64
+# relay_max_circuit_mb = 1024
+# relay_max_circuit_s = 3600
 # Quotas: most replicated records, and bytes of them, that one partner may have us hold.
 # records_per_partner = 100000
 # record_bytes_per_partner = 268435456

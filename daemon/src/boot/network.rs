@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use consort_actors::network::{NetworkConfig, Partner, parse_multiaddr, parse_peer_id};
+use consort_actors::network::{
+    NatMode, NetworkConfig, Partner, RelayLimits, parse_multiaddr, parse_peer_id,
+};
 use consort_protocol::PartyName;
 use consort_storage::{PartnerEntry, PartnerOverrides};
 use libp2p_identity::Keypair;
 
-use crate::config::Settings;
+use crate::config::{NatSetting, Settings};
 
 /// Network settings from the configuration.
 pub fn network_config(settings: &Settings, key: Keypair) -> anyhow::Result<NetworkConfig> {
@@ -31,6 +33,17 @@ pub fn network_config(settings: &Settings, key: Keypair) -> anyhow::Result<Netwo
         antientropy: Duration::from_secs(c.network.antientropy_s),
         records_per_partner: c.network.records_per_partner,
         record_bytes_per_partner: c.network.record_bytes_per_partner,
+        relay: c.network.relay.then(|| RelayLimits {
+            max_circuits: c.network.relay_max_circuits as usize,
+            max_circuits_per_peer: (c.network.relay_max_circuits as usize).min(8),
+            max_circuit_bytes: c.network.relay_max_circuit_mb << 20,
+            max_circuit_duration: Duration::from_secs(c.network.relay_max_circuit_s),
+        }),
+        nat: match c.network.nat {
+            NatSetting::Auto => NatMode::Auto,
+            NatSetting::Public => NatMode::Public,
+            NatSetting::Private => NatMode::Private,
+        },
     })
 }
 

@@ -108,6 +108,7 @@ pub fn daemon_main(source: ConfigSource, log_format: Option<LogFormat>) -> anyho
         socket: settings.socket.display().to_string(),
         pid: std::process::id(),
         stores: Vec::new(),
+        reachability: None,
     };
 
     let network::Network {

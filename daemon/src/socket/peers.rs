@@ -1,16 +1,25 @@
 //! Control-socket requests about partners and replicated records, translated into messages to
 //! the network's router (which owns the partner overrides and reads the record store).
 
-use consort_actors::network::PartnerView;
-use consort_actors::network_actor::partners::{AddPartner, Doctor, ListPeers, Ping, RemovePartner};
+use consort_actors::network::{Nat, PartnerView, Reachability, Slot, route_text};
+use consort_actors::network_actor::partners::{
+    AddPartner, Doctor, ListPeers, Ping, RemovePartner, explain,
+};
 use consort_actors::network_actor::records::{GetRecord, ListRecords, PutRecord};
 use consort_protocol::peer::Record;
-use consort_protocol::{ControlError, ErrorCode, PeerInfo, RecordInfo, Request, Response};
+use consort_protocol::{
+    ControlError, ErrorCode, PeerInfo, ReachabilityInfo, RecordInfo, RelayServiceInfo,
+    RelaySlotInfo, Request, Response,
+};
 
 use crate::failure::{control_error, mailbox_error};
 use crate::server::ServerState;
 
-fn peer_info(v: PartnerView) -> PeerInfo {
+fn peer_info(v: &PartnerView, all: &[PartnerView], me: &str) -> PeerInfo {
+    let why = match (&v.diagnosis, v.connected) {
+        (Some(d), false) => Some(explain(d, v.party.as_str(), &v.peer_id.to_base58(), me)),
+        _ => None,
+    };
     PeerInfo {
         party: v.party.to_string(),
         peer_id: v.peer_id.to_base58(),
@@ -20,6 +29,52 @@ fn peer_info(v: PartnerView) -> PeerInfo {
         last_seen: v.last_seen,
         rejected_messages: v.rejected,
         source: v.source.to_owned(),
+        route: v.route.filter(|_| v.connected).map(|r| route_text(r, all)),
+        hole_punch: v.hole_punch.clone(),
+        why,
+    }
+}
+
+/// The network's reachability snapshot, for the control protocol.
+pub(crate) fn reachability_info(r: Reachability) -> ReachabilityInfo {
+    let (nat, public_addr) = match r.nat {
+        Nat::Unknown => ("unknown", None),
+        Nat::Public(addr) => ("public", addr.map(|a| a.to_string())),
+        Nat::Private => ("private", None),
+    };
+    ReachabilityInfo {
+        nat: nat.to_owned(),
+        nat_source: r.nat_source.to_owned(),
+        public_addr,
+        observed: r.observed.iter().map(|a| a.to_string()).collect(),
+        relay_slots: r
+            .slots
+            .into_iter()
+            .map(|(relay, slot)| {
+                let (state, addr) = match slot {
+                    Slot::Requested => ("requested".to_owned(), None),
+                    Slot::Reserved(a) => ("reserved".to_owned(), Some(a.to_string())),
+                    Slot::Failed(why) => (format!("failed: {why}"), None),
+                };
+                RelaySlotInfo {
+                    relay: relay.to_string(),
+                    state,
+                    addr,
+                }
+            })
+            .collect(),
+        relay: r.relay.map(|s| {
+            let limits = s.limits.unwrap_or_default();
+            RelayServiceInfo {
+                reservations: r.relaying_for.iter().map(|p| p.to_string()).collect(),
+                circuits: s.circuits,
+                circuits_total: s.circuits_total,
+                denied_total: s.denied_total,
+                max_circuits: limits.max_circuits as u64,
+                max_circuit_bytes: limits.max_circuit_bytes,
+                max_circuit_s: limits.max_circuit_duration.as_secs(),
+            }
+        }),
     }
 }
 
@@ -47,8 +102,9 @@ pub(crate) async fn handle(
                 .await
                 .map_err(gone)?
                 .map_err(control_error)?;
+            let me = &state.status.peer_id;
             Ok(Response::Peers {
-                peers: peers.into_iter().map(peer_info).collect(),
+                peers: peers.iter().map(|v| peer_info(v, &peers, me)).collect(),
             })
         }
         Request::Ping { party } => network

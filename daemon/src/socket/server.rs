@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use consort_actors::network_actor::partners::ListenAddrs;
+use consort_actors::network_actor::partners::{GetReachability, ListenAddrs};
 
 /// Most control connections served at once; further clients wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
@@ -202,10 +202,15 @@ pub(crate) async fn handle(
                 Ok(Ok(addrs)) => addrs.iter().map(|a| a.to_string()).collect(),
                 _ => state.status.listen.clone(),
             };
+            let reachability = match state.actors.network.send(GetReachability).await {
+                Ok(Ok(r)) => Some(crate::peers::reachability_info(r)),
+                _ => None,
+            };
             Ok(Response::Status(StatusInfo {
                 uptime_s: state.started.elapsed().as_secs_f64(),
                 stores,
                 listen,
+                reachability,
                 ..state.status.clone()
             }))
         }
