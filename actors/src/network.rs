@@ -150,6 +150,8 @@ pub struct PartnerView {
     pub diagnosis: Option<Diagnosis>,
     /// How it is reached now (the best of its connections).
     pub route: Option<Route>,
+    /// The other end's address of that connection.
+    pub remote: Option<Multiaddr>,
     /// How the latest hole punch with it went.
     pub hole_punch: Option<String>,
 }
@@ -170,6 +172,8 @@ impl From<&PartnerState> for PartnerView {
             protocol: s.protocol.clone(),
             diagnosis: s.diagnosis.clone(),
             route: reach::best(&s.routes),
+            remote: reach::best_connection(&s.routes)
+                .and_then(|(id, _)| s.remotes.get(&id).cloned()),
             hole_punch: s.hole_punch.clone(),
         }
     }

@@ -688,6 +688,9 @@ pub struct PeerInfo {
     /// How it is reached while connected: `direct`, `hole punched` or `relayed via PARTY`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The partner's address on that connection (TCP or QUIC; a circuit address when relayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     /// How the latest hole punch with it went (`succeeded`, or why it failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hole_punch: Option<String>,
@@ -805,7 +808,7 @@ pub struct StatusInfo {
     pub stores: Vec<StoreCount>,
     /// How partners reach this daemon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reachability: Option<ReachabilityInfo>,
+    pub reachability: Option<Box<ReachabilityInfo>>,
 }
 
 /// Number of records an actor's store holds.

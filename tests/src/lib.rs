@@ -394,7 +394,6 @@ impl Federation {
 /// real interfaces (mDNS ignores loopback). Removed on drop.
 pub struct TwoHostLan {
     pub ns: [String; 2],
-    subnet: u32,
 }
 
 impl TwoHostLan {
@@ -416,10 +415,7 @@ impl TwoHostLan {
         let ns = [format!("consort-{id}-a"), format!("consort-{id}-b")];
         let veth = [format!("cva{id}"), format!("cvb{id}")];
         let subnet = 1 + (id % 250);
-        let lan = Self {
-            ns: ns.clone(),
-            subnet,
-        };
+        let lan = Self { ns: ns.clone() };
         let ip = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().unwrap();
             assert!(
@@ -450,13 +446,6 @@ impl TwoHostLan {
             ip(&["-n", &ns[i], "link", "set", "lo", "up"]);
         }
         Some(lan)
-    }
-}
-
-impl TwoHostLan {
-    /// The address of host `i` (0 or 1) on the LAN.
-    pub fn ip(&self, i: usize) -> String {
-        format!("10.251.{}.{}", self.subnet, i + 1)
     }
 }
 

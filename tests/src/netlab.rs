@@ -13,6 +13,11 @@
 //! "network unreachable", as on the internet.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{BREAST_LR_JOB, Daemon, Federation, Party, assert_succeeds, submit, wait_for};
 
 /// How the two NAT routers map ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +62,12 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
+/// Sets `/proc/sys/KEY` to `value` inside namespace `ns` (no `sysctl` program needed).
+fn sysctl(ns: &str, key: &str, value: &str) {
+    let script = format!("echo {value} > /proc/sys/{key}");
+    run("ip", &["netns", "exec", ns, "sh", "-c", &script]);
+}
+
 impl NatLab {
     /// Builds the lab.
     pub fn create(kind: NatKind) -> Self {
@@ -73,7 +84,7 @@ impl NatLab {
         for ns in &lab.ns {
             run("ip", &["netns", "add", ns]);
             lab.exec(ns, &["ip", "link", "set", "lo", "up"]);
-            lab.exec(ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+            sysctl(ns, "net/ipv4/ip_forward", "1");
         }
         // (left namespace, left address, right namespace, right address)
         let links = [
@@ -140,6 +151,18 @@ impl NatLab {
             }
         }
         lab
+    }
+
+    /// Drops TCP between the two NAT routers on the WAN (each still reaches the relay), so a
+    /// hole can only be punched over UDP (QUIC).
+    pub fn block_tcp_between_nats(&self) {
+        let (a, b) = (self.nat_ip(Host::A), self.nat_ip(Host::B));
+        for (src, dst) in [(&a, &b), (&b, &a)] {
+            let args = [
+                "iptables", "-A", "FORWARD", "-p", "tcp", "-s", src, "-d", dst, "-j", "DROP",
+            ];
+            self.exec(&self.ns[0], &args);
+        }
     }
 
     /// Runs `args` inside namespace `ns`, asserting success.
@@ -248,13 +271,9 @@ impl SlowLink {
             );
         }
         let mid = &link.ns[1];
-        for key in [
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-        ] {
-            run("ip", &["netns", "exec", mid, "sysctl", "-qw", key]);
-        }
+        sysctl(mid, "net/ipv4/ip_forward", "1");
+        sysctl(mid, "net/ipv4/conf/all/rp_filter", "0");
+        sysctl(mid, "net/ipv4/conf/default/rp_filter", "0");
         link
     }
 
@@ -306,17 +325,7 @@ impl SlowLink {
         assert_eq!(ready.trim(), "ready", "delay_line did not start");
         self.line = Some(child);
         run("ip", &["-n", &mid, "link", "set", &tun, "up"]);
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &mid,
-                "sysctl",
-                "-qw",
-                &format!("net.ipv4.conf.{tun}.rp_filter=0"),
-            ],
-        );
+        sysctl(&mid, &format!("net/ipv4/conf/{tun}/rp_filter"), "0");
         run(
             "ip",
             &[
@@ -369,4 +378,111 @@ impl Drop for SlowLink {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+// ---- daemons in the labs ----------------------------------------------------------------
+
+/// Every interface of the namespace, TCP and QUIC on one port.
+pub const LISTEN: &str = "listen = [\"/ip4/0.0.0.0/tcp/4750\", \"/ip4/0.0.0.0/udp/4750/quic-v1\"]";
+
+/// `consort --json peers` entry of `partner` at `party`.
+pub fn peer(party: &Party, partner: &str) -> Value {
+    let out = party.cli(&["--json", "peers"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["party"] == partner)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// `consort --json status` reachability of `party`.
+pub fn reach(party: &Party) -> Value {
+    let out = party.cli(&["--json", "status"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.json()["reachability"].clone()
+}
+
+/// The first `n` parties let every table be used in jobs with every partner.
+pub fn share_tables(fed: &Federation, n: usize) {
+    for i in 0..n {
+        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
+    }
+}
+
+pub fn add_partner(fed: &Federation, i: usize, j: usize, addrs: &[String]) {
+    let p = &fed.parties[j];
+    let addrs = addrs
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    fed.append_config(
+        i,
+        &format!(
+            "\n[[partners]]\nparty = \"{}\"\npeer_id = \"{}\"\naddrs = [{addrs}]\n",
+            p.name, p.peer_id
+        ),
+    );
+}
+
+/// bank-a behind NAT A, insurer-b behind NAT B, relay-r public with `relay = true`. A and B know
+/// each other by name and key only, and the relay by its address.
+pub fn lab_federation(lab: &NatLab) -> Federation {
+    let fed = Federation::init(&["bank-a", "insurer-b", "relay-r"]);
+    for i in 0..3 {
+        fed.edit_config(i, &format!("listen = [\"{}\"]", fed.addr(i)), LISTEN);
+    }
+    fed.edit_config(2, "relay = false", "relay = true");
+    share_tables(&fed, 2);
+    // The relay's TCP and QUIC addresses.
+    let ip = lab.ip(Host::R);
+    let r = [
+        format!("/ip4/{ip}/tcp/4750"),
+        format!("/ip4/{ip}/udp/4750/quic-v1"),
+    ];
+    for (i, j, addrs) in [
+        (0, 2, &r[..]),
+        (1, 2, &r[..]),
+        (0, 1, &[][..]),
+        (1, 0, &[][..]),
+        (2, 0, &[][..]),
+        (2, 1, &[][..]),
+    ] {
+        add_partner(&fed, i, j, addrs);
+    }
+    fed
+}
+
+pub fn start_lab(lab: &NatLab, fed: &Federation) -> Vec<Daemon> {
+    let r = fed.parties[2].start_in(lab.ns(Host::R));
+    let a = fed.parties[0].start_in(lab.ns(Host::A));
+    let b = fed.parties[1].start_in(lab.ns(Host::B));
+    vec![a, b, r]
+}
+
+/// Waits until `party` is private by AutoNAT and holds a slot at relay-r.
+pub fn wait_slot(party: &Party) -> Value {
+    wait_for(
+        &format!("{} private with a slot at relay-r", party.name),
+        Duration::from_secs(60),
+        || {
+            let r = reach(party);
+            let reserved = r["relay_slots"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["relay"] == "relay-r" && s["state"] == "reserved")
+            });
+            (r["nat"] == "private" && r["nat_source"] == "autonat" && reserved).then_some(r)
+        },
+    )
+}
+
+pub fn run_breast_job(fed: &Federation) -> Duration {
+    let job = fed.job_file("breast.yaml", BREAST_LR_JOB);
+    let started = Instant::now();
+    let id = submit(&fed.parties[0], &job);
+    assert_succeeds(&fed.parties[..2], &id, Duration::from_secs(300));
+    started.elapsed()
 }

@@ -9,109 +9,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use consort_tests::netlab::{Host, NatKind, NatLab, SlowLink};
-use consort_tests::{
-    BREAST_LR_JOB, Daemon, Federation, Party, assert_succeeds, submit, upload_breast_hetero,
-    wait_for,
+use consort_tests::netlab::{
+    Host, LISTEN, NatKind, NatLab, SlowLink, add_partner, lab_federation, peer, reach,
+    run_breast_job, share_tables, start_lab, wait_slot,
 };
+use consort_tests::{Federation, upload_breast_hetero, wait_for};
 use serde_json::Value;
-
-const LISTEN: &str = "listen = [\"/ip4/0.0.0.0/tcp/4750\", \"/ip4/0.0.0.0/udp/4750/quic-v1\"]";
-
-/// `consort --json peers` entry of `partner` at `party`.
-fn peer(party: &Party, partner: &str) -> Value {
-    let out = party.cli(&["--json", "peers"]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    out.json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["party"] == partner)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-/// `consort --json status` reachability of `party`.
-fn reach(party: &Party) -> Value {
-    let out = party.cli(&["--json", "status"]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    out.json()["reachability"].clone()
-}
-
-/// The first `n` parties let every table be used in jobs with every partner.
-fn share_tables(fed: &Federation, n: usize) {
-    for i in 0..n {
-        fed.edit_config(i, "# \"*\" = [\"*\"]", "\"*\" = [\"*\"]");
-    }
-}
-
-fn add_partner(fed: &Federation, i: usize, j: usize, addr: Option<String>) {
-    let p = &fed.parties[j];
-    let addrs = addr.map(|a| format!("\"{a}\"")).unwrap_or_default();
-    fed.append_config(
-        i,
-        &format!(
-            "\n[[partners]]\nparty = \"{}\"\npeer_id = \"{}\"\naddrs = [{addrs}]\n",
-            p.name, p.peer_id
-        ),
-    );
-}
-
-/// bank-a behind NAT A, insurer-b behind NAT B, relay-r public with `relay = true`. A and B know
-/// each other by name and key only, and the relay by its address.
-fn lab_federation(lab: &NatLab) -> Federation {
-    let fed = Federation::init(&["bank-a", "insurer-b", "relay-r"]);
-    for i in 0..3 {
-        fed.edit_config(i, &format!("listen = [\"{}\"]", fed.addr(i)), LISTEN);
-    }
-    fed.edit_config(2, "relay = false", "relay = true");
-    share_tables(&fed, 2);
-    let r = format!("/ip4/{}/tcp/4750", lab.ip(Host::R));
-    for (i, j, addr) in [
-        (0, 2, Some(r.clone())),
-        (1, 2, Some(r)),
-        (0, 1, None),
-        (1, 0, None),
-        (2, 0, None),
-        (2, 1, None),
-    ] {
-        add_partner(&fed, i, j, addr);
-    }
-    fed
-}
-
-fn start_lab(lab: &NatLab, fed: &Federation) -> Vec<Daemon> {
-    let r = fed.parties[2].start_in(lab.ns(Host::R));
-    let a = fed.parties[0].start_in(lab.ns(Host::A));
-    let b = fed.parties[1].start_in(lab.ns(Host::B));
-    vec![a, b, r]
-}
-
-/// Waits until `party` is private by AutoNAT and holds a slot at relay-r.
-fn wait_slot(party: &Party) -> Value {
-    wait_for(
-        &format!("{} private with a slot at relay-r", party.name),
-        Duration::from_secs(60),
-        || {
-            let r = reach(party);
-            let reserved = r["relay_slots"].as_array().is_some_and(|s| {
-                s.iter()
-                    .any(|s| s["relay"] == "relay-r" && s["state"] == "reserved")
-            });
-            (r["nat"] == "private" && r["nat_source"] == "autonat" && reserved).then_some(r)
-        },
-    )
-}
-
-fn run_breast_job(fed: &Federation) -> Duration {
-    let job = fed.job_file("breast.yaml", BREAST_LR_JOB);
-    let started = Instant::now();
-    let id = submit(&fed.parties[0], &job);
-    assert_succeeds(&fed.parties[..2], &id, Duration::from_secs(300));
-    started.elapsed()
-}
 
 #[test]
 #[cfg_attr(
@@ -203,6 +108,34 @@ fn behind_two_nats_partners_meet_through_a_relay_then_hole_punch_and_run_the_job
     not(consort_netlab),
     ignore = "needs root, iproute2 and iptables (network namespaces, NAT); not available when this was built"
 )]
+fn with_tcp_blocked_between_the_nats_the_hole_is_punched_over_quic() {
+    let lab = NatLab::create(NatKind::Cone);
+    lab.block_tcp_between_nats();
+    let fed = lab_federation(&lab);
+    let (a, b) = (&fed.parties[0], &fed.parties[1]);
+    let _daemons = start_lab(&lab, &fed);
+    let (pa, _) = wait_for("a hole punched over QUIC", Duration::from_secs(90), || {
+        let (pa, pb) = (peer(a, "insurer-b"), peer(b, "bank-a"));
+        (pa["route"] == "hole punched" && pb["route"] == "hole punched").then_some((pa, pb))
+    });
+    let remote = pa["remote"].as_str().unwrap();
+    assert!(
+        remote.contains("/udp/") && remote.contains("/quic-v1"),
+        "{pa}"
+    );
+    assert!(remote.contains(&lab.nat_ip(Host::B)), "{pa}");
+    let line = a.cli(&["peers"]).stdout;
+    assert!(line.contains("hole punched, quic"), "{line}");
+    upload_breast_hetero(&fed);
+    run_breast_job(&fed);
+    assert_eq!(peer(a, "insurer-b")["route"], "hole punched");
+}
+
+#[test]
+#[cfg_attr(
+    not(consort_netlab),
+    ignore = "needs root, iproute2 and iptables (network namespaces, NAT); not available when this was built"
+)]
 fn behind_symmetric_nats_the_job_runs_over_the_relay() {
     let lab = NatLab::create(NatKind::Symmetric);
     let fed = lab_federation(&lab);
@@ -277,7 +210,7 @@ fn a_non_partner_cannot_use_the_relay() {
         (2, 3, None),
         (3, 0, None),
     ] {
-        add_partner(&fed, i, j, addr);
+        add_partner(&fed, i, j, addr.as_slice());
     }
     let (a, m, relay, m2) = (
         &fed.parties[0],
@@ -351,7 +284,7 @@ fn the_breast_job_succeeds_over_50ms_delay_and_1pct_loss() {
     let fed = Federation::init(&["bank-a", "insurer-b"]);
     for (i, j) in [(0, 1), (1, 0)] {
         fed.edit_config(i, &format!("listen = [\"{}\"]", fed.addr(i)), LISTEN);
-        add_partner(&fed, i, j, Some(format!("/ip4/{}/tcp/4750", link.ip(j))));
+        add_partner(&fed, i, j, &[format!("/ip4/{}/tcp/4750", link.ip(j))]);
     }
     share_tables(&fed, 2);
     // 50 ms each way, and 1 % of the packets lost each way, on the only path between them.

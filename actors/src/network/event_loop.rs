@@ -270,9 +270,14 @@ impl EventLoop {
             DialError::DialPeerConditionFalse(_) => return,
             DialError::Transport(errors) => {
                 let mut diag = Diagnosis::Other(error.to_string());
+                let mut no_slot = Vec::new();
                 for (addr, e) in errors {
                     let text = format!("{e:?}").to_lowercase();
-                    if text.contains("connectionrefused") || text.contains("connection refused") {
+                    if text.contains("noreservation") {
+                        no_slot.push(addr.to_string());
+                    } else if text.contains("connectionrefused")
+                        || text.contains("connection refused")
+                    {
                         diag = Diagnosis::NothingListening(addr.to_string());
                     } else if text.contains("resolve")
                         || text.contains("dns")
@@ -280,6 +285,9 @@ impl EventLoop {
                     {
                         diag = Diagnosis::NameResolution(addr.to_string());
                     }
+                }
+                if !no_slot.is_empty() && !matches!(diag, Diagnosis::NothingListening(_)) {
+                    diag = Diagnosis::NoRelaySlot(no_slot);
                 }
                 diag
             }

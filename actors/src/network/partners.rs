@@ -40,6 +40,9 @@ pub enum Diagnosis {
     NameResolution(String),
     /// No address is configured or discovered.
     NoAddress,
+    /// Not reachable directly, and it holds no slot at the partner relays tried (their circuit
+    /// addresses).
+    NoRelaySlot(Vec<String>),
     /// Anything else.
     Other(String),
 }
@@ -96,6 +99,8 @@ pub struct PartnerState {
     pub diagnosis: Option<Diagnosis>,
     /// How each open connection goes.
     pub routes: HashMap<ConnectionId, Route>,
+    /// The other end's address of each open connection.
+    pub remotes: HashMap<ConnectionId, Multiaddr>,
     /// Where it was last dialled directly with success.
     pub reached_at: Option<Multiaddr>,
     /// A dial failed since the last direct connection: dial it through relays too.
@@ -182,6 +187,7 @@ impl Partners {
                         protocol: None,
                         diagnosis: None,
                         routes: HashMap::new(),
+                        remotes: HashMap::new(),
                         reached_at: None,
                         direct_failed: false,
                         offers_relay: false,

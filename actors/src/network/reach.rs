@@ -13,6 +13,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, autonat, dcutr, relay};
 use tracing::{debug, info, warn};
 
@@ -81,9 +82,22 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
     None
 }
 
+/// Whether `addr` is a QUIC address.
+fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::QuicV1))
+}
+
 /// The best of a partner's routes (hole punched, then direct, then relayed).
 pub fn best(routes: &HashMap<ConnectionId, Route>) -> Option<Route> {
-    routes.values().copied().max_by_key(Route::rank)
+    best_connection(routes).map(|(_, r)| r)
+}
+
+/// The connection with the best route.
+pub fn best_connection(routes: &HashMap<ConnectionId, Route>) -> Option<(ConnectionId, Route)> {
+    routes
+        .iter()
+        .map(|(id, r)| (*id, *r))
+        .max_by_key(|(id, r)| (r.rank(), *id))
 }
 
 /// `direct`, `hole punched` or `relayed via PARTY` (the relay's party among `partners`).
@@ -206,6 +220,13 @@ impl EventLoop {
             return;
         };
         let route = *state.routes.entry(id).or_insert(route);
+        let remote = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => address,
+            ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
+        };
+        state
+            .remotes
+            .insert(id, super::event_loop::without_p2p(remote));
         if let (Route::Direct, ConnectedPoint::Dialer { address, .. }) = (route, endpoint) {
             state.reached_at = Some(super::event_loop::without_p2p(address));
         }
@@ -221,6 +242,7 @@ impl EventLoop {
     pub(crate) fn route_closed(&mut self, peer: PeerId, id: ConnectionId) {
         if let Some(state) = self.partners.get_mut(&peer) {
             state.routes.remove(&id);
+            state.remotes.remove(&id);
         }
     }
 
@@ -302,6 +324,7 @@ impl EventLoop {
         if !self.reach.wants_slots() {
             return;
         }
+        self.connect_every_transport();
         let relays: Vec<(PeerId, PartyName, Multiaddr)> = self
             .partners
             .iter()
@@ -326,6 +349,42 @@ impl EventLoop {
                     let failed = Slot::Failed(e.to_string());
                     self.reach.slots.insert(peer, (ListenerId::next(), failed));
                 }
+            }
+        }
+    }
+
+    /// Behind NAT, one connection to each partner relay over every transport configured for it
+    /// (TCP and QUIC): the relay then observes this daemon's NAT mapping for each, and hole
+    /// punching tries both (a NAT or firewall may let UDP through and not TCP, or the reverse).
+    fn connect_every_transport(&mut self) {
+        let mut dials: Vec<(PeerId, Multiaddr)> = Vec::new();
+        for s in self
+            .partners
+            .iter()
+            .filter(|s| s.connected() && s.offers_relay)
+        {
+            let open = |quic: bool| {
+                s.remotes
+                    .values()
+                    .any(|a| relay_of(a).is_none() && is_quic(a) == quic)
+            };
+            for quic in [false, true] {
+                if open(quic) {
+                    continue;
+                }
+                if let Some(addr) = s.partner.addrs.iter().find(|a| is_quic(a) == quic) {
+                    dials.push((s.partner.peer_id, addr.clone()));
+                }
+            }
+        }
+        for (peer, addr) in dials {
+            debug!(%peer, %addr, "connecting to a partner relay over a second transport");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::Always)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, error = %e, "cannot dial the relay over that transport");
             }
         }
     }
@@ -400,10 +459,10 @@ impl EventLoop {
                 .unwrap_or_else(|| p.to_string())
         };
         match event {
-            relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
-                if service.reservations.insert(src_peer_id) {
-                    info!(party = %name(&src_peer_id), "relaying for a partner: slot reserved");
-                }
+            relay::Event::ReservationReqAccepted { src_peer_id, .. }
+                if service.reservations.insert(src_peer_id) =>
+            {
+                info!(party = %name(&src_peer_id), "relaying for a partner: slot reserved");
             }
             relay::Event::ReservationReqDenied {
                 src_peer_id,

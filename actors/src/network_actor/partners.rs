@@ -150,6 +150,10 @@ pub fn explain(d: &Diagnosis, party: &str, configured: &str, me: &str) -> String
         Diagnosis::NoAddress => format!(
             "no address is known for {party}: add one with `consort partner add`, or enable mdns/kademlia"
         ),
+        Diagnosis::NoRelaySlot(tried) => format!(
+            "{party} cannot be dialled directly and holds no slot at the partner relays tried ({}): it is down, or behind NAT without a partner relay it can reach (see `consort status` there)",
+            tried.join(", ")
+        ),
         Diagnosis::Other(e) => e.clone(),
     }
 }

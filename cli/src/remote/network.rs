@@ -158,7 +158,7 @@ fn print_peers(peers: &[PeerInfo], json: bool) {
         return;
     }
     println!(
-        "{:<16} {:<10} {:<22} {:>8} {:>12} {:>8}  {:<54} addrs",
+        "{:<16} {:<10} {:<28} {:>8} {:>12} {:>8}  {:<54} addrs",
         "party", "state", "route", "rtt", "last seen", "dropped", "peer id"
     );
     for p in peers {
@@ -168,10 +168,10 @@ fn print_peers(peers: &[PeerInfo], json: bool) {
             .unwrap_or_else(|| "-".into());
         let state = if p.connected { "connected" } else { "down" };
         println!(
-            "{:<16} {:<10} {:<22} {:>8} {:>12} {:>8}  {:<54} {}",
+            "{:<16} {:<10} {:<28} {:>8} {:>12} {:>8}  {:<54} {}",
             p.party,
             state,
-            p.route.as_deref().unwrap_or("-"),
+            route_cell(p),
             rtt,
             ago(p.last_seen),
             p.rejected_messages,
@@ -187,6 +187,21 @@ fn print_peers(peers: &[PeerInfo], json: bool) {
             println!("{}: hole punching {punch}", p.party);
         }
     }
+}
+
+/// `hole punched, quic`, `relayed via r, tcp`, `direct, tcp`, or `-` while down.
+fn route_cell(p: &PeerInfo) -> String {
+    let Some(route) = &p.route else {
+        return "-".to_owned();
+    };
+    let transport = match &p.remote {
+        Some(a) if a.contains("/p2p-circuit") && a.contains("/quic") => ", quic to relay",
+        Some(a) if a.contains("/p2p-circuit") => ", tcp to relay",
+        Some(a) if a.contains("/quic") => ", quic",
+        Some(_) => ", tcp",
+        None => "",
+    };
+    format!("{route}{transport}")
 }
 
 /// Prints ping reports; fails (exit 1) when any partner is unreachable.

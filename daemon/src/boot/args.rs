@@ -35,7 +35,8 @@ pub enum DaemonCommand {
         /// This organization's party name: [a-z0-9][a-z0-9-]{0,62}.
         #[arg(long, value_name = "NAME")]
         party: String,
-        /// libp2p listen multiaddr (repeatable); default /ip4/0.0.0.0/tcp/4750.
+        /// libp2p listen multiaddr (repeatable); default /ip4/0.0.0.0/tcp/4750 and
+        /// /ip4/0.0.0.0/udp/4750/quic-v1 (TCP and QUIC).
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
         /// Print {"party", "peer_id", "config"} as JSON.

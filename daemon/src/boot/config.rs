@@ -316,7 +316,7 @@ pub struct OperatorConfig {
 }
 
 fn default_listen() -> Vec<String> {
-    vec![DEFAULT_LISTEN.to_owned()]
+    default_listen_addrs()
 }
 fn default_max_frame_bytes() -> usize {
     DEFAULT_MAX_FRAME_BYTES
@@ -330,6 +330,13 @@ fn default_cache_mb() -> u64 {
 
 /// Listen address written by `consortd init` when none is given.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4750";
+/// QUIC next to it, on the same port number (hole punching works best over UDP).
+pub const DEFAULT_LISTEN_QUIC: &str = "/ip4/0.0.0.0/udp/4750/quic-v1";
+
+/// The listen addresses when none are given.
+pub fn default_listen_addrs() -> Vec<String> {
+    vec![DEFAULT_LISTEN.to_owned(), DEFAULT_LISTEN_QUIC.to_owned()]
+}
 
 /// Settings resolved from a validated configuration.
 #[derive(Debug, Clone)]
@@ -519,7 +526,7 @@ pub fn render_template(party: &PartyName, peer_id: &str, listen: &[String]) -> S
 # This organization's name in federations: [a-z0-9][a-z0-9-]{{0,62}}.
 party = "{party}"
 
-# libp2p listen addresses (multiaddrs). Partners dial these.
+# libp2p listen addresses (multiaddrs): TCP and QUIC (/udp/PORT/quic-v1). Partners dial these.
 listen = [{listen}]
 
 # Control socket for the `consort` CLI (default: consortd.sock in this directory; mode 0600).
@@ -681,6 +688,19 @@ mod tests {
             (
                 "party = \"a\"\n[serving.sources.x]\ntable = \"../t\"",
                 "serving.sources.x.table",
+            ),
+            ("party = \"a\"\n[network]\nnat = \"sideways\"", "nat"),
+            (
+                "party = \"a\"\n[network]\nrelay_max_circuit_mb = 0",
+                "network.relay_max_circuit_mb",
+            ),
+            (
+                "party = \"a\"\n[network]\nrelay_max_circuits = 0",
+                "network.relay_max_circuits",
+            ),
+            (
+                "party = \"a\"\n[network]\nrelay_max_circuit_s = 0",
+                "network.relay_max_circuit_s",
             ),
         ];
         for (text, key) in cases {

@@ -28,7 +28,7 @@ pub struct InitOutcome {
 pub fn init(dir: &Path, party: &str, listen: &[String]) -> anyhow::Result<InitOutcome> {
     let party = PartyName::new(party)?;
     let listen = if listen.is_empty() {
-        vec![config::DEFAULT_LISTEN.to_owned()]
+        config::default_listen_addrs()
     } else {
         listen.to_vec()
     };
@@ -93,10 +93,7 @@ mod tests {
         let mode = std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let settings = Config::load(&dir.join(paths::CONFIG_FILE)).expect("config loads");
-        assert_eq!(
-            settings.config.listen,
-            vec![config::DEFAULT_LISTEN.to_owned()]
-        );
+        assert_eq!(settings.config.listen, config::default_listen_addrs());
         let err = init(&dir, "bank-a", &[]).expect_err("second init");
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
         let key = identity::load(&dir.join(paths::IDENTITY_FILE)).expect("key");

@@ -30,6 +30,11 @@ fn peer_info(v: &PartnerView, all: &[PartnerView], me: &str) -> PeerInfo {
         rejected_messages: v.rejected,
         source: v.source.to_owned(),
         route: v.route.filter(|_| v.connected).map(|r| route_text(r, all)),
+        remote: v
+            .remote
+            .as_ref()
+            .filter(|_| v.connected)
+            .map(|a| a.to_string()),
         hole_punch: v.hole_punch.clone(),
         why,
     }

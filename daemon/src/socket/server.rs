@@ -203,7 +203,7 @@ pub(crate) async fn handle(
                 _ => state.status.listen.clone(),
             };
             let reachability = match state.actors.network.send(GetReachability).await {
-                Ok(Ok(r)) => Some(crate::peers::reachability_info(r)),
+                Ok(Ok(r)) => Some(Box::new(crate::peers::reachability_info(r))),
                 _ => None,
             };
             Ok(Response::Status(StatusInfo {
