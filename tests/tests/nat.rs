@@ -64,6 +64,9 @@ fn behind_two_nats_partners_meet_through_a_relay_then_hole_punch_and_run_the_job
         .collect();
     holding.sort();
     assert_eq!(holding, ["bank-a", "insurer-b"], "{relay}");
+    // B advertised the address through the relay to its partners (identify, Kademlia).
+    let addrs = peer(a, "insurer-b")["addrs"].to_string();
+    assert!(addrs.contains("/p2p-circuit"), "{addrs}");
     // The relay itself is reached directly.
     assert_eq!(peer(a, "relay-r")["route"], "direct");
     // `consort peers` (text) shows the path and the NAT status.

@@ -109,6 +109,8 @@ pub struct PartnerState {
     pub offers_relay: bool,
     /// How the latest hole punch with it went.
     pub hole_punch: Option<String>,
+    /// When the latest hole punch with it succeeded.
+    pub punched_at: Option<Instant>,
 }
 
 impl PartnerState {
@@ -192,6 +194,7 @@ impl Partners {
                         direct_failed: false,
                         offers_relay: false,
                         hole_punch: None,
+                        punched_at: None,
                     },
                 );
             }

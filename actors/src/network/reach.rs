@@ -82,6 +82,9 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
     None
 }
 
+/// Direct connections opened this long after a successful hole punch count as punched.
+const PUNCH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether `addr` is a QUIC address.
 fn is_quic(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::QuicV1))
@@ -219,6 +222,13 @@ impl EventLoop {
         let Some(state) = self.partners.get_mut(&peer) else {
             return;
         };
+        // Simultaneous opens can leave more than one direct connection, and which one DCUtR
+        // names is a race: every direct connection opened around a successful punch is one.
+        let punched = state.punched_at.is_some_and(|t| t.elapsed() < PUNCH_WINDOW);
+        let route = match route {
+            Route::Direct if punched => Route::HolePunched,
+            other => other,
+        };
         let route = *state.routes.entry(id).or_insert(route);
         let remote = match endpoint {
             ConnectedPoint::Dialer { address, .. } => address,
@@ -271,7 +281,13 @@ impl EventLoop {
         match event.result {
             Ok(id) => {
                 info!(party = %state.partner.party, %peer, "hole punched: the connection is direct");
+                state.punched_at = Some(Instant::now());
                 state.routes.insert(id, Route::HolePunched);
+                for route in state.routes.values_mut() {
+                    if *route == Route::Direct {
+                        *route = Route::HolePunched;
+                    }
+                }
                 state.hole_punch = Some("succeeded".to_owned());
                 state.direct_failed = false;
                 self.retire_relayed(peer);
