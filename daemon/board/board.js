@@ -429,9 +429,10 @@ async function viewServing() {
 async function viewPartners() {
   const peers = (await api("/partners")).peers;
   main.replaceChildren(el("h1", {}, "Partners"),
-    el("table", { id: "partners" }, el("thead", {}, el("tr", {}, ["partner", "connected", "round trip", "last seen", "rejected messages", "addresses", "peer id"].map((h) => el("th", {}, h)))),
+    el("table", { id: "partners" }, el("thead", {}, el("tr", {}, ["partner", "connected", "route", "round trip", "last seen", "rejected messages", "addresses", "peer id"].map((h) => el("th", {}, h)))),
       el("tbody", {}, peers.map((p) => el("tr", { "data-partner": p.party, "data-connected": String(p.connected) },
         el("td", {}, p.party), el("td", {}, badge(p.connected ? "success" : "failed")),
+        el("td", { class: "route" }, p.connected ? (p.route || "") + (p.remote ? " — " + p.remote : "") : (p.why || "")),
         el("td", {}, p.rtt_ms !== null && p.rtt_ms !== undefined ? p.rtt_ms.toFixed(2) + " ms" : ""),
         el("td", {}, p.last_seen ? when(p.last_seen) : "never"), el("td", {}, p.rejected_messages),
         el("td", {}, (p.addrs || []).join(" ")), el("td", {}, el("code", {}, p.peer_id)))))));

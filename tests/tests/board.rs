@@ -330,13 +330,14 @@ fn the_board_shows_the_breast_job_its_dag_charts_and_live_updates() {
     );
     std::fs::write(&hold, "").unwrap();
 
-    // The partners page: insurer-b connected.
+    // The partners page: insurer-b connected, directly (loopback).
     page.navigate(&format!("http://127.0.0.1:{board_a}/#/partners"))
         .unwrap();
     until(
         &mut page,
-        "partner listed connected",
-        "document.querySelector('#partners tr[data-partner=insurer-b]')?.dataset.connected === 'true'",
+        "partner listed connected, directly",
+        "document.querySelector('#partners tr[data-partner=insurer-b]')?.dataset.connected === 'true' \
+         && document.querySelector('#partners tr[data-partner=insurer-b] td.route')?.textContent.startsWith('direct — /ip4/127.0.0.1/tcp/')",
     );
 }
 

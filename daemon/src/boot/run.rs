@@ -44,6 +44,11 @@ pub enum ConfigSource {
 
 /// Runs the daemon until shutdown. Returns once everything is flushed and the socket removed.
 pub fn daemon_main(source: ConfigSource, log_format: Option<LogFormat>) -> anyhow::Result<()> {
+    // Two rustls crypto providers are linked (ring, ours; aws-lc-rs, which libp2p's QUIC
+    // requires), so rustls cannot pick a process default by itself: anything that asks for it
+    // (tonic's TLS for the gRPC API) gets ring, as our own configurations do. `Err` only means
+    // one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config_path = match &source {
         ConfigSource::Dir(dir) => {
             let path = dir.join(paths::CONFIG_FILE);
