@@ -62,6 +62,30 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
+/// A fresh lab id (10..250, unique among this process's labs) and its namespaces
+/// `PREFIX<id>-<name>`, created with loopback up.
+fn namespaces(prefix: &str, names: &[&str]) -> (u32, Vec<String>) {
+    assert!(
+        available(),
+        "network labs need root, iproute2, iptables and tc"
+    );
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let id = ((std::process::id() % 1000) * 8 + n) % 240 + 10;
+    let ns: Vec<String> = names.iter().map(|x| format!("{prefix}{id}-{x}")).collect();
+    for ns in &ns {
+        run("ip", &["netns", "add", ns]);
+        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+    }
+    (id, ns)
+}
+
+fn delete_namespaces(ns: &[String]) {
+    for ns in ns {
+        let _ = Command::new("ip").args(["netns", "del", ns]).output();
+    }
+}
+
 /// Sets `/proc/sys/KEY` to `value` inside namespace `ns` (no `sysctl` program needed).
 fn sysctl(ns: &str, key: &str, value: &str) {
     let script = format!("echo {value} > /proc/sys/{key}");
@@ -71,19 +95,9 @@ fn sysctl(ns: &str, key: &str, value: &str) {
 impl NatLab {
     /// Builds the lab.
     pub fn create(kind: NatKind) -> Self {
-        assert!(
-            available(),
-            "network labs need root, iproute2, iptables and tc"
-        );
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let id = ((std::process::id() % 1000) * 8 + n) % 240 + 10;
-        let names = ["wan", "r", "nat-a", "nat-b", "a", "b"];
-        let ns: Vec<String> = names.iter().map(|x| format!("cn{id}-{x}")).collect();
+        let (id, ns) = namespaces("cn", &["wan", "r", "nat-a", "nat-b", "a", "b"]);
         let lab = Self { id, ns };
         for ns in &lab.ns {
-            run("ip", &["netns", "add", ns]);
-            lab.exec(ns, &["ip", "link", "set", "lo", "up"]);
             sysctl(ns, "net/ipv4/ip_forward", "1");
         }
         // (left namespace, left address, right namespace, right address)
@@ -210,9 +224,7 @@ pub enum Host {
 
 impl Drop for NatLab {
     fn drop(&mut self) {
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
+        delete_namespaces(&self.ns);
     }
 }
 
@@ -222,7 +234,7 @@ impl Drop for NatLab {
 /// router's policy routing sends every forwarded packet through). Removed on drop.
 pub struct SlowLink {
     id: u32,
-    ns: [String; 3],
+    ns: Vec<String>,
     line: Option<std::process::Child>,
     netem: bool,
 }
@@ -230,24 +242,13 @@ pub struct SlowLink {
 impl SlowLink {
     /// Builds the link, clean.
     pub fn create() -> Self {
-        assert!(
-            available(),
-            "network labs need root, iproute2, iptables and tc"
-        );
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let id = ((std::process::id() % 1000) * 8 + n) % 240 + 10;
-        let ns = ["a", "mid", "b"].map(|x| format!("cs{id}-{x}"));
+        let (id, ns) = namespaces("cs", &["a", "mid", "b"]);
         let link = Self {
             id,
             ns,
             line: None,
             netem: false,
         };
-        for ns in &link.ns {
-            run("ip", &["netns", "add", ns]);
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        }
         for (k, host) in [(1usize, 0usize), (2, 2)] {
             let (hv, mv) = (format!("cs{id}h{k}"), link.router_dev(k));
             run(
@@ -361,6 +362,10 @@ impl SlowLink {
             }
         }
         self.netem = false;
+        self.stop_line();
+    }
+
+    fn stop_line(&mut self) {
         if let Some(mut child) = self.line.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -370,13 +375,8 @@ impl SlowLink {
 
 impl Drop for SlowLink {
     fn drop(&mut self) {
-        if let Some(mut child) = self.line.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
+        self.stop_line();
+        delete_namespaces(&self.ns);
     }
 }
 

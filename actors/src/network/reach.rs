@@ -142,7 +142,7 @@ pub enum Slot {
 #[derive(Debug, Clone, Default)]
 pub struct RelayService {
     /// Its limits.
-    pub limits: Option<RelayLimits>,
+    pub limits: RelayLimits,
     /// Partners holding a slot.
     pub reservations: HashSet<PeerId>,
     /// Circuits open now.
@@ -195,8 +195,8 @@ impl Reach {
                 NatMode::Public => Nat::Public(None),
                 NatMode::Private => Nat::Private,
             },
-            service: relay.map(|l| RelayService {
-                limits: Some(l),
+            service: relay.map(|limits| RelayService {
+                limits,
                 ..RelayService::default()
             }),
             ..Self::default()

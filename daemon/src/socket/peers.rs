@@ -69,7 +69,7 @@ pub(crate) fn reachability_info(r: Reachability) -> ReachabilityInfo {
             })
             .collect(),
         relay: r.relay.map(|s| {
-            let limits = s.limits.unwrap_or_default();
+            let limits = s.limits;
             RelayServiceInfo {
                 reservations: r.relaying_for.iter().map(|p| p.to_string()).collect(),
                 circuits: s.circuits,
